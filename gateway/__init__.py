@@ -1,0 +1,1 @@
+"""The edigate server: API, transports, store, archive, settings and the command line."""

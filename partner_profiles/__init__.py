@@ -1,0 +1,1 @@
+"""Partner profiles: the schema, its versioned storage and the admin API."""

@@ -1,0 +1,201 @@
+"""The X12 structures the reader yields: segments, envelopes, transaction sets and events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from translators.errors import X12Issue
+
+
+@dataclass(frozen=True, slots=True)
+class Delimiters:
+    """The four separators of an interchange plus what follows a segment terminator."""
+
+    element: str = "*"
+    component: str = ">"
+    repetition: str | None = "^"  # ISA11 from 00501 on; None when ISA11 is the standards id "U"
+    segment: str = "~"
+    suffix: str = "\n"  # written after each terminator; readers tolerate any CR/LF/space there
+
+    def all(self) -> frozenset[str]:
+        """The characters that may not appear inside data."""
+        chars = {self.element, self.component, self.segment}
+        if self.repetition:
+            chars.add(self.repetition)
+        return frozenset(chars)
+
+
+class Segment:
+    """One segment: its tag and raw element strings (composites and repeats still joined).
+
+    ``elements[0]`` is element 01. ``position`` counts from ST = 1 inside a transaction set
+    (0 for envelope segments) and ``offset`` is the byte offset of the tag in the input.
+    """
+
+    __slots__ = ("component", "elements", "offset", "position", "repetition", "tag")
+
+    def __init__(
+        self,
+        tag: str,
+        elements: list[str],
+        *,
+        offset: int = 0,
+        position: int = 0,
+        component: str = ">",
+        repetition: str | None = None,
+    ) -> None:
+        self.tag = tag
+        self.elements = elements
+        self.offset = offset
+        self.position = position
+        self.component = component
+        self.repetition = repetition
+
+    def __repr__(self) -> str:
+        return f"Segment({self.tag!r}, {self.elements!r}, position={self.position})"
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Segment) and self.tag == other.tag
+                and self.elements == other.elements)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def get(self, n: int, default: str = "") -> str:
+        """Element ``n`` (1-based) as raw text, or ``default`` when absent or empty."""
+        if 0 < n <= len(self.elements):
+            value = self.elements[n - 1]
+            return value if value else default
+        return default
+
+    def components(self, n: int) -> list[str]:
+        """Element ``n`` split into its components (a one-item list for a simple element)."""
+        return self.get(n).split(self.component)
+
+    def component_value(self, n: int, c: int, default: str = "") -> str:
+        """Component ``c`` (1-based) of composite element ``n``."""
+        parts = self.components(n)
+        if 0 < c <= len(parts) and parts[c - 1]:
+            return parts[c - 1]
+        return default
+
+    def repeats(self, n: int) -> list[str]:
+        """Element ``n`` split at the repetition separator (00501 and later)."""
+        value = self.get(n)
+        if not value:
+            return []
+        return value.split(self.repetition) if self.repetition else [value]
+
+
+@dataclass(slots=True)
+class InterchangeHeader:
+    """The ISA of one interchange, with its fields already trimmed of padding."""
+
+    index: int  # 1-based number of the interchange in the input
+    offset: int
+    segment: Segment
+    delimiters: Delimiters
+    authorization_qualifier: str
+    authorization: str
+    security_qualifier: str
+    security: str
+    sender_qualifier: str
+    sender_id: str
+    receiver_qualifier: str
+    receiver_id: str
+    date: str  # YYMMDD
+    time: str  # HHMM
+    standards_id: str  # ISA11 as written (U, or the repetition separator from 00501)
+    version: str  # ISA12
+    control_number: str  # ISA13
+    ack_requested: str  # ISA14
+    usage: str  # ISA15: P, T or I
+    issues: list[X12Issue] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class GroupHeader:
+    """The GS of one functional group."""
+
+    interchange: InterchangeHeader
+    offset: int
+    segment: Segment
+    functional_id: str  # GS01
+    sender: str  # GS02
+    receiver: str  # GS03
+    date: str  # GS04
+    time: str  # GS05
+    control_number: str  # GS06
+    agency: str  # GS07
+    version: str  # GS08 (e.g. 004010, 005010X231A1)
+
+
+@dataclass(slots=True)
+class TransactionSet:
+    """One complete transaction set, ST through SE inclusive, with its envelope issues."""
+
+    group: GroupHeader
+    offset: int
+    segments: list[Segment]
+    set_id: str  # ST01
+    control_number: str  # ST02
+    implementation_reference: str = ""  # ST03 (005010)
+    issues: list[X12Issue] = field(default_factory=list)
+    size: int = 0  # bytes of the set in the input, terminators included
+
+    @property
+    def body(self) -> list[Segment]:
+        """The segments between ST and SE."""
+        end = -1 if self.segments and self.segments[-1].tag == "SE" else len(self.segments)
+        return self.segments[1:end]
+
+    @property
+    def version(self) -> str:
+        """The version that governs the set: ST03 when given, else GS08."""
+        return self.implementation_reference or self.group.version
+
+
+# --- Events the streaming reader yields, in input order ----------------------------------
+
+@dataclass(slots=True)
+class InterchangeStart:
+    """An ISA was read."""
+
+    header: InterchangeHeader
+
+
+@dataclass(slots=True)
+class GroupStart:
+    """A GS was read."""
+
+    header: GroupHeader
+
+
+@dataclass(slots=True)
+class GroupEnd:
+    """A functional group ended (by its GE, or prematurely: then ``trailer`` is None)."""
+
+    header: GroupHeader
+    trailer: Segment | None
+    transaction_count: int
+    issues: list[X12Issue] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class InterchangeEnd:
+    """An interchange ended (by its IEA, or prematurely: then ``trailer`` is None)."""
+
+    header: InterchangeHeader
+    trailer: Segment | None
+    group_count: int
+    ta1_segments: list[Segment] = field(default_factory=list)
+    issues: list[X12Issue] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class InputProblem:
+    """A problem outside any interchange: no ISA, or bytes that belong to none."""
+
+    issue: X12Issue
+
+
+Event = InterchangeStart | GroupStart | TransactionSet | GroupEnd | InterchangeEnd | InputProblem

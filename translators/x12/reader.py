@@ -1,0 +1,582 @@
+"""Streaming X12 reader: bytes in; interchanges, groups and transaction sets out.
+
+Memory is bounded by one transaction set (plus one read chunk): segments are yielded as
+complete sets at their SE, envelopes as start/end events, so a 1 GB interchange of many
+sets streams through. Envelope problems (missing trailers, wrong counts, mismatched or
+duplicate control numbers) come back as coded :class:`X12Issue` objects, never exceptions.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from translators.errors import (
+    GroupError,
+    Level,
+    SetError,
+    Severity,
+    TA1Note,
+    X12Issue,
+)
+from translators.x12.isa import IsaParseError, check_isa_fields, isa_issue, parse_isa
+from translators.x12.model import (
+    Event,
+    GroupEnd,
+    GroupHeader,
+    GroupStart,
+    InputProblem,
+    InterchangeEnd,
+    InterchangeHeader,
+    InterchangeStart,
+    Segment,
+    TransactionSet,
+)
+
+_BOM = codecs.BOM_UTF8
+_WS = b" \t\r\n"
+_ISA_LOOKAHEAD = 512
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderLimits:
+    """Explicit bounds that keep a hostile or broken input from exhausting memory."""
+
+    chunk_size: int = 1 << 20
+    max_segment_bytes: int = 1 << 20  # a longer "segment" means a missing terminator
+    max_transaction_segments: int = 500_000
+    max_transaction_bytes: int = 64 << 20
+
+
+Source = bytes | bytearray | memoryview | BinaryIO | Iterable[bytes]
+
+
+class _Buffer:
+    """A sliding window over the input that keeps absolute byte offsets."""
+
+    __slots__ = ("_chunks", "base", "buf", "chunk_size", "eof", "pos")
+
+    def __init__(self, source: Source, chunk_size: int) -> None:
+        self.chunk_size = chunk_size
+        self.base = 0
+        self.pos = 0
+        if isinstance(source, bytes | bytearray | memoryview):
+            self.buf = bytes(source)
+            self.eof = True
+            self._chunks: Iterator[bytes] = iter(())
+        else:
+            self.buf = b""
+            self.eof = False
+            read = getattr(source, "read", None)
+            if read is not None:
+                self._chunks = iter(lambda: read(chunk_size), b"")
+            else:
+                self._chunks = iter(source)
+
+    def fill(self) -> bool:
+        """Read one more chunk, dropping consumed bytes; False at end of input."""
+        if self.eof:
+            return False
+        chunk = next(self._chunks, b"")
+        if not chunk:
+            self.eof = True
+        if self.pos:
+            self.buf = self.buf[self.pos:]
+            self.base += self.pos
+            self.pos = 0
+        if chunk:
+            self.buf += chunk
+            return True
+        return False
+
+    def ensure(self, n: int) -> None:
+        """Make at least ``n`` unread bytes available when the input has them."""
+        while len(self.buf) - self.pos < n and self.fill():
+            pass
+
+
+@dataclass(slots=True)
+class _GroupState:
+    header: GroupHeader
+    count: int = 0
+    control_numbers: set[str] = field(default_factory=set)
+    issues: list[X12Issue] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _SetState:
+    segments: list[Segment]
+    offset: int
+    set_id: str
+    control_number: str
+    implementation_reference: str
+    issues: list[X12Issue]
+    size: int = 0
+    overflow: bool = False
+
+
+class X12Reader:
+    """Iterate over the events of an X12 input; see :func:`iter_events`."""
+
+    def __init__(self, source: Source, limits: ReaderLimits | None = None) -> None:
+        self.limits = limits or ReaderLimits()
+        self._buf = _Buffer(source, self.limits.chunk_size)
+        self._interchange_index = 0
+        self._seen_interchanges: set[tuple[str, str, str, str, str]] = set()
+
+    # -- finding interchanges -----------------------------------------------------------
+
+    def _skip_to_isa(self) -> Iterator[Event]:
+        """Advance to the next 'ISA'; report anything that is not blank space on the way."""
+        b = self._buf
+        garbage_start: int | None = None
+        garbage_sample = b""
+        while True:
+            b.ensure(4)
+            buf, pos = b.buf, b.pos
+            while pos < len(buf) and buf[pos] in _WS:
+                pos += 1
+            if buf.startswith(_BOM, pos):
+                pos += len(_BOM)
+            if pos != b.pos:
+                b.pos = pos
+                continue  # look again with enough bytes buffered
+            if pos >= len(buf):
+                if b.fill():
+                    continue
+                break
+            if buf.startswith(b"ISA", pos):
+                b.ensure(4)
+                buf, pos = b.buf, b.pos
+                if len(buf) - pos >= 4 and not chr(buf[pos + 3]).isalnum():
+                    break
+            if garbage_start is None:
+                b.ensure(40)
+                buf, pos = b.buf, b.pos
+                garbage_start = b.base + pos
+                garbage_sample = buf[pos:pos + 40]
+            nxt = buf.find(b"ISA", pos + 1)
+            if nxt < 0:
+                b.pos = max(pos + 1, len(buf) - 3)
+                if not b.fill():
+                    b.pos = len(b.buf)
+                    break
+                continue
+            b.pos = nxt
+        if garbage_start is not None:
+            sample = garbage_sample.decode("utf-8", "replace").splitlines()[0][:40]
+            where = "before the first ISA" if self._interchange_index == 0 else "between interchanges"
+            found = b.pos < len(b.buf)
+            if self._interchange_index == 0 and not found:
+                message = f"no ISA segment found (input starts with {sample!r})"
+            else:
+                message = (f"{b.base + b.pos - garbage_start} bytes that belong to no interchange "
+                           f"{where} (starting {sample!r})")
+            yield InputProblem(X12Issue(Level.INPUT, TA1Note.INVALID_CONTENT, message,
+                                        offset=garbage_start))
+        elif self._interchange_index == 0 and b.pos >= len(b.buf):
+            yield InputProblem(X12Issue(Level.INPUT, TA1Note.PREMATURE_END,
+                                        "no ISA segment found (the input is empty)", offset=0))
+
+    def __iter__(self) -> Iterator[Event]:
+        b = self._buf
+        while True:
+            yield from self._skip_to_isa()
+            if b.pos >= len(b.buf):
+                return
+            yield from self._read_interchange()
+
+    # -- one interchange ------------------------------------------------------------------
+
+    def _read_interchange(self) -> Iterator[Event]:
+        b = self._buf
+        b.ensure(_ISA_LOOKAHEAD)
+        start = b.pos
+        isa_offset = b.base + start
+        self._interchange_index += 1
+        index = self._interchange_index
+        try:
+            parsed = parse_isa(b.buf, start)
+        except IsaParseError as exc:
+            yield InputProblem(isa_issue(exc.code, str(exc), offset=isa_offset, index=index,
+                                         control=None))
+            # What follows belongs to this broken interchange: skip it quietly to the next ISA.
+            b.pos = start + 3
+            nxt = b.buf.find(b"ISA", b.pos)
+            while nxt < 0:
+                b.pos = max(b.pos, len(b.buf) - 2)
+                if not b.fill():
+                    break
+                nxt = b.buf.find(b"ISA", b.pos)
+            b.pos = nxt if nxt >= 0 else len(b.buf)
+            return
+        fields = parsed.fields
+        control = fields[12].strip()
+        delimiters = parsed.delimiters
+        isa_segment = Segment("ISA", fields, offset=isa_offset, component=delimiters.component,
+                              repetition=delimiters.repetition)
+        header = InterchangeHeader(
+            index=index, offset=isa_offset, segment=isa_segment, delimiters=delimiters,
+            authorization_qualifier=fields[0].strip(), authorization=fields[1].strip(),
+            security_qualifier=fields[2].strip(), security=fields[3].strip(),
+            sender_qualifier=fields[4].strip(), sender_id=fields[5].strip(),
+            receiver_qualifier=fields[6].strip(), receiver_id=fields[7].strip(),
+            date=fields[8].strip(), time=fields[9].strip(), standards_id=fields[10],
+            version=fields[11].strip(), control_number=control, ack_requested=fields[13].strip(),
+            usage=fields[14].strip(),
+        )
+        for warning in parsed.warnings:
+            header.issues.append(isa_issue(TA1Note.NO_ERROR, warning, offset=isa_offset, index=index,
+                                           control=control, severity=Severity.WARNING))
+        for code, message, severity in check_isa_fields(fields):
+            header.issues.append(isa_issue(code, message, offset=isa_offset, index=index,
+                                           control=control, severity=severity))
+        key = (header.sender_qualifier, header.sender_id, header.receiver_qualifier,
+               header.receiver_id, control)
+        if key in self._seen_interchanges:
+            header.issues.append(isa_issue(
+                TA1Note.DUPLICATE_CONTROL_NUMBER,
+                f"duplicate interchange control number {control} from {header.sender_id} "
+                f"in the same input", offset=isa_offset, index=index, control=control))
+        self._seen_interchanges.add(key)
+        b.pos = start + parsed.length
+        yield InterchangeStart(header)
+        yield from _InterchangeParser(self, header, parsed.terminator).run()
+
+
+class _InterchangeParser:
+    """Segments of one interchange, from after its ISA through its IEA."""
+
+    def __init__(self, reader: X12Reader, header: InterchangeHeader, terminator: bytes) -> None:
+        self.reader = reader
+        self.header = header
+        self.terminator = terminator
+        self.limits = reader.limits
+        self.group: _GroupState | None = None
+        self.txn: _SetState | None = None
+        self.group_count = 0
+        self.group_controls: set[str] = set()
+        self.ta1: list[Segment] = []
+        self.issues: list[X12Issue] = []
+        d = header.delimiters
+        self.element = d.element
+        self.component = d.component
+        self.repetition = d.repetition
+
+    # issue helpers
+    def _interchange_issue(self, code: str, message: str, offset: int | None,
+                           tag: str | None = None, severity: Severity = Severity.ERROR) -> X12Issue:
+        return X12Issue(Level.INTERCHANGE, code, message, severity, offset=offset,
+                        interchange_index=self.header.index,
+                        interchange_control=self.header.control_number, segment_tag=tag)
+
+    def _group_issue(self, group: GroupHeader, code: str, message: str, offset: int | None,
+                     tag: str | None = None) -> X12Issue:
+        return X12Issue(Level.GROUP, code, message, offset=offset,
+                        interchange_index=self.header.index,
+                        interchange_control=self.header.control_number,
+                        group_control=group.control_number, segment_tag=tag)
+
+    def _set_issue(self, txn: _SetState, code: str, message: str, offset: int | None,
+                   tag: str | None = None) -> X12Issue:
+        group = self.group.header.control_number if self.group else None
+        return X12Issue(Level.TRANSACTION, code, message, offset=offset,
+                        interchange_index=self.header.index,
+                        interchange_control=self.header.control_number, group_control=group,
+                        transaction_control=txn.control_number, segment_tag=tag)
+
+    def _segments(self) -> Iterator[tuple[Segment | None, int, int]]:
+        """(segment or None for an empty one, absolute offset, raw length incl. terminator)."""
+        b = self.reader._buf
+        term = self.terminator
+        tlen = len(term)
+        element = self.element
+        component = self.component
+        repetition = self.repetition
+        max_seg = self.limits.max_segment_bytes
+        while True:
+            buf = b.buf
+            pos = b.pos
+            end = buf.find(term, pos)
+            if end < 0:
+                if len(buf) - pos > max_seg:
+                    self.issues.append(self._interchange_issue(
+                        TA1Note.INVALID_SEGMENT_TERMINATOR,
+                        f"no segment terminator within {max_seg} bytes", b.base + pos))
+                    b.pos = len(buf)
+                    return
+                if b.fill():
+                    continue
+                rest = buf[pos:]
+                if not rest.strip():
+                    b.pos = len(buf)
+                    return
+                end = len(buf)
+                tlen = 0
+            raw = buf[pos:end]
+            start = pos
+            b.pos = end + tlen
+            stripped = raw.lstrip(_WS)
+            if not stripped:
+                if raw:
+                    continue  # blank space or a line break between segments: tolerated
+                yield None, b.base + start, tlen
+                continue
+            lead = len(raw) - len(stripped)
+            text = stripped.decode("utf-8", "replace")
+            parts = text.split(element)
+            tag = parts[0]
+            seg = Segment(tag, parts[1:] if len(parts) > 1 else [], offset=b.base + start + lead,
+                          component=component, repetition=repetition)
+            if tlen == 0:
+                self.issues.append(self._interchange_issue(
+                    TA1Note.NO_ERROR, f"last segment {tag!r} has no terminator", seg.offset, tag,
+                    Severity.WARNING))
+            yield seg, seg.offset, len(raw) + tlen
+            tlen = len(term)
+
+    def run(self) -> Iterator[Event]:
+        """Yield this interchange's events; returns after IEA or at a premature end."""
+        for seg, offset, size in self._segments():
+            if seg is None:
+                self._on_empty(offset)
+                continue
+            tag = seg.tag
+            txn = self.txn
+            if txn is not None and tag not in _CONTROL_TAGS:
+                self._append(txn, seg, size)
+                continue
+            if tag == "SE":
+                if txn is None:
+                    self.issues.append(self._interchange_issue(
+                        TA1Note.INVALID_CONTROL_STRUCTURE, "SE without a matching ST", offset, tag))
+                    continue
+                self._append(txn, seg, size)
+                yield self._close_set(seg)
+            elif tag == "ST":
+                if txn is not None:
+                    yield self._close_set(None)
+                self._open_set(seg, size)
+            elif tag == "GS":
+                if txn is not None:
+                    yield self._close_set(None)
+                if self.group is not None:
+                    yield self._close_group(None)
+                yield self._open_group(seg)
+            elif tag == "GE":
+                if txn is not None:
+                    yield self._close_set(None)
+                if self.group is None:
+                    self.issues.append(self._interchange_issue(
+                        TA1Note.INVALID_CONTROL_STRUCTURE, "GE without a matching GS", offset, tag))
+                    continue
+                yield self._close_group(seg)
+            elif tag == "IEA":
+                yield from self._close_open()
+                yield self._close_interchange(seg)
+                return
+            elif tag == "ISA":
+                # A new interchange starts before this one ended: re-read the ISA afresh.
+                yield from self._close_open()
+                self.issues.append(self._interchange_issue(
+                    TA1Note.PREMATURE_END, "interchange has no IEA trailer before the next ISA",
+                    offset, "ISA"))
+                self.reader._buf.pos -= size
+                yield self._interchange_end(None)
+                return
+            elif tag == "TA1" and self.group is None:
+                self.ta1.append(seg)
+            elif tag in ("ISB", "ISE") and self.group is None and self.group_count == 0:
+                continue  # interchange service segments: legal between ISA and the first GS
+            else:
+                where = "outside any transaction set" if self.group else "outside any group"
+                self.issues.append(self._interchange_issue(
+                    TA1Note.INVALID_CONTENT, f"segment {tag!r} {where}", offset, tag))
+        yield from self._close_open()
+        self.issues.append(self._interchange_issue(
+            TA1Note.PREMATURE_END, "input ends before the IEA trailer", None, "IEA"))
+        yield self._interchange_end(None)
+
+    # -- transaction sets ---------------------------------------------------------------
+
+    def _open_set(self, seg: Segment, size: int) -> None:
+        if self.group is None:
+            self.issues.append(self._interchange_issue(
+                TA1Note.INVALID_CONTROL_STRUCTURE, "ST outside a functional group", seg.offset, "ST"))
+        seg.position = 1
+        txn = _SetState([seg], seg.offset, seg.get(1), seg.get(2), seg.get(3), [], size)
+        self.txn = txn
+        if not (len(txn.set_id) == 3 and txn.set_id.isalnum()):
+            txn.issues.append(self._set_issue(txn, SetError.MISSING_OR_INVALID_SET_ID,
+                                              f"ST01 {txn.set_id!r} is not a transaction set id",
+                                              seg.offset, "ST"))
+        cn = txn.control_number
+        if not (4 <= len(cn) <= 9) or cn != cn.strip():
+            txn.issues.append(self._set_issue(txn, SetError.MISSING_OR_INVALID_CONTROL_NUMBER,
+                                              f"ST02 {cn!r} is not a 4-9 character control number",
+                                              seg.offset, "ST"))
+        if self.group is not None:
+            if cn in self.group.control_numbers:
+                txn.issues.append(self._set_issue(
+                    txn, SetError.CONTROL_NUMBER_NOT_UNIQUE,
+                    f"ST02 {cn} is used twice in group {self.group.header.control_number}",
+                    seg.offset, "ST"))
+            self.group.control_numbers.add(cn)
+
+    def _append(self, txn: _SetState, seg: Segment, size: int) -> None:
+        txn.size += size
+        if txn.overflow:
+            return
+        seg.position = len(txn.segments) + 1
+        txn.segments.append(seg)
+        if (len(txn.segments) > self.limits.max_transaction_segments
+                or txn.size > self.limits.max_transaction_bytes):
+            txn.overflow = True
+            txn.issues.append(self._set_issue(
+                txn, SetError.SEGMENTS_IN_ERROR,
+                f"transaction set exceeds the limit of {self.limits.max_transaction_segments} "
+                f"segments or {self.limits.max_transaction_bytes} bytes; the rest is not read",
+                seg.offset, seg.tag))
+
+    def _close_set(self, se: Segment | None) -> TransactionSet:
+        txn = self.txn
+        assert txn is not None
+        self.txn = None
+        if se is None:
+            txn.issues.append(self._set_issue(txn, SetError.TRAILER_MISSING,
+                                              f"transaction set {txn.control_number} has no SE",
+                                              txn.offset, "SE"))
+        else:
+            counted = se.position if not txn.overflow else None
+            declared = se.get(1)
+            if counted is not None and declared != str(counted):
+                txn.issues.append(self._set_issue(
+                    txn, SetError.SEGMENT_COUNT_MISMATCH,
+                    f"SE01 says {declared or 'nothing'} but the set has {counted} segments",
+                    se.offset, "SE"))
+            if se.get(2) != txn.control_number:
+                txn.issues.append(self._set_issue(
+                    txn, SetError.CONTROL_NUMBER_MISMATCH,
+                    f"SE02 {se.get(2)!r} does not match ST02 {txn.control_number!r}",
+                    se.offset, "SE"))
+        group = self.group.header if self.group else _orphan_group(self.header, txn.offset)
+        if self.group is not None:
+            self.group.count += 1
+        return TransactionSet(group, txn.offset, txn.segments, txn.set_id, txn.control_number,
+                              txn.implementation_reference, txn.issues, txn.size)
+
+    # -- groups and the interchange -------------------------------------------------------
+
+    def _open_group(self, gs: Segment) -> GroupStart:
+        header = GroupHeader(self.header, gs.offset, gs, gs.get(1), gs.get(2), gs.get(3),
+                             gs.get(4), gs.get(5), gs.get(6), gs.get(7), gs.get(8))
+        state = _GroupState(header)
+        self.group = state
+        self.group_count += 1
+        cn = header.control_number
+        if not (cn.isdigit() and len(cn) <= 9):
+            state.issues.append(self._group_issue(
+                header, GroupError.CONTROL_NUMBER_SYNTAX,
+                f"GS06 group control number {cn!r} is not a number of at most 9 digits",
+                gs.offset, "GS"))
+        elif cn in self.group_controls:
+            state.issues.append(self._group_issue(
+                header, GroupError.DUPLICATE_CONTROL_NUMBER,
+                f"GS06 {cn} is not unique within interchange {self.header.control_number}",
+                gs.offset, "GS"))
+        self.group_controls.add(cn)
+        for problem in _check_gs(header):
+            self.issues.append(self._interchange_issue(TA1Note.INVALID_CONTENT, problem,
+                                                       gs.offset, "GS"))
+        return GroupStart(header)
+
+    def _close_group(self, ge: Segment | None) -> GroupEnd:
+        state = self.group
+        assert state is not None
+        self.group = None
+        header = state.header
+        issues = state.issues
+        if ge is None:
+            issues.append(self._group_issue(header, GroupError.TRAILER_MISSING,
+                                            f"group {header.control_number} has no GE",
+                                            header.offset, "GE"))
+        else:
+            if ge.get(1) != str(state.count):
+                issues.append(self._group_issue(
+                    header, GroupError.SET_COUNT_MISMATCH,
+                    f"GE01 says {ge.get(1) or 'nothing'} but the group has {state.count} sets",
+                    ge.offset, "GE"))
+            if ge.get(2) != header.control_number:
+                issues.append(self._group_issue(
+                    header, GroupError.CONTROL_NUMBER_MISMATCH,
+                    f"GE02 {ge.get(2)!r} does not match GS06 {header.control_number!r}",
+                    ge.offset, "GE"))
+        return GroupEnd(header, ge, state.count, issues)
+
+    def _close_open(self) -> Iterator[Event]:
+        if self.txn is not None:
+            yield self._close_set(None)
+        if self.group is not None:
+            yield self._close_group(None)
+
+    def _close_interchange(self, iea: Segment) -> InterchangeEnd:
+        if iea.get(1) != str(self.group_count):
+            self.issues.append(self._interchange_issue(
+                TA1Note.INVALID_GROUP_COUNT,
+                f"IEA01 says {iea.get(1) or 'nothing'} but the interchange has "
+                f"{self.group_count} groups", iea.offset, "IEA"))
+        if iea.get(2) != self.header.control_number:
+            self.issues.append(self._interchange_issue(
+                TA1Note.CONTROL_NUMBER_MISMATCH,
+                f"IEA02 {iea.get(2)!r} does not match ISA13 {self.header.control_number!r}",
+                iea.offset, "IEA"))
+        return self._interchange_end(iea)
+
+    def _interchange_end(self, iea: Segment | None) -> InterchangeEnd:
+        return InterchangeEnd(self.header, iea, self.group_count, self.ta1, self.issues)
+
+    def _on_empty(self, offset: int) -> None:
+        issue_args = (f"empty segment (two terminators in a row) at byte {offset}", offset)
+        if self.txn is not None:
+            self.txn.issues.append(self._set_issue(self.txn, SetError.SEGMENTS_IN_ERROR,
+                                                   *issue_args))
+        else:
+            self.issues.append(self._interchange_issue(TA1Note.INVALID_CONTENT, *issue_args))
+
+
+_CONTROL_TAGS = frozenset({"SE", "ST", "GS", "GE", "IEA", "ISA"})
+
+
+def _check_gs(header: GroupHeader) -> list[str]:
+    problems = []
+    if not header.functional_id:
+        problems.append("GS01 functional identifier is missing")
+    if not header.sender or not header.receiver:
+        problems.append("GS02/GS03 application sender or receiver code is missing")
+    date = header.date
+    if not (date.isdigit() and len(date) in (6, 8)):
+        problems.append(f"GS04 date {date!r} is not a date")
+    time = header.time
+    if not (time.isdigit() and 4 <= len(time) <= 8):
+        problems.append(f"GS05 time {time!r} is not a time")
+    if not header.version:
+        problems.append("GS08 version is missing")
+    return problems
+
+
+def _orphan_group(interchange: InterchangeHeader, offset: int) -> GroupHeader:
+    """A stand-in header for an ST found outside any GS (already reported)."""
+    seg = Segment("GS", [], offset=offset)
+    return GroupHeader(interchange, offset, seg, "", "", "", "", "", "", "", "")
+
+
+def iter_events(source: Source, limits: ReaderLimits | None = None) -> Iterator[Event]:
+    """Stream the events of an X12 input: bytes, a binary file object or an iterable of chunks."""
+    return iter(X12Reader(source, limits))
+
+
+def read_transactions(source: Source, limits: ReaderLimits | None = None) -> list[TransactionSet]:
+    """Every transaction set of an input, in order (for small inputs and tests)."""
+    return [e for e in iter_events(source, limits) if isinstance(e, TransactionSet)]

@@ -1,0 +1,1 @@
+"""Celery app and tasks: inbound, delivery, outbound, acks, sweeps."""
