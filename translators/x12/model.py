@@ -38,7 +38,6 @@ class Segment:
         self,
         tag: str,
         elements: list[str],
-        *,
         offset: int = 0,
         position: int = 0,
         component: str = ">",

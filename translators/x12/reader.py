@@ -37,6 +37,7 @@ from translators.x12.model import (
 
 _BOM = codecs.BOM_UTF8
 _WS = b" \t\r\n"
+_WS_TEXT = " \t\r\n"
 _ISA_LOOKAHEAD = 512
 
 
@@ -113,8 +114,8 @@ class _SetState:
     control_number: str
     implementation_reference: str
     issues: list[X12Issue]
-    size: int = 0
     overflow: bool = False
+    dropped: int = 0
 
 
 class X12Reader:
@@ -287,20 +288,25 @@ class _InterchangeParser:
                         interchange_control=self.header.control_number, group_control=group,
                         transaction_control=txn.control_number, segment_tag=tag)
 
-    def _segments(self) -> Iterator[tuple[Segment | None, int, int]]:
-        """(segment or None for an empty one, absolute offset, raw length incl. terminator)."""
+    def _batches(self) -> Iterator[tuple[list[str], list[int] | None, int, int]]:
+        """Runs of raw segment texts cut from the buffer in one split.
+
+        Yields (texts, byte sizes or None when each size is len(text) + step, absolute offset of
+        the first text, step = terminator length plus any line break that always follows it).
+        A ``tlen`` of 0 marks a last segment that had no terminator.
+        """
         b = self.reader._buf
         term = self.terminator
-        tlen = len(term)
-        element = self.element
-        component = self.component
-        repetition = self.repetition
         max_seg = self.limits.max_segment_bytes
+        window = max(self.limits.chunk_size, 4096)
         while True:
-            buf = b.buf
-            pos = b.pos
-            end = buf.find(term, pos)
-            if end < 0:
+            buf, pos = b.buf, b.pos
+            # Cut at most one chunk at a time: an IEA may end this interchange mid-region,
+            # and the rest must then be re-read with the next ISA's delimiters.
+            last = buf.rfind(term, pos, pos + window)
+            if last < 0:
+                last = buf.find(term, pos)
+            if last < 0:
                 if len(buf) - pos > max_seg:
                     self.issues.append(self._interchange_issue(
                         TA1Note.INVALID_SEGMENT_TERMINATOR,
@@ -310,103 +316,138 @@ class _InterchangeParser:
                 if b.fill():
                     continue
                 rest = buf[pos:]
-                if not rest.strip():
-                    b.pos = len(buf)
-                    return
-                end = len(buf)
-                tlen = 0
-            raw = buf[pos:end]
-            start = pos
-            b.pos = end + tlen
-            stripped = raw.lstrip(_WS)
-            if not stripped:
-                if raw:
-                    continue  # blank space or a line break between segments: tolerated
-                yield None, b.base + start, tlen
-                continue
-            lead = len(raw) - len(stripped)
-            text = stripped.decode("utf-8", "replace")
-            parts = text.split(element)
-            tag = parts[0]
-            seg = Segment(tag, parts[1:] if len(parts) > 1 else [], offset=b.base + start + lead,
-                          component=component, repetition=repetition)
-            if tlen == 0:
-                self.issues.append(self._interchange_issue(
-                    TA1Note.NO_ERROR, f"last segment {tag!r} has no terminator", seg.offset, tag,
-                    Severity.WARNING))
-            yield seg, seg.offset, len(raw) + tlen
-            tlen = len(term)
+                b.pos = len(buf)
+                if rest.strip(_WS):
+                    yield [rest.decode("utf-8", "replace")], [len(rest)], b.base + pos, 0
+                return
+            region = buf[pos:last]
+            b.pos = last + len(term)
+            base = b.base + pos
+            for suffix in (b"\r\n", b"\n"):
+                joined = term + suffix
+                if region.count(term) == region.count(joined) and buf.startswith(suffix, b.pos):
+                    b.pos += len(suffix)
+                    sep = joined
+                    break
+            else:
+                sep = term
+            if region.isascii() and sep.isascii():
+                yield region.decode("ascii").split(sep.decode("ascii")), None, base, len(sep)
+            else:
+                raw = region.split(sep)
+                yield ([r.decode("utf-8", "replace") for r in raw], [len(r) + len(sep) for r in raw],
+                       base, len(sep))
 
     def run(self) -> Iterator[Event]:
         """Yield this interchange's events; returns after IEA or at a premature end."""
-        for seg, offset, size in self._segments():
-            if seg is None:
-                self._on_empty(offset)
-                continue
-            tag = seg.tag
-            txn = self.txn
-            if txn is not None and tag not in _CONTROL_TAGS:
-                self._append(txn, seg, size)
-                continue
-            if tag == "SE":
-                if txn is None:
-                    self.issues.append(self._interchange_issue(
-                        TA1Note.INVALID_CONTROL_STRUCTURE, "SE without a matching ST", offset, tag))
+        b = self.reader._buf
+        element = self.element
+        component = self.component
+        repetition = self.repetition
+        control_tags = _CONTROL_TAGS
+        ws = _WS_TEXT
+        max_segments = self.limits.max_transaction_segments
+        max_bytes = self.limits.max_transaction_bytes
+        term_is_space = self.terminator in (b"\n", b"\r")
+        for texts, sizes, offset, step in self._batches():
+            for i, text in enumerate(texts):
+                seg_offset = offset
+                size = len(text) + step if sizes is None else sizes[i]
+                offset += size
+                if not text or text[0] in ws:
+                    stripped = text.lstrip(ws)
+                    if not stripped:
+                        if not text and not term_is_space:
+                            self._on_empty(seg_offset)
+                        continue
+                    seg_offset += len(text.encode("utf-8")) - len(stripped.encode("utf-8"))
+                    text = stripped
+                parts = text.split(element)
+                tag = parts.pop(0)
+                txn = self.txn
+                if txn is not None and tag not in control_tags:
+                    if txn.overflow:
+                        txn.dropped += 1
+                        continue
+                    segs = txn.segments
+                    segs.append(Segment(tag, parts, seg_offset, len(segs) + 1, component, repetition))
+                    if len(segs) > max_segments or seg_offset - txn.offset > max_bytes:
+                        self._overflow(txn, segs[-1])
                     continue
-                self._append(txn, seg, size)
-                yield self._close_set(seg)
-            elif tag == "ST":
-                if txn is not None:
-                    yield self._close_set(None)
-                self._open_set(seg, size)
-            elif tag == "GS":
-                if txn is not None:
-                    yield self._close_set(None)
-                if self.group is not None:
-                    yield self._close_group(None)
-                yield self._open_group(seg)
-            elif tag == "GE":
-                if txn is not None:
-                    yield self._close_set(None)
-                if self.group is None:
+                seg = Segment(tag, parts, seg_offset, 0, component, repetition)
+                if step == 0:
                     self.issues.append(self._interchange_issue(
-                        TA1Note.INVALID_CONTROL_STRUCTURE, "GE without a matching GS", offset, tag))
-                    continue
-                yield self._close_group(seg)
-            elif tag == "IEA":
-                yield from self._close_open()
-                yield self._close_interchange(seg)
-                return
-            elif tag == "ISA":
-                # A new interchange starts before this one ended: re-read the ISA afresh.
-                yield from self._close_open()
-                self.issues.append(self._interchange_issue(
-                    TA1Note.PREMATURE_END, "interchange has no IEA trailer before the next ISA",
-                    offset, "ISA"))
-                self.reader._buf.pos -= size
-                yield self._interchange_end(None)
-                return
-            elif tag == "TA1" and self.group is None:
-                self.ta1.append(seg)
-            elif tag in ("ISB", "ISE") and self.group is None and self.group_count == 0:
-                continue  # interchange service segments: legal between ISA and the first GS
-            else:
-                where = "outside any transaction set" if self.group else "outside any group"
-                self.issues.append(self._interchange_issue(
-                    TA1Note.INVALID_CONTENT, f"segment {tag!r} {where}", offset, tag))
+                        TA1Note.NO_ERROR, f"last segment {tag!r} has no terminator", seg_offset, tag,
+                        Severity.WARNING))
+                if tag == "IEA":
+                    yield from self._close_open()
+                    yield self._close_interchange(seg)
+                    b.pos = offset - b.base  # the rest of this batch belongs to what follows
+                    return
+                if tag == "ISA":
+                    # A new interchange starts before this one ended: re-read that ISA afresh.
+                    yield from self._close_open()
+                    self.issues.append(self._interchange_issue(
+                        TA1Note.PREMATURE_END, "interchange has no IEA trailer before the next ISA",
+                        seg_offset, "ISA"))
+                    b.pos = seg_offset - b.base
+                    yield self._interchange_end(None)
+                    return
+                yield from self._on_control(seg)
         yield from self._close_open()
         self.issues.append(self._interchange_issue(
             TA1Note.PREMATURE_END, "input ends before the IEA trailer", None, "IEA"))
         yield self._interchange_end(None)
 
+    def _on_control(self, seg: Segment) -> Iterator[Event]:
+        """Envelope segments, and anything found outside a transaction set."""
+        tag = seg.tag
+        offset = seg.offset
+        txn = self.txn
+        if tag == "SE":
+            if txn is None:
+                self.issues.append(self._interchange_issue(
+                    TA1Note.INVALID_CONTROL_STRUCTURE, "SE without a matching ST", offset, tag))
+                return
+            seg.position = len(txn.segments) + txn.dropped + 1
+            if not txn.overflow:
+                txn.segments.append(seg)
+            yield self._close_set(seg)
+        elif tag == "ST":
+            if txn is not None:
+                yield self._close_set(None)
+            self._open_set(seg)
+        elif tag == "GS":
+            if txn is not None:
+                yield self._close_set(None)
+            if self.group is not None:
+                yield self._close_group(None)
+            yield self._open_group(seg)
+        elif tag == "GE":
+            if txn is not None:
+                yield self._close_set(None)
+            if self.group is None:
+                self.issues.append(self._interchange_issue(
+                    TA1Note.INVALID_CONTROL_STRUCTURE, "GE without a matching GS", offset, tag))
+                return
+            yield self._close_group(seg)
+        elif tag == "TA1" and self.group is None:
+            self.ta1.append(seg)
+        elif tag in ("ISB", "ISE") and self.group is None and self.group_count == 0:
+            return  # interchange service segments: legal between ISA and the first GS
+        else:
+            where = "outside any transaction set" if self.group else "outside any group"
+            self.issues.append(self._interchange_issue(
+                TA1Note.INVALID_CONTENT, f"segment {tag!r} {where}", offset, tag))
+
     # -- transaction sets ---------------------------------------------------------------
 
-    def _open_set(self, seg: Segment, size: int) -> None:
+    def _open_set(self, seg: Segment) -> None:
         if self.group is None:
             self.issues.append(self._interchange_issue(
                 TA1Note.INVALID_CONTROL_STRUCTURE, "ST outside a functional group", seg.offset, "ST"))
         seg.position = 1
-        txn = _SetState([seg], seg.offset, seg.get(1), seg.get(2), seg.get(3), [], size)
+        txn = _SetState([seg], seg.offset, seg.get(1), seg.get(2), seg.get(3), [])
         self.txn = txn
         if not (len(txn.set_id) == 3 and txn.set_id.isalnum()):
             txn.issues.append(self._set_issue(txn, SetError.MISSING_OR_INVALID_SET_ID,
@@ -425,20 +466,15 @@ class _InterchangeParser:
                     seg.offset, "ST"))
             self.group.control_numbers.add(cn)
 
-    def _append(self, txn: _SetState, seg: Segment, size: int) -> None:
-        txn.size += size
-        if txn.overflow:
-            return
-        seg.position = len(txn.segments) + 1
-        txn.segments.append(seg)
-        if (len(txn.segments) > self.limits.max_transaction_segments
-                or txn.size > self.limits.max_transaction_bytes):
-            txn.overflow = True
-            txn.issues.append(self._set_issue(
-                txn, SetError.SEGMENTS_IN_ERROR,
-                f"transaction set exceeds the limit of {self.limits.max_transaction_segments} "
-                f"segments or {self.limits.max_transaction_bytes} bytes; the rest is not read",
-                seg.offset, seg.tag))
+    def _overflow(self, txn: _SetState, seg: Segment) -> None:
+        txn.overflow = True
+        txn.segments.pop()
+        txn.dropped += 1
+        txn.issues.append(self._set_issue(
+            txn, SetError.SEGMENTS_IN_ERROR,
+            f"transaction set exceeds the limit of {self.limits.max_transaction_segments} "
+            f"segments or {self.limits.max_transaction_bytes} bytes; the rest is not read",
+            seg.offset, seg.tag))
 
     def _close_set(self, se: Segment | None) -> TransactionSet:
         txn = self.txn
@@ -449,7 +485,7 @@ class _InterchangeParser:
                                               f"transaction set {txn.control_number} has no SE",
                                               txn.offset, "SE"))
         else:
-            counted = se.position if not txn.overflow else None
+            counted = se.position
             declared = se.get(1)
             if counted is not None and declared != str(counted):
                 txn.issues.append(self._set_issue(
@@ -464,8 +500,11 @@ class _InterchangeParser:
         group = self.group.header if self.group else _orphan_group(self.header, txn.offset)
         if self.group is not None:
             self.group.count += 1
+        last = se or txn.segments[-1]
+        size = (last.offset + len(self.element.join([last.tag, *last.elements]).encode())
+                + len(self.terminator) - txn.offset)
         return TransactionSet(group, txn.offset, txn.segments, txn.set_id, txn.control_number,
-                              txn.implementation_reference, txn.issues, txn.size)
+                              txn.implementation_reference, txn.issues, size)
 
     # -- groups and the interchange -------------------------------------------------------
 
