@@ -13,6 +13,10 @@ COMMAND_MODULES: dict[str, str] = {
     "translate": "gateway.cli.x12_commands",
     "generate": "gateway.cli.x12_commands",
     "validate": "gateway.cli.x12_commands",
+    "migrate": "gateway.cli.store_commands",
+    "archive": "gateway.cli.store_commands",
+    "config": "gateway.cli.store_commands",
+    "keys": "gateway.cli.store_commands",
 }
 
 

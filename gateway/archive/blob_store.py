@@ -1,0 +1,221 @@
+"""A content-addressed, immutable blob store on the local filesystem.
+
+Layout: ``<root>/blobs/ab/cd/<sha256>`` (read-only files). A write streams into a temporary
+file under ``<root>/blobs/.tmp`` (same filesystem), hashing as it goes; on commit the file is
+fsynced, made read-only and renamed into place, then its directory is fsynced. Writing bytes
+that are already stored is a no-op. Nothing ever holds a whole blob in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+CHUNK_SIZE = 1024 * 1024
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_READ_ONLY = 0o444
+
+
+class ArchiveError(Exception):
+    """Base of the archive's errors."""
+
+
+class BlobNotFound(ArchiveError):
+    """No blob is stored under that hash."""
+
+
+class BlobTooLarge(ArchiveError):
+    """The stream exceeded the size limit given to the writer."""
+
+
+class InvalidBlobHash(ArchiveError):
+    """The string is not a lowercase hex SHA-256."""
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    """What the database keeps of a blob: its hash and size."""
+
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class BlobProblem:
+    """A stored blob that is missing or whose bytes no longer match its hash or size."""
+
+    sha256: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"blob {self.sha256}: {self.reason}"
+
+
+def _check_hash(sha256: str) -> str:
+    if not _SHA256_RE.match(sha256):
+        raise InvalidBlobHash(f"not a SHA-256 hex digest: {sha256!r}")
+    return sha256
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BlobWriter:
+    """Receives chunks, then ``commit()`` publishes the blob; ``abort()`` discards it."""
+
+    def __init__(self, store: BlobStore, *, max_bytes: int | None = None) -> None:
+        self._store = store
+        self._max_bytes = max_bytes
+        self._digest = hashlib.sha256()
+        self._size = 0
+        fd, name = tempfile.mkstemp(dir=store.tmp_dir, prefix="incoming-")
+        self._tmp_path = Path(name)
+        self._file: BinaryIO | None = os.fdopen(fd, "wb")
+
+    def write(self, chunk: bytes) -> None:
+        """Append a chunk; raises ``BlobTooLarge`` past the limit (and discards the blob)."""
+        if self._file is None:
+            raise ArchiveError("writer is closed")
+        self._size += len(chunk)
+        if self._max_bytes is not None and self._size > self._max_bytes:
+            self.abort()
+            raise BlobTooLarge(f"blob exceeds {self._max_bytes} bytes")
+        self._digest.update(chunk)
+        self._file.write(chunk)
+
+    def commit(self) -> BlobRef:
+        """Make the blob durable and visible under its hash; idempotent for known content."""
+        if self._file is None:
+            raise ArchiveError("writer is closed")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._file = None
+        ref = BlobRef(sha256=self._digest.hexdigest(), size=self._size)
+        final = self._store.path_for(ref.sha256)
+        if final.exists():
+            self._tmp_path.unlink(missing_ok=True)
+            return ref
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(self._tmp_path, _READ_ONLY)
+        os.replace(self._tmp_path, final)
+        _fsync_dir(final.parent)
+        return ref
+
+    def abort(self) -> None:
+        """Discard what was written."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._tmp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._file is not None:
+            self.abort()
+
+
+class BlobStore:
+    """The archive folder: ``put_stream`` in, ``open`` out, ``verify`` to audit."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blob_dir = root / "blobs"
+        self.tmp_dir = self.blob_dir / ".tmp"
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, sha256: str) -> Path:
+        """Where the blob with this hash lives (whether or not it exists)."""
+        _check_hash(sha256)
+        return self.blob_dir / sha256[:2] / sha256[2:4] / sha256
+
+    def writer(self, *, max_bytes: int | None = None) -> BlobWriter:
+        """A writer for feeding chunks one by one (e.g. from an async request body)."""
+        return BlobWriter(self, max_bytes=max_bytes)
+
+    def put_stream(self, chunks: Iterable[bytes], *, max_bytes: int | None = None) -> BlobRef:
+        """Store the concatenated chunks and return their hash and size."""
+        with self.writer(max_bytes=max_bytes) as writer:
+            for chunk in chunks:
+                writer.write(chunk)
+            return writer.commit()
+
+    def put_bytes(self, data: bytes) -> BlobRef:
+        """Store a small byte string (MDNs, generated acks)."""
+        return self.put_stream([data])
+
+    def exists(self, sha256: str) -> bool:
+        """True if the blob is stored."""
+        return self.path_for(sha256).is_file()
+
+    def open(self, sha256: str) -> BinaryIO:
+        """A binary reader positioned at the blob's first byte; the caller closes it."""
+        try:
+            return self.path_for(sha256).open("rb")
+        except FileNotFoundError:
+            raise BlobNotFound(sha256) from None
+
+    def iter_chunks(self, sha256: str, *, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """The blob's bytes in chunks, for streaming responses."""
+        with self.open(sha256) as handle:
+            while chunk := handle.read(chunk_size):
+                yield chunk
+
+    def iter_hashes(self) -> Iterator[str]:
+        """Every stored blob's hash (temporary files excluded)."""
+        for path in sorted(self.blob_dir.glob("[0-9a-f][0-9a-f]/[0-9a-f][0-9a-f]/*")):
+            if _SHA256_RE.match(path.name):
+                yield path.name
+
+    def remove_stale_temp_files(self, *, older_than_seconds: float = 24 * 3600) -> int:
+        """Delete temporary files left by crashed writers; returns how many were removed."""
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for path in self.tmp_dir.iterdir():
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def check(self, ref: BlobRef | str) -> BlobProblem | None:
+        """Recompute one blob's hash (and size, given a ref); None when it is intact."""
+        sha256 = ref if isinstance(ref, str) else ref.sha256
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with self.open(sha256) as handle:
+                while chunk := handle.read(CHUNK_SIZE):
+                    digest.update(chunk)
+                    size += len(chunk)
+        except BlobNotFound:
+            return BlobProblem(sha256, "missing from the archive")
+        if digest.hexdigest() != sha256:
+            return BlobProblem(sha256, f"content hashes to {digest.hexdigest()} (altered)")
+        if isinstance(ref, BlobRef) and size != ref.size:
+            return BlobProblem(sha256, f"size is {size}, catalogued as {ref.size}")
+        return None
+
+    def verify(self, refs: Iterable[BlobRef | str] | None = None) -> list[BlobProblem]:
+        """Recompute every hash (of ``refs``, or of every stored blob)."""
+        targets: Iterable[BlobRef | str] = self.iter_hashes() if refs is None else refs
+        return [problem for ref in targets if (problem := self.check(ref)) is not None]

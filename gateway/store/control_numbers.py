@@ -1,0 +1,127 @@
+"""Outbound control numbers (ISA13, GS06, ST02) per partner: monotonic, never reused or skipped.
+
+A number is allocated inside the caller's transaction, under a lock on the counter row
+(``SELECT … FOR UPDATE`` on PostgreSQL; the write lock ``BEGIN IMMEDIATE`` took on SQLite).
+Concurrent allocators queue on that lock. Allocate in the same transaction that stores the
+interchange using the number: a crash or rollback returns the number with the work, so it is
+neither lost (skipped) nor handed out twice (reused).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from gateway.store.enums import ControlNumberKind
+from gateway.store.events import append_event
+from gateway.store.models import ControlCounter
+
+MAX_VALUE = 999_999_999  # nine digits for all three
+
+
+class ControlNumberError(Exception):
+    """A control number cannot be allocated or set."""
+
+
+class ControlNumberExhausted(ControlNumberError):
+    """The counter reached 999999999; an admin must set a next value (reuse is explicit)."""
+
+
+@dataclass(frozen=True)
+class EnvelopeNumbers:
+    """The control numbers for one interchange with one group."""
+
+    isa13: int
+    gs06: int
+    st02: tuple[int, ...]
+
+
+def format_control_number(kind: ControlNumberKind, value: int) -> str:
+    """The number as written in X12: ISA13 nine digits, ST02 at least four, GS06 as is."""
+    if kind is ControlNumberKind.ISA13:
+        return f"{value:09d}"
+    if kind is ControlNumberKind.ST02:
+        return f"{value:04d}"
+    return str(value)
+
+
+def _locked_counter(session: Session, partner_id: str, kind: ControlNumberKind) -> ControlCounter:
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        module = postgresql if dialect == "postgresql" else sqlite
+        session.execute(
+            module.insert(ControlCounter)
+            .values(partner_id=partner_id, kind=kind, next_value=1)
+            .on_conflict_do_nothing()
+        )
+    elif session.get(ControlCounter, (partner_id, kind)) is None:
+        session.add(ControlCounter(partner_id=partner_id, kind=kind, next_value=1))
+        session.flush()
+    return session.execute(
+        select(ControlCounter)
+        .where(ControlCounter.partner_id == partner_id, ControlCounter.kind == kind)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def allocate(session: Session, *, partner_id: str, kind: ControlNumberKind, count: int = 1) -> int:
+    """Reserve ``count`` consecutive numbers and return the first."""
+    if count < 1:
+        raise ControlNumberError("count must be at least 1")
+    counter = _locked_counter(session, partner_id, kind)
+    first = counter.next_value
+    if first + count - 1 > MAX_VALUE:
+        raise ControlNumberExhausted(
+            f"{kind.value} for partner {partner_id} would pass {MAX_VALUE}; set a next value"
+        )
+    counter.next_value = first + count
+    session.flush()
+    return first
+
+
+def allocate_envelope(session: Session, *, partner_id: str, transactions: int) -> EnvelopeNumbers:
+    """ISA13, GS06 and ``transactions`` ST02 numbers for one outbound interchange."""
+    isa13 = allocate(session, partner_id=partner_id, kind=ControlNumberKind.ISA13)
+    gs06 = allocate(session, partner_id=partner_id, kind=ControlNumberKind.GS06)
+    st02 = allocate(session, partner_id=partner_id, kind=ControlNumberKind.ST02, count=transactions)
+    return EnvelopeNumbers(isa13=isa13, gs06=gs06, st02=tuple(range(st02, st02 + transactions)))
+
+
+def peek_next(session: Session, *, partner_id: str, kind: ControlNumberKind) -> int:
+    """The number the next allocation will return (1 for a fresh counter)."""
+    counter = session.get(ControlCounter, (partner_id, kind))
+    return 1 if counter is None else counter.next_value
+
+
+def set_next(
+    session: Session,
+    *,
+    partner_id: str,
+    kind: ControlNumberKind,
+    value: int,
+    actor: str,
+    allow_reuse: bool = False,
+) -> None:
+    """Admin: make ``value`` the next number; going backwards needs ``allow_reuse``."""
+    if not 1 <= value <= MAX_VALUE:
+        raise ControlNumberError(f"next value must be between 1 and {MAX_VALUE}")
+    counter = _locked_counter(session, partner_id, kind)
+    previous = counter.next_value
+    if value < previous and not allow_reuse:
+        raise ControlNumberError(
+            f"{kind.value} {value} is below the next value {previous}; numbers would be reused"
+        )
+    counter.next_value = value
+    append_event(
+        session,
+        event_type="control_number.set",
+        actor=actor,
+        partner_id=partner_id,
+        subject_type="control_counter",
+        subject_id=kind.value,
+        data={"kind": kind.value, "previous_next": previous, "next": value},
+    )

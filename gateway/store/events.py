@@ -1,0 +1,177 @@
+"""The append-only event trail, hash-chained so that tampering shows.
+
+Each event's ``hash`` is SHA-256 over its ``prev_hash`` followed by the canonical JSON of its
+content (every column except ``hash`` and ``prev_hash``). ``id`` is the position in the chain,
+1, 2, 3 … with no gaps. Appends lock the single ``event_chain_head`` row (``SELECT … FOR
+UPDATE`` on PostgreSQL; SQLite's write lock taken by ``BEGIN IMMEDIATE``), so concurrent
+transactions queue up and the chain never forks. The event commits with the caller's
+transaction: rolled-back work leaves no event and no gap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.store.models import Event, EventChainHead
+from gateway.store.types import utcnow
+
+GENESIS_HASH = "0" * 64
+CHAIN_HEAD_ID = 1
+
+
+class EventChainError(Exception):
+    """The event chain cannot be appended to (e.g. its head row is missing)."""
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """One place where the stored chain does not verify."""
+
+    event_id: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"event {self.event_id}" if self.event_id is not None else "chain head"
+        return f"{where}: {self.reason}"
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON: sorted keys, no whitespace, UTF-8, no NaN."""
+    return json.dumps(
+        value,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+        default=_json_default,
+    )
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable in an event")
+
+
+def _timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def event_content(event: Event) -> dict[str, Any]:
+    """The hashed content of an event: every column but ``hash`` and ``prev_hash``."""
+    return {
+        "id": event.id,
+        "occurred_at": _timestamp(event.occurred_at),
+        "event_type": event.event_type,
+        "actor": event.actor,
+        "partner_id": event.partner_id,
+        "message_id": str(event.message_id) if event.message_id else None,
+        "subject_type": event.subject_type,
+        "subject_id": event.subject_id,
+        "correlation_id": event.correlation_id,
+        "data": event.data,
+    }
+
+
+def compute_hash(prev_hash: str, content: Mapping[str, Any]) -> str:
+    """SHA-256 hex over ``prev_hash`` and the canonical JSON of ``content``."""
+    digest = hashlib.sha256(prev_hash.encode("ascii"))
+    digest.update(canonical_json(content).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def append_event(
+    session: Session,
+    *,
+    event_type: str,
+    data: Mapping[str, Any] | None = None,
+    actor: str | None = None,
+    partner_id: str | None = None,
+    message_id: uuid.UUID | None = None,
+    subject_type: str | None = None,
+    subject_id: str | uuid.UUID | None = None,
+    correlation_id: str | None = None,
+    occurred_at: datetime | None = None,
+) -> Event:
+    """Append one event at the end of the chain, inside the caller's transaction."""
+    head = session.execute(
+        select(EventChainHead)
+        .where(EventChainHead.id == CHAIN_HEAD_ID)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if head is None:
+        raise EventChainError("event_chain_head row is missing; run `edigate migrate`")
+    when = (occurred_at or utcnow()).astimezone(UTC)
+    event = Event(
+        id=head.last_event_id + 1,
+        occurred_at=when,
+        event_type=event_type,
+        actor=actor,
+        partner_id=partner_id,
+        message_id=message_id,
+        subject_type=subject_type,
+        subject_id=str(subject_id) if subject_id is not None else None,
+        correlation_id=correlation_id,
+        # Store exactly what is hashed (tuples → lists, UUIDs → strings …).
+        data=json.loads(canonical_json(dict(data or {}))),
+        prev_hash=head.last_hash,
+    )
+    event.hash = compute_hash(head.last_hash, event_content(event))
+    session.add(event)
+    head.last_event_id = event.id
+    head.last_hash = event.hash
+    session.flush()
+    return event
+
+
+def iter_events(session: Session, *, batch_size: int = 1000) -> Iterator[Event]:
+    """Every event in chain order, read in keyset batches (bounded memory)."""
+    last_id = 0
+    while True:
+        batch = session.scalars(
+            select(Event).where(Event.id > last_id).order_by(Event.id).limit(batch_size)
+        ).all()
+        if not batch:
+            return
+        yield from batch
+        last_id = batch[-1].id
+        session.expunge_all()
+
+
+def verify_chain(session: Session, *, batch_size: int = 1000) -> list[ChainBreak]:
+    """Recompute every event hash and link; an empty list means the chain is intact."""
+    breaks: list[ChainBreak] = []
+    expected_id, prev_hash = 1, GENESIS_HASH
+    for event in iter_events(session, batch_size=batch_size):
+        if event.id != expected_id:
+            breaks.append(ChainBreak(event.id, f"expected event {expected_id}: rows missing"))
+        if event.prev_hash != prev_hash:
+            breaks.append(ChainBreak(event.id, "prev_hash does not match the previous event"))
+        if compute_hash(event.prev_hash, event_content(event)) != event.hash:
+            breaks.append(ChainBreak(event.id, "content does not match its hash (altered)"))
+        expected_id, prev_hash = event.id + 1, event.hash
+    head = session.get(EventChainHead, CHAIN_HEAD_ID)
+    if head is None:
+        breaks.append(ChainBreak(None, "event_chain_head row is missing"))
+    elif head.last_event_id != expected_id - 1 or head.last_hash != prev_hash:
+        breaks.append(
+            ChainBreak(
+                None,
+                f"head points at event {head.last_event_id}, chain ends at "
+                f"{expected_id - 1}: events removed or added around the head",
+            )
+        )
+    return breaks

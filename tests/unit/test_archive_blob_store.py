@@ -1,0 +1,132 @@
+"""The content-addressed blob store: layout, idempotence, immutability, streaming, audit."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tracemalloc
+from collections.abc import Iterator
+
+import pytest
+
+from gateway.archive import BlobNotFound, BlobRef, BlobStore, BlobTooLarge, InvalidBlobHash
+
+
+def test_put_stream_stores_bytes_under_their_sha256(blob_store: BlobStore) -> None:
+    data = b"ISA*00*...~IEA*1*000000001~"
+    ref = blob_store.put_stream([data[:10], data[10:]])
+    digest = hashlib.sha256(data).hexdigest()
+    assert ref == BlobRef(sha256=digest, size=len(data))
+    path = blob_store.blob_dir / digest[:2] / digest[2:4] / digest
+    assert path.read_bytes() == data
+    assert blob_store.exists(digest)
+
+
+def test_stored_blob_is_read_only(blob_store: BlobStore) -> None:
+    ref = blob_store.put_bytes(b"immutable")
+    mode = stat.S_IMODE(blob_store.path_for(ref.sha256).stat().st_mode)
+    assert mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) == 0
+
+
+def test_storing_the_same_bytes_twice_is_idempotent(blob_store: BlobStore) -> None:
+    first = blob_store.put_bytes(b"same")
+    second = blob_store.put_stream([b"sa", b"me"])
+    assert first == second
+    assert list(blob_store.iter_hashes()) == [first.sha256]
+    assert list(blob_store.tmp_dir.iterdir()) == []
+
+
+def test_open_streams_the_bytes_back(blob_store: BlobStore) -> None:
+    ref = blob_store.put_bytes(b"x" * 3000)
+    assert b"".join(blob_store.iter_chunks(ref.sha256, chunk_size=1024)) == b"x" * 3000
+    with blob_store.open(ref.sha256) as handle:
+        assert handle.read(5) == b"xxxxx"
+
+
+def test_opening_an_unknown_hash_raises_blob_not_found(blob_store: BlobStore) -> None:
+    with pytest.raises(BlobNotFound):
+        blob_store.open("0" * 64)
+
+
+@pytest.mark.parametrize("bad", ["../../etc/passwd", "ABC", "g" * 64, "0" * 63])
+def test_malformed_hashes_are_refused(blob_store: BlobStore, bad: str) -> None:
+    with pytest.raises(InvalidBlobHash):
+        blob_store.path_for(bad)
+
+
+def test_stream_over_the_limit_is_refused_and_leaves_nothing(blob_store: BlobStore) -> None:
+    with pytest.raises(BlobTooLarge):
+        blob_store.put_stream([b"a" * 600, b"b" * 600], max_bytes=1000)
+    assert list(blob_store.iter_hashes()) == []
+    assert list(blob_store.tmp_dir.iterdir()) == []
+
+
+def test_failed_stream_leaves_no_temporary_file(blob_store: BlobStore) -> None:
+    def broken() -> Iterator[bytes]:
+        yield b"partial"
+        raise ConnectionError("client went away")
+
+    with pytest.raises(ConnectionError):
+        blob_store.put_stream(broken())
+    assert list(blob_store.tmp_dir.iterdir()) == []
+
+
+def test_verify_passes_for_intact_blobs(blob_store: BlobStore) -> None:
+    refs = [blob_store.put_bytes(b"one"), blob_store.put_bytes(b"two")]
+    assert blob_store.verify() == []
+    assert blob_store.verify(refs) == []
+
+
+def test_verify_reports_an_altered_blob(blob_store: BlobStore) -> None:
+    ref = blob_store.put_bytes(b"original content")
+    path = blob_store.path_for(ref.sha256)
+    os.chmod(path, 0o644)
+    path.write_bytes(b"tampered content")
+    problems = blob_store.verify()
+    assert [problem.sha256 for problem in problems] == [ref.sha256]
+    assert "altered" in problems[0].reason
+
+
+def test_verify_reports_a_missing_blob_and_a_wrong_size(blob_store: BlobStore) -> None:
+    ref = blob_store.put_bytes(b"content")
+    missing = BlobRef(sha256="a" * 64, size=1)
+    wrong_size = BlobRef(sha256=ref.sha256, size=ref.size + 1)
+    reasons = [problem.reason for problem in blob_store.verify([missing, wrong_size])]
+    assert "missing" in reasons[0]
+    assert "size" in reasons[1]
+
+
+def test_large_stream_is_stored_with_bounded_memory(blob_store: BlobStore) -> None:
+    chunk = os.urandom(1024 * 1024)
+    total_chunks = 256  # 256 MiB
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(total_chunks):
+            yield chunk
+
+    expected = hashlib.sha256()
+    for _ in range(total_chunks):
+        expected.update(chunk)
+    tracemalloc.start()
+    try:
+        ref = blob_store.put_stream(chunks())
+        hashed = hashlib.sha256()
+        for part in blob_store.iter_chunks(ref.sha256):
+            hashed.update(part)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert ref == BlobRef(sha256=expected.hexdigest(), size=total_chunks * len(chunk))
+    assert hashed.hexdigest() == ref.sha256
+    assert peak < 16 * 1024 * 1024
+
+
+def test_stale_temporary_files_from_crashed_writers_are_removed(blob_store: BlobStore) -> None:
+    stale = blob_store.tmp_dir / "incoming-crashed"
+    stale.write_bytes(b"half a message")
+    os.utime(stale, (0, 0))
+    fresh = blob_store.tmp_dir / "incoming-in-progress"
+    fresh.write_bytes(b"being written")
+    assert blob_store.remove_stale_temp_files(older_than_seconds=3600) == 1
+    assert list(blob_store.tmp_dir.iterdir()) == [fresh]
