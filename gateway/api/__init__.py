@@ -1,0 +1,1 @@
+"""The HTTP API (v1): app factory, error envelope, authentication and the routers."""
