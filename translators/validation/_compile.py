@@ -1,0 +1,395 @@
+"""Schemas compiled for speed: a dict-driven loop state machine and one regex per segment.
+
+The regex of a segment fullmatches only element text that is valid in every respect a regex
+can see (characters, lengths, numeric and date/time shapes, code lists, repetitions,
+components). Relational syntax notes are checked by a small generated function. Anything the
+fast path rejects goes to the precise checks in ``_elements``, which say what is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from translators.schemas.model import (
+    CompositeDef,
+    ElementDef,
+    ElementRef,
+    LoopDef,
+    SegmentDef,
+    SegmentUse,
+    SyntaxNote,
+    TransactionSchema,
+)
+from translators.validation.rules import PartnerRules, split_segment_id
+
+SEG = 0
+LOOP = 1
+
+_DAY_MMDD = (r"(?:(?:0[13578]|1[02])(?:0[1-9]|[12][0-9]|3[01])"
+             r"|(?:0[469]|11)(?:0[1-9]|[12][0-9]|30)|02(?:0[1-9]|1[0-9]|2[0-8]))")
+_LEAP_YY = r"(?:0[48]|[2468][048]|[13579][26])"
+_DATE8 = (rf"(?:[0-9]{{4}}{_DAY_MMDD}|(?:[0-9]{{2}}{_LEAP_YY}|{_LEAP_YY}00)0229)")
+_DATE6 = rf"(?:[0-9]{{2}}{_DAY_MMDD}|{_LEAP_YY}0229)"
+
+
+@dataclass(frozen=True, slots=True)
+class Delims:
+    """The separators that matter to the compiled patterns."""
+
+    element: str
+    component: str
+    repetition: str | None
+    segment: str
+
+    def all(self) -> str:
+        """Every delimiter character, as one string."""
+        return self.element + self.component + (self.repetition or "") + self.segment
+
+
+@dataclass(frozen=True, slots=True)
+class ElementRule:
+    """One element position after partner rules: what the slow path checks."""
+
+    ref: ElementRef
+    mandatory: bool
+    partner_required: bool
+    codes: frozenset[str] | None
+    partner_codes: bool
+
+
+class CSeg:
+    """A segment definition compiled for one delimiter set and one set of partner rules."""
+
+    __slots__ = ("defn", "match", "notes_ok", "rules", "tag")
+
+    def __init__(self, defn: SegmentDef, rules: tuple[ElementRule, ...] | None,
+                 match: Callable[[str], object] | None,
+                 notes_ok: Callable[[Sequence[str]], bool] | None) -> None:
+        self.tag = defn.tag
+        self.defn = defn
+        self.rules = rules
+        self.match = match
+        self.notes_ok = notes_ok
+
+
+class CLoop:
+    """A loop compiled into index tables; states of the machine are (loop, index) pairs."""
+
+    __slots__ = ("children", "depth", "id", "kinds", "mandatory", "maxes", "next_for", "parent",
+                 "position", "states", "tags", "trigger")
+
+    depth: int
+    trigger: str
+
+    def __init__(self, loop: LoopDef, parent: CLoop | None, position: int) -> None:
+        self.id = loop.id
+        self.parent = parent
+        self.position = position  # index of this loop among its parent's children
+        self.depth = 0 if parent is None else parent.depth + 1
+        children: list[CLoop | str] = []
+        kinds: list[int] = []
+        tags: list[str] = []
+        for k, child in enumerate(loop.children):
+            if isinstance(child, SegmentUse):
+                children.append(child.tag)
+                kinds.append(SEG)
+                tags.append(child.tag)
+            else:
+                sub = CLoop(child, self, k)
+                children.append(sub)
+                kinds.append(LOOP)
+                tags.append(sub.trigger)
+        self.trigger = tags[0]
+        self.children = tuple(children)
+        self.kinds = tuple(kinds)
+        self.tags = tuple(tags)
+        self.maxes = tuple(_max_of(c) for c in loop.children)
+        self.mandatory = tuple(c.requirement == "M" for c in loop.children)
+        n = len(tags)
+        first = 0 if parent is None else 1  # a loop's trigger only starts a new repetition
+        next_for: dict[int, dict[str, int]] = {}
+        for idx in range(-1, n):
+            table: dict[str, int] = {}
+            for j in range(n - 1, max(idx, first) - 1, -1):
+                table[tags[j]] = j
+            next_for[idx] = table
+        self.next_for = next_for
+        self.states: dict[int, State] = {}
+
+    def state(self, idx: int) -> State:
+        """The machine state "just read child ``idx`` of this loop" (-1: nothing yet)."""
+        st = self.states.get(idx)
+        if st is None:
+            st = self.states[idx] = State(self, idx)
+        return st
+
+    def missing_after(self, idx: int, stop: int) -> list[tuple[str, str, bool]]:
+        """(tag, loop id, is loop) of the mandatory children strictly between the two."""
+        out = []
+        for k in range(idx + 1, stop):
+            if self.mandatory[k]:
+                child = self.children[k]
+                if isinstance(child, CLoop):
+                    out.append((self.tags[k], child.id, True))
+                else:
+                    out.append((self.tags[k], self.id, False))
+        return out
+
+
+Move = tuple[Any, ...]
+"""(target State | None, depth, same, max, missing, loop id, is loop, match, notes_ok, CSeg)."""
+
+
+class State:
+    """A position in the schema. ``trans`` memoizes tag -> Move."""
+
+    __slots__ = ("at_end", "frames", "idx", "loop", "trans")
+
+    def __init__(self, loop: CLoop, idx: int) -> None:
+        self.loop = loop
+        self.idx = idx
+        frames: list[tuple[CLoop, int]] = [(loop, idx)]
+        node = loop
+        while node.parent is not None:
+            frames.append((node.parent, node.position))
+            node = node.parent
+        self.frames = tuple(reversed(frames))  # root first
+        self.trans: dict[str, Move] = {}
+        at_end: list[tuple[str, str, bool]] = []
+        for fl, fi in reversed(self.frames):
+            at_end.extend(fl.missing_after(fi, len(fl.tags)))
+        self.at_end = tuple(at_end)
+
+    def move(self, tag: str, segs: dict[str, CSeg]) -> Move:
+        """Where ``tag`` leads from here (computed once, then memoized).
+
+        A move whose target is None means the tag cannot be placed here."""
+        cseg = segs.get(tag)
+        checks = (None, None, None) if cseg is None or tag in ("ST", "SE") else (
+            cseg.match, cseg.notes_ok, cseg)
+        result: Move = (None, 0, False, 0, (), self.loop.id, False, *checks)
+        missing: list[tuple[str, str, bool]] = []
+        for depth in range(len(self.frames) - 1, -1, -1):
+            fl, fi = self.frames[depth]
+            j = fl.next_for[fi].get(tag)
+            if j is None:
+                missing.extend(fl.missing_after(fi, len(fl.tags)))
+                continue
+            if j != fi:
+                missing.extend(fl.missing_after(fi, j))
+            child = fl.children[j]
+            if isinstance(child, CLoop):
+                result = (child.state(0), depth, j == fi, fl.maxes[j], tuple(missing),
+                          child.id, True, *checks)
+            else:
+                result = (fl.state(j), depth, j == fi, fl.maxes[j], tuple(missing), fl.id,
+                          False, *checks)
+            break
+        self.trans[tag] = result
+        return result
+
+    def passed(self, tag: str) -> bool:
+        """True when ``tag`` belongs earlier in one of the open loops (out of sequence)."""
+        return any(tag in fl.tags[: max(fi, 0)] for fl, fi in self.frames)
+
+
+def _max_of(child: SegmentUse | LoopDef) -> int:
+    value = child.max_use if isinstance(child, SegmentUse) else child.max_repeat
+    return 0 if value is None else value  # 0: unbounded
+
+
+class CompiledSet:
+    """Everything the engine needs for one set, version, delimiter set and partner rules."""
+
+    __slots__ = ("delims", "required_segments", "root", "schema", "segs")
+
+    def __init__(self, schema: TransactionSchema, delims: Delims,
+                 rules: PartnerRules | None) -> None:
+        self.schema = schema
+        self.delims = delims
+        self.root = CLoop(schema.root, None, 0)
+        self.segs = {tag: compile_segment(defn, delims, rules)
+                     for tag, defn in schema.dictionary.items()}
+        self.required_segments = tuple(split_segment_id(s) for s in sorted(
+            rules.required_segments)) if rules else ()
+
+
+@lru_cache(maxsize=256)
+def compile_set(schema: TransactionSchema, delims: Delims,
+                rules: PartnerRules | None) -> CompiledSet:
+    """The compiled form of ``schema``; cached per schema, delimiters and rules."""
+    return CompiledSet(schema, delims, rules)
+
+
+# --- segment regexes ------------------------------------------------------------------------
+
+def _char_class(delims: Delims) -> str:
+    """Printable ASCII minus the delimiters, as a positive class (a fast bitmap in sre).
+
+    Other printable characters fail the fast path; the slow path accepts them."""
+    banned = set(delims.all())
+    allowed = [c for c in map(chr, range(0x20, 0x7F)) if c not in banned]
+    parts: list[str] = []
+    start = prev = allowed[0]
+    for c in [*allowed[1:], "\x00"]:
+        if ord(c) == ord(prev) + 1:
+            prev = c
+            continue
+        parts.append(re.escape(start) if start == prev else f"{re.escape(start)}-{re.escape(prev)}")
+        start = prev = c
+    return "[" + "".join(parts) + "]"
+
+
+def _trie(codes: frozenset[str]) -> str:
+    root: dict[str, dict] = {}  # type: ignore[type-arg]
+    for code in codes:
+        node = root
+        for ch in code:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict) -> str:  # type: ignore[type-arg]
+        ends = "" in node
+        leaves = sorted(ch for ch, sub in node.items() if ch and list(sub) == [""])
+        branches = sorted(ch for ch, sub in node.items() if ch and list(sub) != [""])
+        alts = [re.escape(ch) + emit(node[ch]) for ch in branches]
+        if len(leaves) == 1:
+            alts.append(re.escape(leaves[0]))
+        elif leaves:
+            alts.append("[" + "".join(re.escape(c) for c in leaves) + "]")
+        if not alts:
+            return ""
+        body = alts[0] if len(alts) == 1 and not branches else "(?:" + "|".join(alts) + ")"
+        return f"(?:{body})?" if ends else body
+
+    return emit(root)
+
+
+def _value_pattern(el: ElementDef, codes: frozenset[str] | None, cc: str) -> str:
+    """Regex of a non-empty valid value of ``el``."""
+    t, lo, hi = el.type, el.min, el.max
+    if t == "ID" and codes is not None:
+        return "(?:" + _trie(codes) + ")" if codes else "(?!)"
+    if t in ("AN", "ID", "B"):
+        return f"{cc}{{{lo},{hi}}}"
+    if t == "DT":
+        options = []
+        if lo <= 8 <= hi:
+            options.append(_DATE8)
+        if lo <= 6 <= hi:
+            options.append(_DATE6)
+        return "(?:" + "|".join(options) + ")" if options else "(?!)"
+    if t == "TM":
+        return (f"(?=[0-9]{{{lo},{hi}}}(?![0-9]))(?:[01][0-9]|2[0-3])[0-5][0-9]"
+                r"(?:[0-5][0-9][0-9]{0,2})?")
+    if t == "R":
+        return (f"-?(?:[0-9]{{{lo},{hi}}}(?![0-9.])|(?=[0-9.]{{{lo + 1},{hi + 1}}}(?![0-9.]))"
+                r"(?:[0-9]+\.[0-9]*|\.[0-9]+))")
+    if t[0] == "N":
+        return f"-?[0-9]{{{lo},{hi}}}"
+    return f"{cc}{{{lo},{hi}}}"
+
+
+def _sequence(items: list[tuple[str, bool]], sep: str) -> str:
+    """Items joined by ``sep``; trailing optional items may be left out entirely.
+
+    Flat and possessive: each optional item takes its separator whenever one is there, so
+    the regex never backtracks across elements. That is exact because every value pattern
+    consumes its whole value (up to the next delimiter) or fails."""
+    out = []
+    for k, (pat, mandatory) in enumerate(items):
+        lead = sep if k else ""
+        if mandatory:
+            out.append(f"{lead}(?>{pat})")
+        elif k:
+            out.append(f"(?:{lead}(?:{pat})?+)?+")
+        else:
+            out.append(f"(?:{pat})?+")
+    return "".join(out)
+
+
+def _composite_pattern(comp: CompositeDef, delims: Delims, cc: str) -> str:
+    items = [(_value_pattern(c.element, c.element.codes, cc), c.requirement == "M")
+             for c in comp.components]
+    return _sequence(items, re.escape(delims.component))
+
+
+def element_rules(defn: SegmentDef, rules: PartnerRules | None) -> tuple[ElementRule, ...]:
+    """The element positions of ``defn`` with the partner's requirements and codes applied."""
+    assert defn.elements is not None
+    out = []
+    for ref in defn.elements:
+        key = f"{defn.tag}{ref.position:02d}"
+        partner_required = bool(rules and key in rules.required_elements)
+        partner_codes = bool(rules and key in rules.allowed_codes and ref.element is not None)
+        codes = ref.element.codes if ref.element is not None else None
+        if partner_codes:
+            assert rules is not None
+            codes = rules.allowed_codes[key]
+        out.append(ElementRule(ref, ref.requirement == "M" or partner_required,
+                               partner_required, codes, partner_codes))
+    return tuple(out)
+
+
+def compile_segment(defn: SegmentDef, delims: Delims, rules: PartnerRules | None) -> CSeg:
+    """The fast checks of one segment definition."""
+    if defn.elements is None:
+        return CSeg(defn, None, None, None)
+    erules = element_rules(defn, rules)
+    cc = _char_class(delims)
+    items = []
+    for er in erules:
+        ref = er.ref
+        if ref.composite is not None:
+            pat = _composite_pattern(ref.composite, delims, cc)
+        else:
+            assert ref.element is not None
+            pat = _value_pattern(ref.element, er.codes, cc)
+        if ref.repeat > 1 and delims.repetition:
+            pat = (f"(?>{pat})(?:{re.escape(delims.repetition)}(?>{pat}))"
+                   f"{{0,{ref.repeat - 1}}}+")
+        items.append((pat, er.mandatory))
+    regex = re.compile(_sequence(items, re.escape(delims.element)), re.DOTALL)
+    return CSeg(defn, erules, regex.fullmatch, _notes_function(defn))
+
+
+def _notes_function(defn: SegmentDef) -> Callable[[Sequence[str]], bool] | None:
+    """A generated function that is True when the elements satisfy every syntax note.
+
+    Composites with notes of their own send the segment to the slow path when present."""
+    assert defn.elements is not None
+    notes: list[SyntaxNote] = list(defn.syntax)
+    composite_positions = [r.position for r in defn.elements
+                           if r.composite is not None and r.composite.syntax]
+    if not notes and not composite_positions:
+        return None
+    lines = ["def ok(e):", "    n = len(e)"]
+    for pos in composite_positions:
+        lines.append(f"    if n >= {pos} and e[{pos - 1}]: return False")
+    # R notes first (they fail when everything is absent); others only matter when present
+    ordered = sorted(notes, key=lambda n: (n.kind != "R", min(n.positions)))
+    for note in ordered:
+        if note.kind != "R":
+            lines.append(f"    if n < {min(note.positions)}: return True")
+        p = [f"(n >= {q} and e[{q - 1}] != '')" for q in note.positions]
+        if note.kind == "P":
+            cond = f"({' and '.join(p)}) or not ({' or '.join(p)})"
+        elif note.kind == "R":
+            cond = " or ".join(p)
+        elif note.kind == "E":
+            cond = f"sum(({', '.join(p)},)) <= 1"
+        elif note.kind == "C":
+            cond = f"not {p[0]} or ({' and '.join(p[1:])})"
+        else:  # L
+            cond = f"not {p[0]} or ({' or '.join(p[1:])})"
+        lines.append(f"    if not ({cond}): return False")
+    lines.append("    return True")
+    namespace: dict[str, object] = {}
+    exec("\n".join(lines), namespace)
+    fn = namespace["ok"]
+    assert callable(fn)
+    return fn

@@ -1,0 +1,279 @@
+"""The validator: one engine walks any transaction set schema.
+
+Structure is checked by a loop state machine over the compiled schema (dict lookups per
+segment); elements by one precompiled regex per segment definition, with precise checks only
+for the segments the regex rejects. Every issue carries the positions a 997/999 needs.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from translators.errors import ElementError, Level, SegmentError, SetError, Severity, X12Issue
+from translators.schemas import get_schema, resolve_version
+from translators.schemas.model import SegmentDef
+from translators.validation._compile import (
+    CompiledSet,
+    CSeg,
+    Delims,
+    State,
+    compile_segment,
+    compile_set,
+)
+from translators.validation._elements import element_problems
+from translators.validation.rules import PartnerRules
+from translators.x12.model import Delimiters, Segment, TransactionSet
+
+VERSION_FALLBACK = "version-fallback"
+"""Code of the WARNING issued when a set is validated against another version's schema."""
+
+HIERARCHY = "hierarchy"
+"""Code of the WARNING issued when HL01/HL02 do not form a tree."""
+
+_ENVELOPE = frozenset({"ST", "SE"})
+_MAX_BAD = 99
+
+
+def validate_transaction(ts: TransactionSet, *,
+                         rules: PartnerRules | None = None) -> list[X12Issue]:
+    """Every structure and element problem of ``ts`` against its schema and partner rules.
+
+    ST/SE counts and control numbers are the reader's business and are not re-checked."""
+    group = ts.group
+    ich = group.interchange
+    ctx: dict[str, Any] = {
+        "interchange_index": ich.index, "interchange_control": ich.control_number,
+        "group_control": group.control_number, "transaction_control": ts.control_number}
+    d = ich.delimiters
+    segments = ts.segments
+    first = segments[0] if segments else None
+    component = first.component if first else d.component
+    repetition = first.repetition if first else d.repetition
+    if rules is not None and rules.is_empty:
+        rules = None
+    key = (ts.set_id, ts.version, d.element, component, repetition, d.segment, rules)
+    entry = _COMPILED.get(key)
+    if entry is None:
+        entry = _compile_entry(ts.set_id, ts.version, Delims(d.element, component, repetition,
+                                                             d.segment), rules)
+        if len(_COMPILED) >= _MAX_COMPILED:
+            _COMPILED.clear()
+        _COMPILED[key] = entry
+    compiled, exact = entry
+    if compiled is None:
+        return [X12Issue(Level.TRANSACTION, SetError.NOT_SUPPORTED,
+                         f"transaction set {ts.set_id!r} is not supported",
+                         offset=ts.offset, **ctx)]
+    issues: list[X12Issue] = []
+    if not exact:
+        issues.append(X12Issue(
+            Level.TRANSACTION, VERSION_FALLBACK,
+            f"no {ts.set_id} schema for version {ts.version!r}; "
+            f"validated against {compiled.schema.version}",
+            severity=Severity.WARNING, offset=ts.offset, **ctx))
+    _Walk(compiled, ctx, issues).run(segments)
+    if compiled.required_segments:
+        _check_required_segments(compiled, segments, ctx, issues)
+    return issues
+
+
+_COMPILED: dict[tuple[object, ...], tuple[CompiledSet | None, bool]] = {}
+_MAX_COMPILED = 512
+
+
+def _compile_entry(set_id: str, version: str, delims: Delims,
+                   rules: PartnerRules | None) -> tuple[CompiledSet | None, bool]:
+    resolved = resolve_version(set_id, version)
+    schema = get_schema(set_id, version) if resolved else None
+    if resolved is None or schema is None:
+        return None, False
+    return compile_set(schema, delims, rules), resolved[1]
+
+
+def validate_segment_elements(segment: Segment, segment_schema: SegmentDef, *,
+                              delimiters: Delimiters | None = None,
+                              rules: PartnerRules | None = None,
+                              context: dict[str, Any] | None = None) -> list[X12Issue]:
+    """Element problems of one segment (envelope segments such as GS included).
+
+    ``context`` may hold X12Issue position fields (interchange_control, group_control...)."""
+    d = delimiters or Delimiters()
+    delims = Delims(d.element, segment.component, segment.repetition, d.segment)
+    cseg = _compiled_segment(segment_schema, delims, rules)
+    issues: list[X12Issue] = []
+    _Walk.check_elements(cseg, segment, delims, "", dict(context or {}), issues)
+    return issues
+
+
+@lru_cache(maxsize=512)
+def _compiled_segment(defn: SegmentDef, delims: Delims, rules: PartnerRules | None) -> CSeg:
+    return compile_segment(defn, delims, rules)
+
+
+def _bad(value: str | None) -> str | None:
+    return value[:_MAX_BAD] if value else None
+
+
+class _Walk:
+    """One pass over a transaction set's segments."""
+
+    __slots__ = ("compiled", "ctx", "hl", "issues")
+
+    def __init__(self, compiled: CompiledSet, ctx: dict[str, Any],
+                 issues: list[X12Issue]) -> None:
+        self.compiled = compiled
+        self.ctx = ctx
+        self.issues = issues
+        self.hl: list[Segment] = []
+
+    def run(self, segments: list[Segment]) -> None:
+        """Walk every segment (ST through SE)."""
+        segs = self.compiled.segs
+        delims = self.compiled.delims
+        esep = delims.element
+        hl_tag = "HL" if self.compiled.schema.hierarchy is not None else None
+        state = self.compiled.root.state(-1)
+        trans = state.trans
+        counts = [0] * 64
+        for seg in segments:
+            tag = seg.tag
+            mv = trans.get(tag)
+            if mv is None:
+                mv = state.move(tag, segs)
+            target, depth, same, mx, missing, loop_id, is_loop, match, notes_ok, cseg = mv
+            if target is None:
+                if not self._misplaced(state, tag, seg):
+                    continue
+            else:
+                if missing:
+                    self._missing(missing, seg)
+                if mx:  # counts matter only where a maximum applies
+                    count = counts[depth] + 1 if same else 1
+                    counts[depth] = count
+                    if count > mx:
+                        self._over(is_loop, loop_id, mx, seg)
+                state = target
+                trans = state.trans
+            if tag == hl_tag:
+                self.hl.append(seg)
+            if match is not None:
+                els = seg.elements
+                if match(esep.join(els)) is None or (
+                        notes_ok is not None and not notes_ok(els)):
+                    self.check_elements(cseg, seg, delims, loop_id, self.ctx, self.issues)
+        if state.at_end:
+            self._missing(state.at_end, segments[-1] if segments else None)
+        if self.hl:
+            self._check_hierarchy()
+
+    # --- structure ----------------------------------------------------------------------
+
+    def _over(self, is_loop: bool, loop_id: str, mx: int, seg: Segment) -> None:
+        if is_loop:
+            self._segment_issue(SegmentError.LOOP_OVER_MAXIMUM,
+                                f"loop {loop_id} repeats more than {mx} times", seg, loop_id)
+        else:
+            self._segment_issue(SegmentError.SEGMENT_OVER_MAXIMUM_USE,
+                                f"{seg.tag} occurs more than {mx} times", seg, loop_id)
+
+    def _missing(self, missing: tuple[tuple[str, str, bool], ...], seg: Segment | None) -> None:
+        for tag, loop_id, is_loop in missing:
+            what = (f"mandatory loop {loop_id} is missing" if is_loop
+                    else f"mandatory segment {tag} is missing")
+            self.issues.append(X12Issue(
+                Level.SEGMENT, SegmentError.MANDATORY_SEGMENT_MISSING,
+                what + (f" before {seg.tag} at position {seg.position}" if seg else ""),
+                offset=seg.offset if seg else None, segment_tag=tag,
+                segment_position=seg.position if seg else None, loop_id=loop_id or None,
+                **self.ctx))
+
+    def _misplaced(self, state: State, tag: str, seg: Segment) -> bool:
+        """Report a segment that cannot be placed; True when its elements can be checked."""
+        schema = self.compiled.schema
+        loop_id = state.loop.id
+        if tag not in self.compiled.segs:
+            self._segment_issue(SegmentError.UNRECOGNIZED_SEGMENT,
+                                f"unrecognized segment {tag!r}", seg, loop_id)
+            return False
+        if tag not in schema.segments:
+            self._segment_issue(SegmentError.NOT_IN_DEFINED_SET,
+                                f"{tag} is not used in transaction set {schema.set_id}",
+                                seg, loop_id)
+        elif state.passed(tag):
+            self._segment_issue(SegmentError.NOT_IN_SEQUENCE,
+                                f"{tag} is out of sequence", seg, loop_id)
+        else:
+            self._segment_issue(SegmentError.UNEXPECTED_SEGMENT,
+                                f"{tag} is not expected here", seg, loop_id)
+        return True
+
+    def _segment_issue(self, code: str, message: str, seg: Segment, loop_id: str | None,
+                       severity: Severity = Severity.ERROR) -> None:
+        self.issues.append(X12Issue(
+            Level.SEGMENT, code, f"{message} (position {seg.position})", severity=severity,
+            offset=seg.offset, segment_tag=seg.tag, segment_position=seg.position,
+            loop_id=loop_id or None, **self.ctx))
+
+    # --- elements -----------------------------------------------------------------------
+
+    @staticmethod
+    def check_elements(cseg: CSeg, seg: Segment, delims: Delims, loop_id: str,
+                       ctx: dict[str, Any], issues: list[X12Issue]) -> None:
+        """The precise element checks of one segment, with the extra segment issue "8"."""
+        found: list[X12Issue] = []
+
+        def report(code: str, message: str, element: int, component: int | None,
+                   repetition: int | None, reference: str, value: str | None) -> None:
+            found.append(X12Issue(
+                Level.ELEMENT, code, message, offset=seg.offset, segment_tag=seg.tag,
+                segment_position=seg.position, loop_id=loop_id or None,
+                element_position=element, component_position=component, repetition=repetition,
+                element_reference=reference or None, bad_value=_bad(value), **ctx))
+
+        element_problems(seg.elements, cseg, delims, report)
+        if found:
+            issues.append(X12Issue(
+                Level.SEGMENT, SegmentError.HAS_ELEMENT_ERRORS,
+                f"{seg.tag} at position {seg.position} has data element errors",
+                offset=seg.offset, segment_tag=seg.tag, segment_position=seg.position,
+                loop_id=loop_id or None, **ctx))
+            issues.extend(found)
+
+    # --- hierarchy and partner rules ----------------------------------------------------
+
+    def _check_hierarchy(self) -> None:
+        seen: set[str] = set()
+        for seg in self.hl:
+            hl_id, parent = seg.get(1), seg.get(2)
+            if hl_id and hl_id in seen:
+                self._hl_issue(seg, 1, "628", hl_id, f"HL01 {hl_id!r} is used twice")
+            if parent and parent not in seen:
+                self._hl_issue(seg, 2, "734", parent,
+                               f"HL02 parent {parent!r} is not an earlier HL01")
+            if hl_id:
+                seen.add(hl_id)
+
+    def _hl_issue(self, seg: Segment, pos: int, ref: str, value: str, message: str) -> None:
+        self.issues.append(X12Issue(
+            Level.ELEMENT, HIERARCHY, message, severity=Severity.WARNING, offset=seg.offset,
+            segment_tag="HL", segment_position=seg.position, loop_id="HL",
+            element_position=pos, element_reference=ref, bad_value=_bad(value), **self.ctx))
+
+
+def _check_required_segments(compiled: CompiledSet, segments: list[Segment],
+                             ctx: dict[str, Any], issues: list[X12Issue]) -> None:
+    last = segments[-1] if segments else None
+    for tag, qualifier in compiled.required_segments:
+        if any(s.tag == tag and (qualifier is None or s.get(1) == qualifier) for s in segments):
+            continue
+        name = f"{tag}*{qualifier}" if qualifier else tag
+        issues.append(X12Issue(
+            Level.SEGMENT, SegmentError.MANDATORY_SEGMENT_MISSING,
+            f"segment {name} is required by the partner's rules",
+            offset=last.offset if last else None, segment_tag=tag,
+            segment_position=last.position if last else None, **ctx))
+
+
+__all__ = ["HIERARCHY", "VERSION_FALLBACK", "ElementError", "validate_segment_elements",
+           "validate_transaction"]
