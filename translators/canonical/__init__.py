@@ -1,0 +1,56 @@
+"""Canonical business documents (DESIGN.md §6) as pydantic models, with JSON and JSON Schema."""
+
+from translators.canonical.documents import (
+    DOCUMENT_TYPES,
+    MODELS,
+    SET_DOCUMENT_TYPES,
+    CanonicalDocument,
+    json_schema,
+    parse_document,
+    parse_document_json,
+    to_dict,
+    to_json_bytes,
+)
+from translators.canonical.models import (
+    Address,
+    AllowanceCharge,
+    Amount,
+    CanonicalModel,
+    Carrier,
+    Contact,
+    DateRef,
+    Identifier,
+    InvalidValue,
+    Invoice,
+    InvoiceLine,
+    Item,
+    LineStatus,
+    Note,
+    OrderAcknowledgment,
+    OrderAcknowledgmentLine,
+    Pack,
+    Packaging,
+    Party,
+    PurchaseOrder,
+    PurchaseOrderLine,
+    RawSegment,
+    Reference,
+    Schedule,
+    ShipItem,
+    ShipNotice,
+    ShipOrder,
+    Tax,
+    Terms,
+    Totals,
+)
+from translators.canonical.paths import apply_defaults, check_required
+
+__all__ = [
+    "DOCUMENT_TYPES", "MODELS", "SET_DOCUMENT_TYPES", "Address", "AllowanceCharge", "Amount",
+    "CanonicalDocument", "CanonicalModel", "Carrier", "Contact", "DateRef", "Identifier",
+    "InvalidValue", "Invoice", "InvoiceLine", "Item", "LineStatus", "Note",
+    "OrderAcknowledgment", "OrderAcknowledgmentLine", "Pack", "Packaging", "Party",
+    "PurchaseOrder", "PurchaseOrderLine", "RawSegment", "Reference", "Schedule", "ShipItem",
+    "ShipNotice", "ShipOrder", "Tax", "Terms", "Totals", "apply_defaults", "check_required",
+    "json_schema", "parse_document", "parse_document_json", "to_dict", "to_json_bytes",
+]

@@ -1,0 +1,686 @@
+"""The small engine the maps share: element tables, value conversion, loops and writers.
+
+A map is a set of tables, one per segment, in implementation-guide order::
+
+    BEG = seg("BEG", {1: "purpose", 2: "order_type", 3: "po_number", 5: date("po_date")})
+
+Each table reads a segment into a plain dict (inbound) and writes a model back into
+elements (outbound). Loops are scopes: a segment is handled by the innermost open scope
+that knows its tag (closing the inner ones), and a loop's first segment opens a new scope.
+Inbound documents are built as plain dicts and validated once at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from translators.canonical._types import decimal_or_none
+from translators.errors import MappingError
+from translators.settings import MappingSettings
+from translators.x12.model import Segment
+from translators.x12.writer import Element, SegmentSpec
+
+Data = dict[str, Any]
+
+# --- value conversion ---------------------------------------------------------------------
+
+_DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def x12_date(value: str) -> str | None:
+    """CCYYMMDD or YYMMDD (years below 50 are 20xx) as YYYY-MM-DD, None when not a date."""
+    if len(value) == 8 and value.isdigit():
+        year, month, day = value[:4], value[4:6], value[6:]
+    elif len(value) == 6 and value.isdigit():
+        year = ("20" if value[:2] < "50" else "19") + value[:2]
+        month, day = value[2:4], value[4:]
+    else:
+        return None
+    m, d = int(month), int(day)
+    if not (0 < m < 13 and 0 < d <= _DAYS[m]):
+        return None
+    if m == 2 and d == 29:
+        y = int(year)
+        if y % 4 or (y % 100 == 0 and y % 400):
+            return None
+    return f"{year}-{month}-{day}"
+
+
+def x12_time(value: str) -> str | None:
+    """HHMM or HHMMSS[d..] as HH:MM[:SS] (decimal seconds dropped), None when not a time."""
+    n = len(value)
+    if n < 4 or n > 8 or not value.isdigit() or value[:2] > "23" or value[2:4] > "59":
+        return None
+    if n == 4:
+        return f"{value[:2]}:{value[2:]}"
+    if n == 5 or value[4:6] > "59":
+        return None
+    return f"{value[:2]}:{value[2:4]}:{value[4:6]}"
+
+
+def implied_2(value: str) -> str | None:
+    """An N2 value ("12345") with its implied two decimals applied ("123.45")."""
+    value = value.strip()
+    sign = ""
+    if value[:1] in ("-", "+"):
+        sign, value = ("-" if value[0] == "-" else ""), value[1:]
+    if not value.isdigit() or not value.isascii():
+        return None
+    return decimal_or_none(f"{sign}{value[:-2] or '0'}.{value[-2:].rjust(2, '0')}")
+
+
+def out_date(value: str) -> str:
+    """YYYY-MM-DD as CCYYMMDD."""
+    return value.replace("-", "")
+
+
+def out_time(value: str) -> str:
+    """HH:MM[:SS] as HHMM[SS]."""
+    return value.replace(":", "")
+
+
+def out_implied_2(value: str) -> str:
+    """A decimal string as an N2 value: "123.45" -> "12345"; more than 2 decimals is an error."""
+    sign = "-" if value.startswith("-") else ""
+    whole, _, frac = value.lstrip("-").partition(".")
+    if len(frac) > 2:
+        raise MappingError(f"{value} has more than 2 decimal places")
+    digits = (whole + frac.ljust(2, "0")).lstrip("0") or "0"
+    return sign + digits if digits != "0" else "0"
+
+
+def _same(value: str) -> str:
+    return value
+
+
+class Kind(NamedTuple):
+    """How an element converts: inbound converter (None = plain text) and outbound formatter."""
+
+    inbound: Callable[[str], str | None] | None
+    outbound: Callable[[str], str]
+
+
+TEXT = Kind(None, _same)
+DECIMAL = Kind(decimal_or_none, _same)
+IMPLIED_2 = Kind(implied_2, out_implied_2)
+DATE = Kind(x12_date, out_date)
+TIME = Kind(x12_time, out_time)
+
+
+class Field(NamedTuple):
+    """One element of a table: the canonical field it fills and how it converts."""
+
+    name: str
+    kind: Kind = TEXT
+
+
+def dec(name: str) -> Field:
+    """A decimal (R or N0) element."""
+    return Field(name, DECIMAL)
+
+
+def n2(name: str) -> Field:
+    """An N2 element (two implied decimals)."""
+    return Field(name, IMPLIED_2)
+
+
+def date(name: str) -> Field:
+    """A DT element."""
+    return Field(name, DATE)
+
+
+def time(name: str) -> Field:
+    """A TM element."""
+    return Field(name, TIME)
+
+
+# Maximum lengths that differ between versions (element id -> {version: max}); checked on
+# output. Element lengths not listed are the same in 004010 and 005010 for these sets.
+MAX_LENGTH: dict[str, dict[str, int]] = {
+    "N102": {"004010": 35, "005010": 60},
+    "N201": {"004010": 35, "005010": 60},
+    "N202": {"004010": 35, "005010": 60},
+    "PER02": {"004010": 35, "005010": 60},
+    "REF02": {"004010": 30, "005010": 50},
+    "N902": {"004010": 30, "005010": 50},
+}
+
+# --- mapping context (settings) ----------------------------------------------------------
+
+
+class Context:
+    """Per-translation state: the partner's code translations and what could not be mapped."""
+
+    __slots__ = ("codes_in", "codes_out", "extra", "invalid", "items_in", "items_out", "version")
+
+    def __init__(self, settings: MappingSettings | None = None, version: str = "004010") -> None:
+        self.invalid: list[Data] = []
+        self.extra: list[Data] = []
+        self.version = "005010" if version[:6] >= "005010" else "004010"
+        self.codes_in: dict[str, dict[str, str]] = {}
+        self.codes_out: dict[str, dict[str, str]] = {}
+        self.items_in: dict[str, Data] = {}
+        self.items_out: dict[str, str] = {}
+        if settings is None:
+            return
+        lists = dict(settings.codes)
+        if settings.uom:
+            lists["uom"] = dict(settings.uom)
+        self.codes_in = {name: dict(table) for name, table in lists.items() if table}
+        self.codes_out = {name: {ours: theirs for theirs, ours in table.items()}
+                          for name, table in self.codes_in.items()}
+        for partner_item, xref in settings.items.items():
+            ours = xref.model_dump(exclude_none=True)
+            self.items_in[partner_item] = ours
+            for value in ours.values():
+                self.items_out.setdefault(value, partner_item)
+
+    def bad(self, element: str, value: str) -> None:
+        """Keep a value that could not be converted, for the validator to report."""
+        self.invalid.append({"element": element, "value": value})
+
+    def unknown(self, seg: Segment) -> None:
+        """Keep a segment the map does not know."""
+        self.extra.append({"tag": seg.tag, "elements": list(seg.elements)})
+
+    def code_out(self, code_list: str, value: str) -> str:
+        """Our code as the partner's code."""
+        table = self.codes_out.get(code_list)
+        return table.get(value, value) if table else value
+
+
+def _code_list(name: str) -> str:
+    return "uom" if name.endswith("uom") else name
+
+
+# --- segment tables ----------------------------------------------------------------------
+
+
+Reader = Callable[[Segment, Context, "Data | None"], Data]
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentTable:
+    """The canonical field of each element of one segment."""
+
+    tag: str
+    fields: tuple[tuple[int, str, Kind, str, str], ...]  # (index, name, kind, id, code list)
+    size: int
+    reader: Reader
+
+    def read(self, seg: Segment, ctx: Context, out: Data | None = None) -> Data:
+        """The segment's elements as canonical fields (empty elements left out)."""
+        return self.reader(seg, ctx, out)
+
+    def elements(self, obj: Any, ctx: Context, **override: str | None) -> list[Element]:
+        """The elements for a model (or dict) ``obj``; ``override`` replaces field values."""
+        out: list[Element] = [""] * self.size
+        get = obj.get if isinstance(obj, dict) else obj.__dict__.get
+        for i, name, kind, eid, code_list in self.fields:
+            value = override[name] if name in override else get(name)
+            if value is None or value == "":
+                continue
+            text = kind.outbound(value)
+            if kind is TEXT:
+                text = ctx.code_out(code_list, text)
+                limit = MAX_LENGTH.get(eid)
+                if limit and len(text) > limit[ctx.version]:
+                    raise MappingError(
+                        f"{name} is longer than {limit[ctx.version]} characters ({eid} in "
+                        f"{ctx.version})", field=name)
+            out[i] = text
+        return out
+
+    def write(self, obj: Any, ctx: Context, **override: str | None) -> SegmentSpec | None:
+        """The segment for ``obj``, or None when all its elements are empty."""
+        els = self.elements(obj, ctx, **override)
+        return (self.tag, els) if any(els) else None
+
+
+def seg(tag: str, table: Mapping[int, str | Field]) -> SegmentTable:
+    """Compile a table ``{element position: field}`` for segment ``tag``."""
+    fields = []
+    for pos, spec in sorted(table.items()):
+        f = Field(spec) if isinstance(spec, str) else spec
+        fields.append((pos - 1, f.name, f.kind, f"{tag}{pos:02d}", _code_list(f.name)))
+    return SegmentTable(tag, tuple(fields), max(table), _compile_reader(fields))
+
+
+def _compile_reader(fields: Sequence[tuple[int, str, Kind, str, str]]) -> Reader:
+    """A reader function specialised for one table (straight-line code, no per-field loop).
+
+    It does what this loop would, only faster (the maps' hot path)::
+
+        for i, name, kind, eid, code_list in fields:
+            v = el[i] if i < len(el) else ""
+            if v: out[name] = convert(v) or (report eid as invalid and skip)
+    """
+    lines = ["def read(seg, ctx, d=None):", "    if d is None:", "        d = {}",
+             "    el = seg.elements", "    n = len(el)", "    codes = ctx.codes_in"]
+    env: dict[str, Any] = {}
+    for i, name, kind, eid, code_list in fields:
+        lines += [f"    if n <= {i}:", "        return d", f"    v = el[{i}]", "    if v:"]
+        if kind.inbound is not None:
+            env[f"conv{i}"] = kind.inbound
+            lines += [f"        c = conv{i}(v)", "        if c is None:",
+                      f"            ctx.bad({eid!r}, v)", "        else:",
+                      f"            d[{name!r}] = c"]
+        else:
+            lines += ["        if v[0] == ' ' or v[-1] == ' ':", "            v = v.strip()",
+                      "        if v:", "            if codes:",
+                      f"                t = codes.get({code_list!r})",
+                      "                if t:", "                    v = t.get(v, v)",
+                      f"            d[{name!r}] = v"]
+    lines.append("    return d")
+    exec("\n".join(lines), env)  # generated from the table above, no input
+    reader: Reader = env["read"]
+    return reader
+
+
+# --- the shared segment tables -------------------------------------------------------------
+
+REF = seg("REF", {1: "qualifier", 2: "value", 3: "description"})
+N9 = seg("N9", {1: "qualifier", 2: "value", 3: "description"})
+DTM = seg("DTM", {1: "qualifier", 2: date("date"), 3: time("time")})
+NTE = seg("NTE", {1: "code", 2: "text"})
+MSG = seg("MSG", {1: "text"})
+CUR = seg("CUR", {2: "currency"})
+N1 = seg("N1", {1: "role", 2: "name"})
+N2 = seg("N2", {1: "name", 2: "name2"})
+N3 = seg("N3", {1: "line1", 2: "line2"})
+N4 = seg("N4", {1: "city", 2: "state", 3: "postal_code", 4: "country"})
+PER = seg("PER", {1: "function", 2: "name"})
+ITD = seg("ITD", {1: "type_code", 2: "basis_date_code", 3: dec("discount_percent"),
+                  4: date("discount_due_date"), 5: dec("discount_days"),
+                  6: date("net_due_date"), 7: dec("net_days"), 8: n2("discount_amount"),
+                  12: "description"})
+TD5 = seg("TD5", {1: "routing_sequence", 2: "id_qualifier", 3: "scac", 4: "mode", 5: "routing"})
+TD3 = seg("TD3", {1: "equipment_code", 2: "equipment_initial", 3: "equipment_number"})
+TD1 = seg("TD1", {1: "packaging_code", 2: dec("lading_quantity"), 6: "weight_qualifier",
+                  7: dec("weight"), 8: "weight_uom"})
+SAC = seg("SAC", {1: "indicator", 2: "code", 3: "agency_qualifier", 4: "agency_code",
+                  5: n2("amount"), 6: "percent_qualifier", 7: dec("percent"), 8: dec("rate"),
+                  9: "uom", 10: dec("quantity"), 12: "handling", 13: "reference",
+                  15: "description"})
+TXI = seg("TXI", {1: "type", 2: dec("amount"), 3: dec("percent"), 4: "jurisdiction_qualifier",
+                  5: "jurisdiction_code", 6: "exemption_code", 8: dec("basis_amount")})
+PID = seg("PID", {1: "type", 2: "code", 5: "text"})
+PO4 = seg("PO4", {1: dec("pack"), 2: dec("size"), 3: "size_uom", 4: "packaging_code",
+                  5: "weight_qualifier", 6: dec("gross_weight"), 7: "weight_uom"})
+SCH = seg("SCH", {1: dec("quantity"), 2: "uom", 5: "qualifier", 6: date("date"),
+                  7: time("time")})
+CTT = seg("CTT", {1: dec("line_count"), 2: dec("hash_total")})
+AMT = seg("AMT", {1: "qualifier", 2: dec("amount")})
+
+# --- product/service id pairs --------------------------------------------------------------
+
+# PO1/IT1/LIN qualifier -> the named Item field it fills (the first pair of a kind wins).
+ITEM_QUALIFIERS: dict[str, str] = {
+    "BP": "buyer_part", "IN": "buyer_part",
+    "VP": "vendor_part", "VN": "vendor_part",
+    "UP": "upc", "UA": "upc", "UI": "upc", "UN": "upc",
+    "EN": "gtin", "EO": "gtin", "UK": "gtin",
+    "SK": "sku",
+}
+# The qualifier written for a named Item field that no pair carries yet.
+ITEM_FIELDS_OUT: dict[str, str] = {
+    "buyer_part": "BP", "vendor_part": "VP", "upc": "UP", "gtin": "EN", "sku": "SK",
+}
+
+
+def read_item(el: list[str], start: int, ctx: Context) -> Data:
+    """Item from the qualifier/value pairs of ``el`` starting at 0-based index ``start``."""
+    item: Data = {}
+    ids: list[Data] = []
+    n = len(el)
+    for i in range(start, n - 1, 2):
+        q, v = el[i], el[i + 1]
+        if not v:
+            if q:
+                ctx.bad(f"pair@{i + 1:02d}", q)
+            continue
+        if v[0] == " " or v[-1] == " ":
+            v = v.strip()
+            if not v:
+                continue
+        ids.append({"qualifier": q, "value": v})
+        name = ITEM_QUALIFIERS.get(q)
+        if name is not None and name not in item:
+            item[name] = v
+    if ids:
+        item["ids"] = ids
+    if ctx.items_in:
+        _cross_reference(item, ctx)
+    return item
+
+
+def _cross_reference(item: Data, ctx: Context) -> None:
+    for pair in item.get("ids", ()):
+        ours = ctx.items_in.get(pair["value"])
+        if ours:
+            for name, value in ours.items():
+                item.setdefault(name, value)
+            return
+
+
+def item_pairs(item: Any, ctx: Context, limit: int) -> list[Element]:
+    """The qualifier/value pairs for an Item: its ids, then named fields no pair carries."""
+    ids = [(i.qualifier, i.value) for i in item.ids]
+    named = {ITEM_QUALIFIERS.get(q) for q, _ in ids}
+    extra: list[tuple[str, str]] = []
+    for name, qualifier in ITEM_FIELDS_OUT.items():
+        value = getattr(item, name)
+        if value and name not in named:
+            extra.append((qualifier, value))
+    if ctx.items_out and not item.buyer_part:
+        for value in (item.sku, item.upc, item.gtin, item.vendor_part):
+            partner_item = ctx.items_out.get(value) if value else None
+            if partner_item:
+                extra.insert(0, ("BP", partner_item))
+                break
+    pairs = ids + extra
+    if len(pairs) > limit:
+        raise MappingError(f"item has {len(pairs)} ids; at most {limit} fit", field="item.ids")
+    out: list[Element] = []
+    for q, v in pairs:
+        out += [q, v]
+    return out
+
+
+# --- party (N1 loop), contacts, notes -----------------------------------------------------
+
+# N101 entity identifier code -> canonical role. Codes not listed are kept as the raw code.
+PARTY_ROLES: dict[str, str] = {
+    "BT": "bill_to", "BY": "buyer", "BS": "bill_and_ship_to", "CA": "carrier",
+    "MF": "manufacturer", "OB": "ordered_by", "PE": "payee", "PR": "payer", "RI": "remit_to",
+    "SE": "seller", "SF": "ship_from", "SH": "shipper", "SN": "store", "SO": "sold_to",
+    "ST": "ship_to", "SU": "supplier", "VN": "vendor", "WH": "warehouse", "Z7": "mark_for",
+    "II": "issuer_of_invoice", "CN": "consignee", "DA": "delivery_address",
+}
+PARTY_CODES: dict[str, str] = {v: k for k, v in PARTY_ROLES.items()}
+
+_PER_NAMED = {"TE": "phone", "FX": "fax", "EM": "email"}
+
+
+def read_contact(seg: Segment, ctx: Context) -> Data:
+    """PER: function, name, and its communication number pairs."""
+    contact = PER.read(seg, ctx)
+    other: list[Data] = []
+    el = seg.elements
+    for i in (2, 4, 6):
+        if i + 1 < len(el) and el[i + 1]:
+            q, v = el[i], el[i + 1].strip()
+            name = _PER_NAMED.get(q)
+            if name and name not in contact:
+                contact[name] = v
+            else:
+                other.append({"qualifier": q, "value": v})
+    if other:
+        contact["other"] = other
+    return contact
+
+
+def write_contact(contact: Any, ctx: Context) -> SegmentSpec:
+    """PER for a Contact (at most three communication numbers)."""
+    els = PER.elements(contact, ctx)
+    pairs = [(q, getattr(contact, name)) for q, name in
+             (("TE", "phone"), ("FX", "fax"), ("EM", "email")) if getattr(contact, name)]
+    pairs += [(o.qualifier, o.value) for o in contact.other]
+    if len(pairs) > 3:
+        raise MappingError("a contact has more than 3 communication numbers", field="contacts")
+    for q, v in pairs:
+        els += [q, v]
+    return ("PER", els)
+
+
+def _party_address(party: Data) -> Data:
+    address: Data | None = party.get("address")
+    if address is None:
+        address = party["address"] = {}
+    return address
+
+
+def _on_n2(seg: Segment, party: Data, ctx: Context) -> Scope | None:
+    d = N2.read(seg, ctx)
+    names = party.setdefault("additional_names", [])
+    names += [d[k] for k in ("name", "name2") if k in d]
+    return None
+
+
+def _on_n3(seg: Segment, party: Data, ctx: Context) -> Scope | None:
+    d = N3.read(seg, ctx)
+    lines = _party_address(party).setdefault("lines", [])
+    lines += [d[k] for k in ("line1", "line2") if k in d]
+    return None
+
+
+def _on_n4(seg: Segment, party: Data, ctx: Context) -> Scope | None:
+    N4.read(seg, ctx, _party_address(party))
+    return None
+
+
+def _on_party_ref(seg: Segment, party: Data, ctx: Context) -> Scope | None:
+    party.setdefault("references", []).append(REF.read(seg, ctx))
+    return None
+
+
+def _on_party_per(seg: Segment, party: Data, ctx: Context) -> Scope | None:
+    party.setdefault("contacts", []).append(read_contact(seg, ctx))
+    return None
+
+
+Handler = Callable[[Segment, Data, Context], "Scope | None"]
+Handlers = dict[str, Handler]
+Scope = tuple[Handlers, Data]
+
+PARTY_LOOP: Handlers = {"N2": _on_n2, "N3": _on_n3, "N4": _on_n4, "REF": _on_party_ref,
+                        "PER": _on_party_per}
+
+
+def on_n1(key: str = "parties") -> Handler:
+    """Handler for N1: a new party in ``target[key]``, opening the N1 loop."""
+    def handler(seg: Segment, target: Data, ctx: Context) -> Scope | None:
+        party = N1.read(seg, ctx)
+        code = party.get("role")
+        if code is None:
+            party["role"] = ""
+            ctx.bad("N101", "")
+        else:
+            party["role"] = PARTY_ROLES.get(code, code)
+        el = seg.elements
+        if len(el) > 3 and el[3]:
+            party["ids"] = [{"qualifier": el[2], "value": el[3].strip()}]
+        target.setdefault(key, []).append(party)
+        return (PARTY_LOOP, party)
+    return handler
+
+
+def write_party(party: Any, ctx: Context) -> list[SegmentSpec]:
+    """The N1 loop of a Party."""
+    code = PARTY_CODES.get(party.role, party.role)
+    ids = party.ids
+    if len(ids) > 1:
+        raise MappingError("a party has more than one id (N103/N104)", field="parties[].ids")
+    n1 = N1.elements(party, ctx, role=code)
+    if ids:
+        n1 += [ids[0].qualifier, ids[0].value]
+    out: list[SegmentSpec] = [("N1", n1)]
+    names = party.additional_names
+    for i in range(0, len(names), 2):
+        out.append(("N2", N2.elements({"name": names[i], "name2": _at(names, i + 1)}, ctx)))
+    address = party.address
+    if address is not None:
+        lines = address.lines
+        for i in range(0, len(lines), 2):
+            out.append(("N3", N3.elements({"line1": lines[i], "line2": _at(lines, i + 1)}, ctx)))
+        n4 = N4.write(address, ctx)
+        if n4:
+            out.append(n4)
+    out.extend(("REF", REF.elements(r, ctx)) for r in party.references)
+    out.extend(write_contact(c, ctx) for c in party.contacts)
+    return out
+
+
+def _at(values: Sequence[str], i: int) -> str | None:
+    return values[i] if i < len(values) else None
+
+
+# --- common header handlers ---------------------------------------------------------------
+
+
+def append_to(key: str, table: SegmentTable) -> Handler:
+    """Handler that appends the segment read by ``table`` to ``target[key]``."""
+    def handler(seg: Segment, target: Data, ctx: Context) -> Scope | None:
+        target.setdefault(key, []).append(table.read(seg, ctx))
+        return None
+    return handler
+
+
+def set_fields(table: SegmentTable) -> Handler:
+    """Handler that merges the fields of the segment into the target."""
+    def handler(seg: Segment, target: Data, ctx: Context) -> Scope | None:
+        table.read(seg, ctx, target)
+        return None
+    return handler
+
+
+def set_object(key: str, table: SegmentTable) -> Handler:
+    """Handler that merges the fields of the segment into ``target[key]`` (created if absent)."""
+    def handler(seg: Segment, target: Data, ctx: Context) -> Scope | None:
+        obj = target.get(key)
+        if obj is None:
+            obj = target[key] = {}
+        table.read(seg, ctx, obj)
+        return None
+    return handler
+
+
+def on_per(seg: Segment, target: Data, ctx: Context) -> Scope | None:
+    """PER outside a party: a document contact."""
+    target.setdefault("contacts", []).append(read_contact(seg, ctx))
+    return None
+
+
+def on_nte(seg: Segment, target: Data, ctx: Context) -> Scope | None:
+    """NTE: a note with its reference code."""
+    note = NTE.read(seg, ctx)
+    if "text" in note:
+        target.setdefault("notes", []).append(note)
+    return None
+
+
+def on_msg(seg: Segment, target: Data, ctx: Context) -> Scope | None:
+    """MSG: a note line (coded by an enclosing N9*L1)."""
+    note = MSG.read(seg, ctx)
+    if "text" in note:
+        code = target.get("_note_code")
+        if code:
+            note["code"] = code
+        target.setdefault("notes", []).append(note)
+    return None
+
+
+def on_n9(seg: Segment, target: Data, ctx: Context) -> Scope | None:
+    """N9: L1 opens a block of coded notes; any other qualifier is a reference."""
+    ref = N9.read(seg, ctx)
+    if ref.get("qualifier") == "L1":
+        return (N9_LOOP, {"notes": target.setdefault("notes", []), "_note_code": ref.get("value")})
+    target.setdefault("references", []).append(ref)
+    return (N9_LOOP, {"notes": target.setdefault("notes", []), "_note_code": None})
+
+
+N9_LOOP: Handlers = {"MSG": on_msg}
+
+
+def on_pid(seg: Segment, target: Data, ctx: Context) -> Scope | None:
+    """PID: the first free-form description is the item's; later ones are line notes."""
+    el = seg.elements
+    text = el[4].strip() if len(el) > 4 else ""
+    if el[0] != "F" or not text:
+        ctx.unknown(seg)
+        return None
+    item = target["item"]
+    if "description" not in item:
+        item["description"] = text
+    else:
+        note: Data = {"text": text}
+        if len(el) > 1 and el[1]:
+            note["code"] = el[1]
+        target.setdefault("notes", []).append(note)
+    return None
+
+
+def write_notes_n9(notes: Sequence[Any], ctx: Context) -> list[SegmentSpec]:
+    """Notes as N9*L1 blocks of MSG lines, one block per run of notes with the same code."""
+    out: list[SegmentSpec] = []
+    code: object = object()
+    for note in notes:
+        if note.code != code:
+            code = note.code
+            out.append(("N9", ["L1", note.code or "", "" if note.code else "NOTES"]))
+        out.append(("MSG", [note.text]))
+    return out
+
+
+def write_description(line: Any, ctx: Context) -> list[SegmentSpec]:
+    """PID for the item description, then one PID per line note."""
+    out: list[SegmentSpec] = []
+    if line.item.description:
+        out.append(("PID", ["F", "", "", "", line.item.description]))
+    elif getattr(line, "notes", None):
+        raise MappingError("line notes need an item description", field="lines[].notes")
+    for note in getattr(line, "notes", ()):
+        out.append(("PID", ["F", note.code or "", "", "", note.text]))
+    return out
+
+
+def write_dates(dates: Sequence[Any], ctx: Context) -> list[SegmentSpec]:
+    """One DTM per DateRef."""
+    return [("DTM", DTM.elements(d, ctx)) for d in dates]
+
+
+def write_all(tag: str, table: SegmentTable, objs: Sequence[Any], ctx: Context
+              ) -> list[SegmentSpec]:
+    """One segment per object."""
+    return [(tag, table.elements(o, ctx)) for o in objs]
+
+
+def write_carrier(carrier: Any, ctx: Context) -> list[SegmentSpec]:
+    """TD5 and TD3 of a Carrier (its tracking number is written by the caller as REF*CN)."""
+    out: list[SegmentSpec] = []
+    for table in (TD5, TD3):
+        spec = table.write(carrier, ctx)
+        if spec:
+            out.append(spec)
+    return out
+
+
+# --- the reader loop ----------------------------------------------------------------------
+
+
+def run(segments: Sequence[Segment], header: Handlers, doc: Data, ctx: Context) -> Data:
+    """Dispatch each segment to the innermost open scope that handles its tag."""
+    stack: list[Scope] = [(header, doc)]
+    for segment in segments:
+        tag = segment.tag
+        handlers, target = stack[-1]
+        handler = handlers.get(tag)
+        if handler is None:
+            depth = len(stack) - 1
+            while depth > 0:
+                depth -= 1
+                handler = stack[depth][0].get(tag)
+                if handler is not None:
+                    del stack[depth + 1:]
+                    target = stack[depth][1]
+                    break
+            if handler is None:
+                if tag not in ("ST", "SE"):
+                    ctx.unknown(segment)
+                continue
+        scope = handler(segment, target, ctx)
+        if scope is not None:
+            stack.append(scope)
+    return doc
