@@ -87,7 +87,7 @@ def test_valid_850_has_no_issues() -> None:
 
 
 def test_issue_positions_carry_envelope_control_numbers() -> None:
-    issue = only(validate_transaction(make_ts(po("CUR*XX*USD"))), Level.ELEMENT, "7")
+    issue = only(validate_transaction(make_ts(po("DTM*XXX*20240115"))), Level.ELEMENT, "7")
     assert (issue.interchange_index, issue.interchange_control, issue.group_control,
             issue.transaction_control) == (1, "000000001", "7", "0001")
     assert issue.offset is not None and issue.offset > 0
@@ -160,7 +160,7 @@ def test_segment_after_its_place_is_out_of_sequence_code_7() -> None:
 
 
 def test_segment_with_element_errors_gets_code_8_alongside_element_issues() -> None:
-    issues = validate_transaction(make_ts(po("CUR*XX*USD")))
+    issues = validate_transaction(make_ts(po("DTM*XXX*20240115")))
     seg = only(issues, Level.SEGMENT, SegmentError.HAS_ELEMENT_ERRORS)
     el = only(issues, Level.ELEMENT, ElementError.INVALID_CODE)
     assert (seg.segment_tag, seg.segment_position) == (el.segment_tag, el.segment_position)
@@ -380,3 +380,19 @@ def test_every_corpus_transaction_validates_without_raising() -> None:
                 assert issue.code and issue.message
             count += 1
     assert count > 50
+
+
+def test_open_code_lists_accept_codes_we_do_not_list_but_partner_rules_still_restrict() -> None:
+    assert validate_transaction(make_ts(po("REF*7I*ABC"))) == []
+    rules = PartnerRules(allowed_codes={"REF01": frozenset({"DP"})}, required_elements=frozenset(),
+                         required_segments=frozenset())
+    issue = only(validate_transaction(make_ts(po("REF*7I*ABC")), rules=rules), Level.ELEMENT, "7")
+    assert issue.element_reference == "128"
+
+
+def test_problems_found_with_another_versions_schema_are_warnings() -> None:
+    lines = po("DTM*XXX*20240115")
+    ts = make_ts(lines, version="004060")
+    issues = validate_transaction(ts)
+    assert any(i.code == "7" for i in issues)
+    assert not any(i.is_error for i in issues)

@@ -111,11 +111,12 @@ def element_dictionary(version: str) -> dict[str, ElementDef]:
     for key, raw in _layered(version, "elements.yaml", "elements").items():
         if not isinstance(raw, dict):
             raise SchemaDataError(f"{version} element {key}: expected a mapping")
-        codes = raw.get("codes")
+        codes = frozenset(str(c) for c in raw.get("codes") or ()) or None
+        is_open = bool(raw.get("open"))
         out[key] = ElementDef(
             id=key, name=str(raw.get("name", "")), type=str(raw["type"]),
             min=int(raw["min"]), max=int(raw["max"]),
-            codes=frozenset(str(c) for c in codes) if codes else None)
+            codes=None if is_open else codes, known_codes=codes if is_open else None)
     return out
 
 

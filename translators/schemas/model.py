@@ -18,7 +18,10 @@ class ElementDef:
     type: str  # "AN", "ID", "DT", "TM", "R", "B", or "N0".."N9"
     min: int
     max: int
-    codes: frozenset[str] | None = None  # only for ID elements whose list we keep
+    codes: frozenset[str] | None = None  # only for ID elements whose list we enforce
+    # An open list (REF01, product id qualifiers, N101...) is documentation, not a rule: real
+    # partners use far more codes than any list we keep; a profile can still restrict it.
+    known_codes: frozenset[str] | None = None
 
     @property
     def decimals(self) -> int | None:

@@ -131,7 +131,9 @@ def parse_isa(buf: bytes, start: int) -> ParsedIsa:
                         + (f"; wrong-width fields: {', '.join(widths)}" if widths else ""))
     if any(ord(ch) > 0x7E for f in fields for ch in f):
         warnings.append("ISA contains non-ASCII characters (padding tolerated)")
-    return ParsedIsa(fields, Delimiters(element_char, component_char, repetition, term_char, ""),
+    after = term_at + len(terminator)
+    suffix = next((s for s in ("\r\n", "\n", "\r") if buf.startswith(s.encode(), after)), "")
+    return ParsedIsa(fields, Delimiters(element_char, component_char, repetition, term_char, suffix),
                      terminator, length, warnings)
 
 
