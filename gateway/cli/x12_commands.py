@@ -105,7 +105,8 @@ def _issue_line(issue: dict[str, Any], indent: str) -> str:
     if issue.get("offset") is not None:
         where.append(f"byte {issue['offset']}")
     location = f" ({', '.join(where)})" if where else ""
-    return f"{indent}{issue['severity'].upper()} [{issue['level']} {issue['code']}] {issue['message']}{location}"
+    label = f"{issue['severity'].upper()} [{issue['level']} {issue['code']}]"
+    return f"{indent}{label} {issue['message']}{location}"
 
 
 def _validate(args: argparse.Namespace) -> int:

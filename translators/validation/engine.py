@@ -8,7 +8,6 @@ for the segments the regex rejects. Every issue carries the positions a 997/999 
 from __future__ import annotations
 
 from dataclasses import replace
-
 from functools import lru_cache
 from typing import Any
 
