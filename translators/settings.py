@@ -72,7 +72,7 @@ class EnvelopeSettings(_Settings):
     @property
     def control_version(self) -> str:
         """ISA12 for this GS08 version (00401 for 004010, 00501 for 005010)."""
-        return self.version[1:6] if len(self.version) >= 6 else "00401"
+        return self.version[:5] if len(self.version) >= 6 else "00401"
 
     @property
     def partner_application_id(self) -> str:
