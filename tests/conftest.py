@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.conftest_store"]
+pytest_plugins = [
+    "tests.conftest_store",
+    "tests.conftest_api",
+    "tests.conftest_archive",
+]
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"

@@ -40,11 +40,13 @@ def authenticate(request: Request) -> Principal:
     """The caller of this request, or 401."""
     token = _bearer(request)
     db = request.app.state.db
-    with db.unit_of_work() as session:
+    with db.unit_of_work(read_only=True) as session:
         key = authenticate_api_key(session, token)
         if key is None:
             raise ApiError(401, "unauthorized", "unknown or revoked API key")
-        return Principal(key.id, key.name, ApiKeyRole(key.role), key.partner_id)
+        principal = Principal(key.id, key.name, ApiKeyRole(key.role), key.partner_id)
+    request.state.actor = principal.actor  # for the access log
+    return principal
 
 
 def require_roles(*roles: ApiKeyRole) -> Callable[..., Principal]:

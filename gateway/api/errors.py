@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.logging import current_correlation_id
+
 log = logging.getLogger("edigate.api")
 
 
@@ -62,5 +64,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("internal_error", "unexpected error; see the server log"),
+        details = {"correlation_id": current_correlation_id()}
+        return JSONResponse(error_body("internal_error", "unexpected error; see the server log", details),
                             status_code=500)

@@ -17,6 +17,7 @@ COMMAND_MODULES: dict[str, str] = {
     "archive": "gateway.cli.store_commands",
     "config": "gateway.cli.store_commands",
     "keys": "gateway.cli.store_commands",
+    "partners": "gateway.cli.partner_commands",
 }
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -52,6 +53,14 @@ NAMING_CONVENTION = {
 SHA256_HEX = 64
 
 
+def _pg_fulltext_index(name: str, column: str, *, only_non_null: bool = False) -> Index:
+    """A PostgreSQL-only GIN index on ``to_tsvector('simple', column)`` for archive search ``q``."""
+    where = text(f"{column} IS NOT NULL") if only_non_null else None
+    expression = text(f"to_tsvector('simple'::regconfig, {column})")
+    index = Index(name, expression, postgresql_using="gin", postgresql_where=where)
+    return index.ddl_if(dialect="postgresql")
+
+
 class Base(DeclarativeBase):
     """Declarative base with constraint names Alembic can rely on (also in batch mode)."""
 
@@ -79,11 +88,17 @@ class Partner(Base):
     """A trading partner; its profile lives in versioned rows."""
 
     __tablename__ = "partners"
+    __table_args__ = (
+        # The current profile's x12.interchange_id (cleared on delete): inbound sender lookup.
+        Index("ix_partners_interchange", "interchange_qualifier", "interchange_id", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[PartnerStatus] = mapped_column(EnumText(PartnerStatus, 16))
     current_version: Mapped[int] = mapped_column(Integer, default=0)
+    interchange_qualifier: Mapped[str | None] = mapped_column(String(2))
+    interchange_id: Mapped[str | None] = mapped_column(String(15))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[datetime | None]
@@ -161,6 +176,10 @@ class Message(Base):
         Index("ix_messages_partner_direction_received", "partner_id", "direction", "received_at"),
         Index("ix_messages_transport_message_id", "transport", "transport_message_id"),
         UniqueConstraint("partner_id", "idempotency_key"),
+        # Archive search (migration 0003): newest-first keyset pages, replay lineage, full text.
+        Index("ix_messages_received_at_id", "received_at", "id"),
+        Index("ix_messages_replay_of_id", "replay_of_id"),
+        _pg_fulltext_index("ix_messages_error_fts", "error", only_non_null=True),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -283,6 +302,7 @@ class Document(Base):
         Index("ix_documents_type_reference", "document_type", "business_reference"),
         Index("ix_documents_partner_direction_created", "partner_id", "direction", "created_at"),
         UniqueConstraint("partner_id", "document_type", "idempotency_key"),
+        _pg_fulltext_index("ix_documents_data_fts", "data"),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -329,6 +349,7 @@ class WebhookEndpoint(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    deleted_at: Mapped[datetime | None]
 
 
 class Delivery(Base):

@@ -1,0 +1,1 @@
+"""ERP webhook deliveries: Standard Webhooks signing, retries with backoff, dead letters, redelivery."""
