@@ -23,6 +23,9 @@ ROUTER_MODULES: list[str] = [
     "partner_profiles.views",
     "gateway.webhooks.views",
     "gateway.messages.views",
+    "gateway.inbound.views",
+    "gateway.deliveries.views",
+    "gateway.transports.sftp.views",
 ]
 
 

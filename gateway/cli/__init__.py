@@ -10,6 +10,10 @@ from collections.abc import Sequence
 # command name -> module defining ``register(subparsers)``; imported lazily so that
 # ``edigate translate`` does not pay for the server's imports.
 COMMAND_MODULES: dict[str, str] = {
+    "serve": "gateway.cli.server_commands",
+    "api": "gateway.cli.server_commands",
+    "worker": "gateway.cli.server_commands",
+    "beat": "gateway.cli.server_commands",
     "translate": "gateway.cli.x12_commands",
     "generate": "gateway.cli.x12_commands",
     "validate": "gateway.cli.x12_commands",
@@ -18,6 +22,7 @@ COMMAND_MODULES: dict[str, str] = {
     "config": "gateway.cli.store_commands",
     "keys": "gateway.cli.store_commands",
     "partners": "gateway.cli.partner_commands",
+    "sftp": "gateway.cli.sftp_commands",
 }
 
 

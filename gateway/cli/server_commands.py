@@ -1,0 +1,224 @@
+"""``edigate serve | api | worker | beat``: the embedded all-in-one and the production processes.
+
+``serve`` migrates the embedded database, then runs the API (uvicorn), a Celery worker and
+Celery beat as child processes on the broker the settings name (by default kombu's SQLAlchemy
+transport on SQLite under the data dir: no Redis needed). SIGINT/SIGTERM are forwarded to the
+children; if one of them dies the others are stopped and ``serve`` exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+STOP_TIMEOUT_SECONDS = 20.0
+# Mounted by ``app_factory`` unless gateway.api.app.ROUTER_MODULES already lists them.
+PIPELINE_ROUTERS = ("gateway.inbound.views", "gateway.deliveries.views")
+
+
+def register(subparsers: Any) -> None:
+    """Add serve, api, worker and beat."""
+    serve = subparsers.add_parser("serve", help="API, worker and beat on the embedded default")
+    _common(serve)
+    serve.add_argument("--sftp-port", type=int, help="SFTP server port (EDIGATE_SFTP_PORT, default 2222)")
+    serve.add_argument("--concurrency", type=int, help="worker processes (default: CPU count)")
+    serve.set_defaults(handler=run_serve)
+
+    api = subparsers.add_parser("api", help="the HTTP API (uvicorn)")
+    _common(api)
+    api.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    api.set_defaults(handler=run_api)
+
+    worker = subparsers.add_parser(
+        "worker", help="a Celery worker on the inbound/delivery/outbound/acks queues"
+    )
+    worker.add_argument("--data-dir", type=Path, help="data directory (EDIGATE_DATA_DIR)")
+    worker.add_argument("--concurrency", type=int, help="processes or threads (default: CPU count)")
+    worker.add_argument("--pool", choices=["prefork", "threads", "solo"], help="Celery pool")
+    worker.add_argument("--queues", help="comma-separated queues (default: all four)")
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(handler=run_worker)
+
+    beat = subparsers.add_parser("beat", help="Celery beat: the outbox and delivery sweeps")
+    beat.add_argument("--data-dir", type=Path, help="data directory (EDIGATE_DATA_DIR)")
+    beat.add_argument("--loglevel", default="INFO")
+    beat.set_defaults(handler=run_beat)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir", type=Path, help="data directory (EDIGATE_DATA_DIR, default ./edigate-data)"
+    )
+    parser.add_argument("--host", help="listen address (EDIGATE_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="API port (EDIGATE_PORT, default 8080)")
+
+
+def _apply_options(args: argparse.Namespace) -> None:
+    """Command-line options override EDIGATE_* variables (children inherit them)."""
+    for option, variable in (
+        ("data_dir", "EDIGATE_DATA_DIR"),
+        ("host", "EDIGATE_HOST"),
+        ("port", "EDIGATE_PORT"),
+        ("sftp_port", "EDIGATE_SFTP_PORT"),
+    ):
+        value = getattr(args, option, None)
+        if value is not None:
+            os.environ[variable] = str(Path(value).resolve()) if option == "data_dir" else str(value)
+
+
+def run_api(args: argparse.Namespace) -> int:
+    """Serve the API with uvicorn until interrupted."""
+    import uvicorn
+
+    _apply_options(args)
+    from gateway.settings import Settings
+
+    settings = Settings()
+    if args.workers and args.workers > 1:
+        uvicorn.run(
+            "gateway.cli.server_commands:app_factory",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=args.workers,
+            log_level="info",
+            access_log=False,
+        )
+    else:
+        uvicorn.run(app_factory(), host=settings.host, port=settings.port, log_level="info", access_log=False)
+    return 0
+
+
+def app_factory() -> Any:
+    """The API app for the environment's settings (uvicorn's factory)."""
+    import importlib
+
+    from gateway.api.app import ROUTER_MODULES, create_app
+
+    extra = [importlib.import_module(name).router for name in PIPELINE_ROUTERS if name not in ROUTER_MODULES]
+    return create_app(extra_routers=extra)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """Run a Celery worker in this process."""
+    _apply_options(args)
+    from workers.app import create_celery_app, worker_argv
+
+    app = create_celery_app()
+    concurrency = args.concurrency or app.edigate_resources.tuning.worker_concurrency
+    app.worker_main(
+        worker_argv(queues=args.queues, concurrency=concurrency, pool=args.pool, loglevel=args.loglevel)
+    )
+    return 0
+
+
+def run_beat(args: argparse.Namespace) -> int:
+    """Run Celery beat (the sweeps) in this process."""
+    _apply_options(args)
+    from gateway.settings import Settings
+    from workers.app import create_celery_app
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = create_celery_app(settings)
+    schedule = settings.data_dir.resolve() / "celerybeat-schedule"
+    app.start(["beat", "--loglevel", args.loglevel, "-s", str(schedule)])
+    return 0
+
+
+def prepare_broker(broker_url: str) -> None:
+    """Create the broker's queues up front (the SQLAlchemy transport makes its tables on first use)."""
+    from kombu.connection import Connection
+
+    from gateway.processing.publisher import task_queues
+    from gateway.processing.sqla_broker import broker_url as resolve
+
+    with Connection(resolve(broker_url), connect_timeout=5) as connection:  # type: ignore[no-untyped-call]
+        channel = connection.default_channel
+        for queue in task_queues():
+            queue.bind(channel).declare()
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Migrate, then run API, worker, beat and the SFTP server as children until interrupted."""
+    _apply_options(args)
+    from gateway.settings import Settings
+    from gateway.store.migrate import open_database
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    open_database(settings).dispose()
+    prepare_broker(settings.effective_broker_url())
+    worker = ["worker", "--loglevel", "WARNING"]
+    if args.concurrency:
+        worker += ["--concurrency", str(args.concurrency)]
+    commands = {"api": ["api"], "worker": worker, "beat": ["beat", "--loglevel", "WARNING"]}
+    children = {
+        name: subprocess.Popen([sys.executable, "-m", "gateway.cli.server_commands", *argv])
+        for name, argv in commands.items()
+    }
+    children["sftp"] = subprocess.Popen([sys.executable, "-m", "gateway.cli.sftp_commands"])
+    print(f"edigate serving http://{settings.host}:{settings.port}/api/v1 (docs at /api/v1/docs)", flush=True)
+    print(f"  data dir {settings.data_dir.resolve()}; broker {settings.masked()['broker_url']}", flush=True)
+    print("  " + ", ".join(f"{name} pid {child.pid}" for name, child in children.items()), flush=True)
+    return supervise(children)
+
+
+def supervise(children: dict[str, subprocess.Popen[bytes]]) -> int:
+    """Wait for a signal or a dead child; then stop every child and return the exit status."""
+    stopping: list[int] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stopping.append(signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    status = 0
+    try:
+        while not stopping:
+            dead = [name for name, child in children.items() if child.poll() is not None]
+            if dead:
+                print(f"edigate serve: {', '.join(dead)} exited; stopping", file=sys.stderr, flush=True)
+                status = 1
+                break
+            time.sleep(0.2)
+        stop_children(children.values())
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return status
+
+
+def stop_children(children: Sequence[subprocess.Popen[bytes]] | Any) -> None:
+    """SIGTERM every child, wait, then SIGKILL whatever is left."""
+    alive = [child for child in children if child.poll() is None]
+    for child in alive:
+        child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    for child in alive:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one of these commands directly (``python -m gateway.cli.server_commands worker``)."""
+    parser = argparse.ArgumentParser(prog="edigate")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    register(subparsers)
+    args = parser.parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,520 @@
+"""ERP webhook deliveries: create, send (signed, retried, dead-lettered), redeliver, ERP outcomes.
+
+A delivery row is its own outbox: ``next_attempt_at`` says when it is due and the delivery
+sweep publishes due rows (leasing them for a while so the next sweep skips them). Sending
+happens outside any transaction; the outcome is written afterwards under a row lock.
+
+What an ERP sees: every attempt of a delivery carries the same ``webhook-id`` header and the
+same body (its ``id`` is that webhook id); only ``webhook-timestamp`` and the signature change.
+A redelivery (``POST /deliveries/{id}/redeliver``) is a new row linked by ``redelivery_of_id``
+that sends the SAME ``webhook-id`` and body again, as Standard Webhooks prescribes for a
+resend: an ERP that already processed the event recognises it, one that never did processes
+it. The row's own ``webhook_id`` column is ``<original>.r<n>`` (the column is unique).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from gateway.deliveries.backoff import next_attempt_at
+from gateway.deliveries.signing import webhook_headers
+from gateway.secrets import SecretBox, SecretError
+from gateway.store.db import Database
+from gateway.store.enums import DeliveryStatus, DocumentStatus
+from gateway.store.events import append_event
+from gateway.store.models import Delivery, DeliveryAttempt, Document, WebhookEndpoint
+from gateway.store.types import utcnow
+
+DOCUMENT_RECEIVED = "document.received"
+DELIVERY_DEAD = "delivery.dead"
+_WEBHOOK_NAMESPACE = uuid.UUID("6f1d9c2e-52a4-4c8e-9a57-2b8e3c1f0d44")
+EXCERPT_LIMIT = 1000
+
+
+class DeliveryError(Exception):
+    """A delivery operation is not possible (unknown id, wrong state)."""
+
+
+class DeliveryNotFound(DeliveryError):
+    """No delivery with that id."""
+
+
+@dataclass(frozen=True)
+class EndpointRef:
+    """An enabled endpoint subscribed to an event type."""
+
+    id: uuid.UUID
+    name: str
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long and how often a delivery is retried."""
+
+    window: timedelta
+    backoff_seconds: float = 5.0
+    backoff_max_seconds: float = 3600.0
+    timeout_seconds: float = 10.0
+    lease: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one HTTP attempt produced."""
+
+    delivery_id: uuid.UUID
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+    excerpt: str | None
+
+    @property
+    def ok(self) -> bool:
+        """True for a 2xx answer."""
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def webhook_id_for(subject_id: uuid.UUID, endpoint_id: uuid.UUID, event_type: str) -> str:
+    """The deterministic webhook id of an event for an endpoint: a re-run cannot make another."""
+    return "msg_" + uuid.uuid5(_WEBHOOK_NAMESPACE, f"{subject_id}:{endpoint_id}:{event_type}").hex
+
+
+def subscribed_endpoints(session: Session, event_type: str, *, name: str | None = None) -> list[EndpointRef]:
+    """Enabled endpoints listening to ``event_type`` (``*`` subscribes to all), optionally one by name."""
+    query = select(WebhookEndpoint).where(
+        WebhookEndpoint.enabled.is_(True), WebhookEndpoint.deleted_at.is_(None)
+    )
+    if name is not None:
+        query = query.where(WebhookEndpoint.name == name)
+    return [
+        EndpointRef(ep.id, ep.name)
+        for ep in session.scalars(query.order_by(WebhookEndpoint.name))
+        if event_type in (ep.events or []) or "*" in (ep.events or [])
+    ]
+
+
+def create_delivery(
+    session: Session,
+    *,
+    endpoint_id: uuid.UUID,
+    event_type: str,
+    subject_id: uuid.UUID,
+    payload: dict[str, Any],
+    partner_id: str | None,
+    document_id: uuid.UUID | None,
+    message_id: uuid.UUID | None,
+    correlation_id: str,
+    policy: RetryPolicy,
+    now: datetime,
+    check_existing: bool = True,
+    add: bool = True,
+) -> Delivery:
+    """A pending delivery whose webhook id is derived from subject and endpoint (idempotent)."""
+    webhook_id = webhook_id_for(subject_id, endpoint_id, event_type)
+    if check_existing:
+        existing = session.scalars(select(Delivery).where(Delivery.webhook_id == webhook_id)).first()
+        if existing is not None:
+            return existing
+    delivery = Delivery(
+        id=uuid.uuid4(),
+        webhook_id=webhook_id,
+        endpoint_id=endpoint_id,
+        event_type=event_type,
+        partner_id=partner_id,
+        document_id=document_id,
+        message_id=message_id,
+        payload={"id": webhook_id, "type": event_type, **payload},
+        status=DeliveryStatus.PENDING,
+        attempt_count=0,
+        next_attempt_at=now + policy.lease,
+        give_up_at=now + policy.window,
+        correlation_id=correlation_id,
+        created_at=now,
+    )
+    if add:
+        session.add(delivery)
+    return delivery
+
+
+def header_webhook_id(delivery: Delivery) -> str:
+    """The ``webhook-id`` an ERP sees: the original's id for every attempt and redelivery."""
+    value = delivery.payload.get("id")
+    return value if isinstance(value, str) else delivery.webhook_id
+
+
+def body_bytes(delivery: Delivery) -> bytes:
+    """The JSON body sent for a delivery (the same bytes on every attempt)."""
+    return json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    delivery_id: uuid.UUID
+    url: str | None
+    secret: str | None
+    webhook_id: str
+    body: bytes
+    problem: str | None
+
+
+def _prepare(session: Session, ids: Sequence[uuid.UUID], box: SecretBox) -> list[_Prepared]:
+    rows = session.execute(
+        select(Delivery, WebhookEndpoint)
+        .join(WebhookEndpoint, WebhookEndpoint.id == Delivery.endpoint_id)
+        .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING)
+    ).all()
+    prepared = []
+    for delivery, endpoint in rows:
+        secret: str | None = None
+        problem: str | None = None
+        if not endpoint.enabled or endpoint.deleted_at is not None:
+            problem = "endpoint is disabled or deleted"
+        else:
+            try:
+                secret = box.decrypt_text(endpoint.secret_ciphertext, context=f"webhook:{endpoint.id}")
+            except SecretError as exc:
+                problem = f"cannot decrypt the endpoint secret: {exc}"
+        prepared.append(
+            _Prepared(
+                delivery.id, endpoint.url, secret, header_webhook_id(delivery), body_bytes(delivery), problem
+            )
+        )
+    return prepared
+
+
+def _attempt(client: httpx.Client, item: _Prepared) -> AttemptResult:
+    started = time.monotonic()
+    if item.problem is not None or item.secret is None or item.url is None:
+        return AttemptResult(item.delivery_id, None, item.problem or "not deliverable", 0, None)
+    headers = webhook_headers(item.secret, item.webhook_id, int(time.time()), item.body)
+    try:
+        response = client.post(item.url, content=item.body, headers=headers)
+    except httpx.HTTPError as exc:
+        elapsed = int((time.monotonic() - started) * 1000)
+        return AttemptResult(
+            item.delivery_id, None, f"{type(exc).__name__}: {exc}"[:EXCERPT_LIMIT], elapsed, None
+        )
+    elapsed = int((time.monotonic() - started) * 1000)
+    excerpt = response.text[:EXCERPT_LIMIT] if response.content else None
+    error = None if response.is_success else f"HTTP {response.status_code}"
+    return AttemptResult(item.delivery_id, response.status_code, error, elapsed, excerpt)
+
+
+def send_deliveries(
+    db: Database,
+    ids: Sequence[uuid.UUID],
+    *,
+    box: SecretBox,
+    client: httpx.Client,
+    policy: RetryPolicy,
+) -> tuple[list[AttemptResult], list[uuid.UUID]]:
+    """Attempt every pending delivery of ``ids``; returns the attempts and new deliveries to publish."""
+    if not ids:
+        return [], []
+    with db.unit_of_work(read_only=True) as session:
+        prepared = _prepare(session, ids, box)
+    results = [_attempt(client, item) for item in prepared]
+    if not results:
+        return [], []
+    with db.unit_of_work() as session:
+        created = record_attempts(session, results, policy=policy, now=utcnow())
+    return results, created
+
+
+def record_attempts(
+    session: Session,
+    results: Iterable[AttemptResult],
+    *,
+    policy: RetryPolicy,
+    now: datetime,
+) -> list[uuid.UUID]:
+    """Store attempts and move deliveries on (delivered, retry later, or dead); returns new deliveries."""
+    by_id = {r.delivery_id: r for r in results}
+    deliveries = session.scalars(
+        select(Delivery)
+        .where(Delivery.id.in_(list(by_id)))
+        .order_by(Delivery.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    created: list[uuid.UUID] = []
+    delivered_docs: list[uuid.UUID] = []
+    grouped: dict[tuple[str, uuid.UUID | None], list[tuple[Delivery, dict[str, Any]]]] = {}
+    for delivery in deliveries:
+        result = by_id[delivery.id]
+        if delivery.status is not DeliveryStatus.PENDING:
+            continue  # a concurrent run already settled it
+        session.add(
+            DeliveryAttempt(
+                delivery_id=delivery.id,
+                attempted_at=now,
+                status_code=result.status_code,
+                error=result.error,
+                duration_ms=result.duration_ms,
+                response_excerpt=result.excerpt,
+            )
+        )
+        delivery.attempt_count += 1
+        event_data = {
+            "webhook_id": header_webhook_id(delivery),
+            "attempt": delivery.attempt_count,
+            "status_code": result.status_code,
+            "error": result.error,
+        }
+        if result.ok:
+            delivery.status = DeliveryStatus.DELIVERED
+            delivery.delivered_at = now
+            delivery.next_attempt_at = None
+            if delivery.document_id is not None:
+                delivered_docs.append(delivery.document_id)
+            grouped.setdefault(("delivery.delivered", delivery.message_id), []).append((delivery, event_data))
+            continue
+        retry_at = next_attempt_at(
+            now,
+            delivery.attempt_count,
+            give_up_at=delivery.give_up_at,
+            base=policy.backoff_seconds,
+            cap=policy.backoff_max_seconds,
+        )
+        if retry_at is not None:
+            delivery.next_attempt_at = retry_at
+            grouped.setdefault(("delivery.failed", delivery.message_id), []).append(
+                (delivery, {**event_data, "retry_at": retry_at.isoformat()})
+            )
+            continue
+        delivery.status = DeliveryStatus.DEAD
+        delivery.next_attempt_at = None
+        _event(session, delivery, "delivery.dead", event_data)
+        if delivery.event_type != DELIVERY_DEAD:
+            created.extend(_notify_dead(session, delivery, policy=policy, now=now))
+    if delivered_docs:
+        session.execute(
+            update(Document)
+            .where(Document.id.in_(delivered_docs), Document.status == DocumentStatus.RECEIVED)
+            .values(status=DocumentStatus.DELIVERED)
+        )
+    session.flush()
+    _grouped_events(session, grouped)
+    return created
+
+
+def _grouped_events(
+    session: Session, grouped: dict[tuple[str, uuid.UUID | None], list[tuple[Delivery, dict[str, Any]]]]
+) -> None:
+    """One event per outcome and message: a batch of deliveries is one timeline entry, not N."""
+    for (event_type, _), members in grouped.items():
+        if len(members) == 1:
+            _event(session, members[0][0], event_type, members[0][1])
+            continue
+        first = members[0][0]
+        append_event(
+            session,
+            event_type=event_type,
+            actor="worker",
+            partner_id=first.partner_id,
+            message_id=first.message_id,
+            subject_type="delivery",
+            correlation_id=first.correlation_id,
+            data={"deliveries": [{"delivery_id": str(d.id), **data} for d, data in members]},
+        )
+
+
+def _event(session: Session, delivery: Delivery, event_type: str, data: dict[str, Any]) -> None:
+    append_event(
+        session,
+        event_type=event_type,
+        actor="worker",
+        partner_id=delivery.partner_id,
+        message_id=delivery.message_id,
+        subject_type="delivery",
+        subject_id=delivery.id,
+        correlation_id=delivery.correlation_id,
+        data=data,
+    )
+
+
+def _notify_dead(session: Session, dead: Delivery, *, policy: RetryPolicy, now: datetime) -> list[uuid.UUID]:
+    """``delivery.dead`` webhooks to the other endpoints subscribed to it."""
+    created = []
+    for endpoint in subscribed_endpoints(session, DELIVERY_DEAD):
+        if endpoint.id == dead.endpoint_id:
+            continue
+        payload = {
+            "partner_id": dead.partner_id,
+            "document_type": dead.payload.get("document_type"),
+            "message_id": str(dead.message_id) if dead.message_id else None,
+            "data": {
+                "delivery_id": str(dead.id),
+                "webhook_id": header_webhook_id(dead),
+                "event_type": dead.event_type,
+                "attempts": dead.attempt_count,
+            },
+        }
+        row = create_delivery(
+            session,
+            endpoint_id=endpoint.id,
+            event_type=DELIVERY_DEAD,
+            subject_id=dead.id,
+            payload=payload,
+            partner_id=dead.partner_id,
+            document_id=dead.document_id,
+            message_id=dead.message_id,
+            correlation_id=dead.correlation_id,
+            policy=policy,
+            now=now,
+        )
+        created.append(row.id)
+    return created
+
+
+def claim_due_deliveries(
+    session: Session,
+    *,
+    lease: timedelta,
+    limit: int = 500,
+    now: datetime | None = None,
+) -> list[uuid.UUID]:
+    """Pending deliveries that are due, leased so the next sweep skips them while they run."""
+    moment = now or utcnow()
+    rows = session.scalars(
+        select(Delivery)
+        .where(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= moment)
+        .order_by(Delivery.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for row in rows:
+        row.next_attempt_at = moment + lease
+    return [row.id for row in rows]
+
+
+# --- the API's operations ----------------------------------------------------------------
+
+
+def get_delivery(session: Session, delivery_id: uuid.UUID) -> Delivery:
+    """One delivery (``DeliveryNotFound`` otherwise)."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise DeliveryNotFound(f"delivery {delivery_id} not found")
+    return delivery
+
+
+def list_deliveries(
+    session: Session,
+    *,
+    status: DeliveryStatus | None = None,
+    partner_id: str | None = None,
+    document_id: uuid.UUID | None = None,
+    message_id: uuid.UUID | None = None,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 50,
+) -> list[Delivery]:
+    """Deliveries newest first, filtered, after a keyset cursor (created_at, id)."""
+    query = select(Delivery)
+    if status is not None:
+        query = query.where(Delivery.status == status)
+    if partner_id is not None:
+        query = query.where(Delivery.partner_id == partner_id)
+    if document_id is not None:
+        query = query.where(Delivery.document_id == document_id)
+    if message_id is not None:
+        query = query.where(Delivery.message_id == message_id)
+    if after is not None:
+        created_at, last_id = after
+        query = query.where(
+            (Delivery.created_at < created_at)
+            | ((Delivery.created_at == created_at) & (Delivery.id < last_id))
+        )
+    return list(session.scalars(query.order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(limit)))
+
+
+def redeliver(session: Session, delivery_id: uuid.UUID, *, policy: RetryPolicy, actor: str) -> Delivery:
+    """A new pending delivery of the same event (same webhook-id and body), due at once."""
+    original = get_delivery(session, delivery_id)
+    root = session.get(Delivery, original.redelivery_of_id) if original.redelivery_of_id else original
+    assert root is not None
+    count = (
+        session.scalar(select(func.count()).select_from(Delivery).where(Delivery.redelivery_of_id == root.id))
+        or 0
+    )
+    now = utcnow()
+    row = Delivery(
+        id=uuid.uuid4(),
+        webhook_id=f"{root.webhook_id}.r{count + 1}",
+        endpoint_id=original.endpoint_id,
+        event_type=original.event_type,
+        partner_id=original.partner_id,
+        document_id=original.document_id,
+        message_id=original.message_id,
+        payload=dict(root.payload),
+        status=DeliveryStatus.PENDING,
+        attempt_count=0,
+        next_attempt_at=now + policy.lease,
+        give_up_at=now + policy.window,
+        redelivery_of_id=root.id,
+        correlation_id=original.correlation_id,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    append_event(
+        session,
+        event_type="delivery.redelivery_requested",
+        actor=actor,
+        partner_id=row.partner_id,
+        message_id=row.message_id,
+        subject_type="delivery",
+        subject_id=row.id,
+        correlation_id=row.correlation_id,
+        data={"redelivery_of": str(original.id), "webhook_id": header_webhook_id(row)},
+    )
+    return row
+
+
+def record_erp_outcome(
+    session: Session,
+    delivery_id: uuid.UUID,
+    *,
+    accepted: bool,
+    actor: str,
+    reason: str | None = None,
+    reference: str | None = None,
+) -> Delivery:
+    """The ERP's later business answer: accepted (document delivered) or failed (document failed)."""
+    delivery = get_delivery(session, delivery_id)
+    if delivery.status is not DeliveryStatus.DELIVERED:
+        raise DeliveryError(
+            f"delivery {delivery_id} is {delivery.status.value}; only a delivered one "
+            "can be accepted or failed"
+        )
+    if delivery.document_id is not None:
+        document = session.get(Document, delivery.document_id)
+        if document is not None:
+            document.status = DocumentStatus.DELIVERED if accepted else DocumentStatus.FAILED
+    append_event(
+        session,
+        event_type="delivery.accepted" if accepted else "delivery.rejected_by_erp",
+        actor=actor,
+        partner_id=delivery.partner_id,
+        message_id=delivery.message_id,
+        subject_type="delivery",
+        subject_id=delivery.id,
+        correlation_id=delivery.correlation_id,
+        data={
+            "webhook_id": header_webhook_id(delivery),
+            "reason": reason,
+            "reference": reference,
+            "document_id": str(delivery.document_id) if delivery.document_id else None,
+        },
+    )
+    return delivery

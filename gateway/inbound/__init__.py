@@ -1,0 +1,1 @@
+"""HTTP inbound: partners (and web shops) post X12, canonical JSON, their own JSON or cXML."""

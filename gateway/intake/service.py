@@ -1,0 +1,217 @@
+"""Intake: the one function every transport calls before it tells a partner "received".
+
+Order matters: the bytes are archived (streamed, fsynced) first; then ONE transaction writes
+the blob's catalogue row, the message row, its outbox entry and the ``message.received``
+event; only then is the task published. A crash before the commit leaves at most an
+unreferenced blob (harmless, content-addressed); a lost publish is covered by the outbox
+sweeper. Nothing received is lost once the caller has answered.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from gateway.archive.blob_store import BlobRef, BlobStore
+from gateway.processing.publisher import OUTBOX_PROCESS_MESSAGE, PROCESS_MESSAGE, Publisher
+from gateway.store.blobs import record_blob
+from gateway.store.db import Database
+from gateway.store.enums import Direction, MessageStatus, OutboxStatus, PartnerStatus, Transport
+from gateway.store.events import append_event
+from gateway.store.models import Message, OutboxEntry, Partner
+from gateway.store.outbox import add_outbox_entry
+from gateway.store.types import utcnow
+
+
+def default_lease() -> timedelta:
+    """How long a published processing task may take before the sweeper publishes it again."""
+    from gateway.processing.tuning import PipelineTuning
+
+    return timedelta(seconds=PipelineTuning().task_lease_seconds)
+
+
+class IntakeError(Exception):
+    """A message cannot be accepted (nothing was recorded)."""
+
+
+class UnknownPartner(IntakeError):
+    """No active partner with that id."""
+
+
+class PartnerSuspended(IntakeError):
+    """The partner exists but is suspended: its messages are refused."""
+
+
+@dataclass(frozen=True)
+class Received:
+    """What intake recorded: the message, its correlation id, its archived blob and outbox row."""
+
+    message_id: uuid.UUID
+    correlation_id: str
+    blob: BlobRef
+    outbox_id: int
+
+
+def require_partner(session: Session, partner_id: str) -> Partner:
+    """The partner that may send messages, or ``UnknownPartner``/``PartnerSuspended``."""
+    partner = session.get(Partner, partner_id)
+    if partner is None or partner.deleted_at is not None:
+        raise UnknownPartner(f"no partner {partner_id!r}")
+    if partner.status is PartnerStatus.SUSPENDED:
+        raise PartnerSuspended(f"partner {partner_id!r} is suspended")
+    return partner
+
+
+def record_received(
+    session: Session,
+    blob: BlobRef,
+    *,
+    partner_id: str,
+    transport: Transport,
+    content_type: str | None,
+    filename: str | None = None,
+    transport_message_id: str | None = None,
+    correlation_id: str | None = None,
+    actor: str | None = None,
+    lease: timedelta | None = None,
+) -> Received:
+    """Write the blob row, message, outbox entry and event in the caller's transaction."""
+    require_partner(session, partner_id)
+    record_blob(session, blob)
+    now = utcnow()
+    message = Message(
+        id=uuid.uuid4(),
+        direction=Direction.INBOUND,
+        transport=transport,
+        partner_id=partner_id,
+        status=MessageStatus.RECEIVED,
+        content_sha256=blob.sha256,
+        size=blob.size,
+        content_type=content_type,
+        filename=filename,
+        transport_message_id=transport_message_id,
+        correlation_id=correlation_id or uuid.uuid4().hex,
+        received_at=now,
+    )
+    session.add(message)
+    session.flush()
+    entry = add_outbox_entry(
+        session,
+        task_name=OUTBOX_PROCESS_MESSAGE,
+        message_id=message.id,
+        task_args={"message_id": str(message.id)},
+    )
+    # Published right after commit; if that publish is lost the sweeper takes over after the lease.
+    entry.status = OutboxStatus.ENQUEUED
+    entry.attempts = 1
+    entry.next_attempt_at = now + (lease or default_lease())
+    append_event(
+        session,
+        event_type="message.received",
+        actor=actor,
+        partner_id=partner_id,
+        message_id=message.id,
+        subject_type="message",
+        subject_id=message.id,
+        correlation_id=message.correlation_id,
+        data={
+            "sha256": blob.sha256,
+            "size": blob.size,
+            "transport": transport.value,
+            "content_type": content_type,
+            "filename": filename,
+            "transport_message_id": transport_message_id,
+        },
+    )
+    return Received(message.id, message.correlation_id, blob, entry.id)
+
+
+def publish_received(db: Database, publisher: Publisher | None, received: Received) -> bool:
+    """Ring the doorbell for a recorded message; on failure make its outbox row due at once."""
+    if publisher is None:
+        return False
+    if publisher.publish(
+        PROCESS_MESSAGE, {"message_id": str(received.message_id), "outbox_id": received.outbox_id}
+    ):
+        return True
+    try:
+        with db.unit_of_work() as session:
+            entry = session.get(OutboxEntry, received.outbox_id)
+            if entry is not None and entry.status is OutboxStatus.ENQUEUED:
+                entry.status = OutboxStatus.PENDING
+                entry.next_attempt_at = utcnow()
+    except Exception:
+        pass
+    return False
+
+
+def receive(
+    db: Database,
+    blobs: BlobStore,
+    *,
+    partner_id: str,
+    transport: Transport,
+    body: bytes | Iterable[bytes],
+    content_type: str | None,
+    filename: str | None = None,
+    transport_message_id: str | None = None,
+    correlation_id: str | None = None,
+    max_bytes: int | None = None,
+    actor: str | None = None,
+    publisher: Publisher | None = None,
+    lease: timedelta | None = None,
+) -> Received:
+    """Archive ``body`` (streamed), record it in one transaction, then enqueue processing."""
+    with db.unit_of_work(read_only=True) as session:
+        require_partner(session, partner_id)
+    chunks: Iterable[bytes] = [body] if isinstance(body, bytes) else body
+    blob = blobs.put_stream(chunks, max_bytes=max_bytes)
+    return receive_archived(
+        db,
+        blob,
+        partner_id=partner_id,
+        transport=transport,
+        content_type=content_type,
+        filename=filename,
+        transport_message_id=transport_message_id,
+        correlation_id=correlation_id,
+        actor=actor,
+        publisher=publisher,
+        lease=lease,
+    )
+
+
+def receive_archived(
+    db: Database,
+    blob: BlobRef,
+    *,
+    partner_id: str,
+    transport: Transport,
+    content_type: str | None,
+    filename: str | None = None,
+    transport_message_id: str | None = None,
+    correlation_id: str | None = None,
+    actor: str | None = None,
+    publisher: Publisher | None = None,
+    lease: timedelta | None = None,
+) -> Received:
+    """Record an already archived blob as a received message and enqueue its processing."""
+    with db.unit_of_work() as session:
+        received = record_received(
+            session,
+            blob,
+            partner_id=partner_id,
+            transport=transport,
+            content_type=content_type,
+            filename=filename,
+            transport_message_id=transport_message_id,
+            correlation_id=correlation_id,
+            actor=actor,
+            lease=lease,
+        )
+    publish_received(db, publisher, received)
+    return received

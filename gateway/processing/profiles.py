@@ -1,0 +1,91 @@
+"""The partner profile a message is processed with: its current version, cached per process.
+
+A profile version is immutable, so a (partner, version, hash) is cached for a short time; a
+new version is picked up by the next message. ``partner_profiles.service.current_profile``
+(which decrypts secret references) is used when present; otherwise the stored version row is
+validated directly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.secrets import SecretBox
+from gateway.store.models import Partner, PartnerProfileVersion
+from partner_profiles.schema import PartnerProfile
+
+CACHE_SECONDS = 60.0
+
+
+class ProfileMissing(LookupError):
+    """The partner has no stored profile version."""
+
+
+@dataclass(frozen=True)
+class LoadedProfile:
+    """A validated profile and the version number documents record."""
+
+    profile: PartnerProfile
+    version: int
+
+
+_cache: dict[tuple[str, int, str], tuple[float, LoadedProfile]] = {}
+
+
+def _service_current_profile() -> Any:
+    try:
+        module = importlib.import_module("partner_profiles.service")
+    except ImportError:
+        return None
+    return getattr(module, "current_profile", None)
+
+
+def load_profile(session: Session, partner_id: str, box: SecretBox | None) -> LoadedProfile:
+    """The partner's current profile (``ProfileMissing`` when it has none)."""
+    row = session.execute(
+        select(Partner.current_version, PartnerProfileVersion.profile_sha256)
+        .join(
+            PartnerProfileVersion,
+            (PartnerProfileVersion.partner_id == Partner.id)
+            & (PartnerProfileVersion.version == Partner.current_version),
+        )
+        .where(Partner.id == partner_id, Partner.deleted_at.is_(None))
+    ).first()
+    if row is None:
+        raise ProfileMissing(f"partner {partner_id!r} has no profile")
+    version, sha256 = row
+    key = (partner_id, version, sha256)  # the hash keeps databases sharing a process apart
+    cached = _cache.get(key)
+    if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+        return cached[1]
+    loaded = _load(session, partner_id, version, box)
+    _cache[key] = (time.monotonic(), loaded)
+    return loaded
+
+
+def _load(session: Session, partner_id: str, version: int, box: SecretBox | None) -> LoadedProfile:
+    current_profile = _service_current_profile()
+    if current_profile is not None and box is not None:
+        result = current_profile(session, partner_id, box)
+        profile = result[0] if isinstance(result, tuple) else getattr(result, "profile", result)
+        if isinstance(profile, PartnerProfile):
+            return LoadedProfile(profile, version)
+    row = session.scalars(
+        select(PartnerProfileVersion).where(
+            PartnerProfileVersion.partner_id == partner_id, PartnerProfileVersion.version == version
+        )
+    ).first()
+    if row is None:
+        raise ProfileMissing(f"partner {partner_id!r} has no profile version {version}")
+    return LoadedProfile(PartnerProfile.model_validate(row.profile), version)
+
+
+def clear_cache() -> None:
+    """Forget cached profiles (tests that rewrite a version in place)."""
+    _cache.clear()

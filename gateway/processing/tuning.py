@@ -1,0 +1,26 @@
+"""Timing knobs of the pipeline (``EDIGATE_*`` variables): sweeps, leases, webhook backoff.
+
+They live beside :class:`gateway.settings.Settings` rather than in it because only the
+pipeline reads them and tests shrink them to seconds; the defaults suit production.
+"""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PipelineTuning(BaseSettings):
+    """How often sweeps run, how long a task may take, how webhooks back off."""
+
+    model_config = SettingsConfigDict(env_prefix="EDIGATE_", extra="ignore", frozen=True)
+
+    sweep_interval_seconds: float = 5.0  # beat: outbox and delivery sweeps
+    task_lease_seconds: float = 300.0  # a published task not finished by then is published again
+    webhook_timeout_seconds: float = 10.0
+    webhook_backoff_seconds: float = 5.0  # first retry delay; doubles per attempt
+    webhook_backoff_max_seconds: float = 3600.0
+    webhook_retry_seconds: float | None = None  # overrides Settings.webhook_retry_hours (tests)
+    transport_timeout_seconds: float = 30.0
+    transport_max_attempts: int = 8  # outbound sends (acks) before the message is failed
+    worker_concurrency: int | None = None  # celery worker processes; default: CPU count
+    sweep_batch_size: int = 500

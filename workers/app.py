@@ -1,0 +1,205 @@
+"""The Celery app: queues inbound, delivery, outbound and acks; thin tasks; the beat schedule.
+
+Tasks carry ids only and call one service function each; the database is the truth and the
+broker only a doorbell. ``task_acks_late`` + ``task_reject_on_worker_lost`` + prefetch 1 mean
+a killed worker's task is redelivered; the outbox and delivery sweeps (beat) publish again
+whatever a broker lost. Per-process resources (engine, HTTP clients) are made after the fork,
+on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from typing import Any
+
+from celery import Celery
+
+from gateway.deliveries.service import send_deliveries
+from gateway.processing.context import PipelineContext
+from gateway.processing.publisher import (
+    DELIVER,
+    PROCESS_MESSAGE,
+    QUEUES,
+    SEND_MESSAGE,
+    SWEEP_DELIVERIES,
+    SWEEP_OUTBOX,
+    CeleryPublisher,
+    celery_config,
+)
+from gateway.processing.service import MessageNotFound, fail_message, process_message
+from gateway.processing.tuning import PipelineTuning
+from gateway.settings import Settings
+
+log = logging.getLogger("edigate.workers")
+MAX_TASK_RETRIES = 3
+
+
+class WorkerResources:
+    """The per-process context and HTTP clients, created after fork on first use."""
+
+    def __init__(self, app: Celery, settings: Settings, tuning: PipelineTuning) -> None:
+        self.app = app
+        self.settings = settings
+        self.tuning = tuning
+        self._pid: int | None = None
+        self._context: PipelineContext | None = None
+        self._webhook_client: Any = None
+        self._transports: dict[str, Any] = {}
+
+    def _ensure(self) -> None:
+        if self._pid == os.getpid() and self._context is not None:
+            return
+        import httpx
+
+        from gateway.transports.registry import TRANSPORT_CLASSES, load_transport
+
+        self._pid = os.getpid()
+        self._context = PipelineContext.from_settings(
+            self.settings, publisher=CeleryPublisher(self.settings, app=self.app), tuning=self.tuning
+        )
+        self._webhook_client = httpx.Client(timeout=self.tuning.webhook_timeout_seconds)
+        # Senders that keep files on this host (SFTP mailboxes) need the settings too.
+        per_transport: dict[str, dict[str, Any]] = {"sftp": {"settings": self.settings}}
+        self._transports = {
+            name: load_transport(name, timeout=self.tuning.transport_timeout_seconds,
+                                 **per_transport.get(name, {}))
+            for name in TRANSPORT_CLASSES
+        }
+
+    @property
+    def context(self) -> PipelineContext:
+        """This process's pipeline context."""
+        self._ensure()
+        assert self._context is not None
+        return self._context
+
+    @property
+    def webhook_client(self) -> Any:
+        """This process's pooled HTTP client for ERP webhooks."""
+        self._ensure()
+        return self._webhook_client
+
+    @property
+    def transports(self) -> dict[str, Any]:
+        """This process's outbound transports by name."""
+        self._ensure()
+        return self._transports
+
+
+def create_celery_app(settings: Settings | None = None, tuning: PipelineTuning | None = None) -> Celery:
+    """A Celery app for the settings' broker with the pipeline's tasks and beat schedule."""
+    settings = settings or Settings()
+    tuning = tuning or PipelineTuning()
+    app = Celery("edigate")
+    app.conf.update(celery_config(settings))
+    interval = tuning.sweep_interval_seconds
+    app.conf.beat_schedule = {
+        "sweep-outbox": {
+            "task": SWEEP_OUTBOX,
+            "schedule": interval,
+            "options": {"queue": "acks", "expires": max(interval * 2, 1.0)},
+        },
+        "sweep-deliveries": {
+            "task": SWEEP_DELIVERIES,
+            "schedule": interval,
+            "options": {"queue": "acks", "expires": max(interval * 2, 1.0)},
+        },
+    }
+    resources = WorkerResources(app, settings, tuning)
+    app.edigate_resources = resources
+    _register_tasks(app, resources)
+    from gateway.transports.sftp.tasks import register_sftp_tasks
+
+    register_sftp_tasks(app, lambda: resources.context)
+    return app
+
+
+def _register_tasks(app: Celery, res: WorkerResources) -> None:
+    @app.task(name=PROCESS_MESSAGE, bind=True, max_retries=MAX_TASK_RETRIES)  # type: ignore[untyped-decorator]
+    def process_message_task(
+        self: Any,
+        message_id: str,
+        outbox_id: int | None = None,
+        check_duplicates: bool = True,
+        send_acks: bool = True,
+        duplicate_check: bool | None = None,
+        **_options: Any,
+    ) -> str:
+        ident = uuid.UUID(message_id)
+        if duplicate_check is not None:  # the replay's spelling
+            check_duplicates = duplicate_check
+        try:
+            outcome = process_message(
+                res.context, ident, check_duplicates=check_duplicates, send_acks=send_acks
+            )
+        except MessageNotFound:
+            log.warning("message %s not found; nothing to process", message_id)
+            return "missing"
+        except Exception as exc:
+            if self.request.retries >= MAX_TASK_RETRIES:
+                log.exception("giving up on message %s", message_id)
+                fail_message(res.context, ident, f"processing failed: {type(exc).__name__}: {exc}")
+                return "failed"
+            raise self.retry(exc=exc, countdown=2**self.request.retries) from exc
+        return outcome.status.value
+
+    @app.task(name=DELIVER)  # type: ignore[untyped-decorator]
+    def deliver_task(delivery_ids: list[str], outbox_id: int | None = None) -> int:
+        ctx = res.context
+        results, created = send_deliveries(
+            ctx.db,
+            [uuid.UUID(i) for i in delivery_ids],
+            box=ctx.box,
+            client=res.webhook_client,
+            policy=ctx.retry_policy(),
+        )
+        if created and ctx.publisher is not None:
+            ctx.publisher.publish(DELIVER, {"delivery_ids": [str(i) for i in created]})
+        return sum(1 for r in results if r.ok)
+
+    @app.task(name=SEND_MESSAGE)  # type: ignore[untyped-decorator]
+    def send_message_task(message_id: str, outbox_id: int | None = None, **_options: Any) -> str:
+        from gateway.processing.sending import send_message
+
+        return send_message(res.context, uuid.UUID(message_id), transports=res.transports).status
+
+    @app.task(name=SWEEP_OUTBOX)  # type: ignore[untyped-decorator]
+    def sweep_outbox_task() -> int:
+        from gateway.processing.sweeps import sweep_outbox
+
+        return sweep_outbox(res.context).published
+
+    @app.task(name=SWEEP_DELIVERIES)  # type: ignore[untyped-decorator]
+    def sweep_deliveries_task() -> int:
+        from gateway.processing.sweeps import sweep_deliveries
+
+        return sweep_deliveries(res.context).published
+
+
+def worker_argv(
+    *,
+    queues: str | None = None,
+    concurrency: int | None = None,
+    pool: str | None = None,
+    loglevel: str = "INFO",
+    hostname: str | None = None,
+) -> list[str]:
+    """The ``celery worker`` arguments for our queues."""
+    argv = [
+        "worker",
+        "-Q",
+        queues or ",".join(QUEUES),
+        "--loglevel",
+        loglevel,
+        "-n",
+        hostname or f"edigate-{os.getpid()}@%h",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    if pool:
+        argv += ["--pool", pool]
+    return argv
