@@ -11,6 +11,8 @@ pytest_plugins = [
     "tests.conftest_store",
     "tests.conftest_api",
     "tests.conftest_archive",
+    "tests.conftest_pipeline",
+    "tests.conftest_sftp",
 ]
 
 REPO = Path(__file__).resolve().parents[1]

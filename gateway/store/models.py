@@ -496,3 +496,48 @@ class EventChainHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_event_id: Mapped[int] = mapped_column(BigInteger)
     last_hash: Mapped[str] = mapped_column(String(SHA256_HEX))
+
+
+# --- SFTP transport (migration 0006_sftp) ------------------------------------------------
+
+
+class SftpAccount(Base):
+    """A partner's hosted SFTP login, synced from its profile; the password only as a slow hash."""
+
+    __tablename__ = "sftp_accounts"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+    public_keys: Mapped[list[Any]] = mapped_column(default=list)
+    profile_version: Mapped[int] = mapped_column(Integer)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    first_failed_at: Mapped[datetime | None]
+    locked_until: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SftpHostKey(Base):
+    """One of our SFTP server's host keys (private half encrypted), shared by every server process."""
+
+    __tablename__ = "sftp_host_keys"
+
+    algorithm: Mapped[str] = mapped_column(String(32), primary_key=True)
+    private_key: Mapped[str] = mapped_column(Text)
+    public_key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class SftpPollState(Base):
+    """When a partner's SFTP server was last polled, and the lease of the poll running now."""
+
+    __tablename__ = "sftp_poll_state"
+
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    last_polled_at: Mapped[datetime | None]
+    leased_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,305 @@
+"""The hosted SFTP server (paramiko): accepts partners, authenticates them, runs their mailbox.
+
+One thread per connection; a maintenance thread re-ingests whatever the spool holds (crash
+recovery) and removes abandoned partial uploads. Host keys come from the database (made once,
+shared by every process), so partners pin them once for every replica.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import paramiko
+
+from gateway.archive.blob_store import BlobStore
+from gateway.processing.publisher import CeleryPublisher, Publisher
+from gateway.secrets import SecretBox
+from gateway.settings import Settings
+from gateway.store.db import Database
+from gateway.transports.sftp._ssh import (
+    AUTH_FAILED,
+    AUTH_SUCCESSFUL,
+    OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
+    OPEN_SUCCEEDED,
+)
+from gateway.transports.sftp.accounts import Account
+from gateway.transports.sftp.audit import record_event
+from gateway.transports.sftp.config import SftpTuning
+from gateway.transports.sftp.ingest import SpoolIngestor
+from gateway.transports.sftp.keys import HostKeyInfo, ensure_host_keys, fingerprint, public_line
+from gateway.transports.sftp.login import LoginService
+from gateway.transports.sftp.mailbox import Connection, MailboxSftp, MailboxSftpServer, outbound_message_id
+from gateway.transports.sftp.paths import MailboxLayout
+
+log = logging.getLogger("edigate.sftp.server")
+SERVER_VERSION = "SSH-2.0-edigate"
+
+
+class SshServer(paramiko.ServerInterface):  # type: ignore[misc]
+    """paramiko's per-connection hooks: authentication and which channels are allowed."""
+
+    def __init__(self, conn: Connection, login: LoginService) -> None:
+        self.conn = conn
+        self.login = login
+        self.password_failures = 0
+
+    def get_allowed_auths(self, username: str) -> str:
+        """Passwords and public keys."""
+        return "publickey,password"
+
+    def check_auth_password(self, username: str, password: str) -> int:
+        """A password login (slow hash, lockout)."""
+        result = self.login.check_password(username, password, self.conn.address)
+        if result.ok:
+            self._accept(result.account, "password", None)
+            return AUTH_SUCCESSFUL
+        self.password_failures += 1
+        return AUTH_FAILED
+
+    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
+        """A public key login (paramiko verifies the signature before the final call)."""
+        result = self.login.check_public_key(username, key, self.conn.address)
+        if result.ok:
+            self._accept(result.account, "publickey", key)
+            return AUTH_SUCCESSFUL
+        return AUTH_FAILED
+
+    def _accept(self, account: Account | None, method: str, key: paramiko.PKey | None) -> None:
+        self.conn.account, self.conn.method, self.conn.key = account, method, key
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        """Only session channels (for the sftp subsystem)."""
+        if kind == "session" and self.conn.account is not None:
+            return OPEN_SUCCEEDED
+        return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+
+class HostedSftpServer:
+    """Listens on the SFTP port and serves every partner's mailbox."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        db: Database | None = None,
+        tuning: SftpTuning | None = None,
+        publisher: Publisher | None = None,
+        host: str | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tuning = tuning or SftpTuning()
+        self._own_db = db is None
+        self.db = db or Database.from_settings(settings)
+        self.box = SecretBox.from_settings(settings)
+        self.layout = MailboxLayout.from_settings(settings)
+        self.blobs = BlobStore(settings.archive_dir())
+        self.publisher = publisher if publisher is not None else _LockedPublisher(CeleryPublisher(settings))
+        self.max_file_bytes = self.tuning.max_file_bytes or settings.max_body_bytes
+        self.login = LoginService(self.db, self.box, self.tuning)
+        self.ingestor = SpoolIngestor(self.db, self.blobs, self.layout, publisher=self.publisher,
+                                      max_bytes=self.max_file_bytes)
+        self.host = host or settings.host
+        self.port = settings.sftp_port if port is None else port
+        self.host_keys: list[paramiko.PKey] = []
+        self._socket: socket.socket | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._transports: set[paramiko.Transport] = set()
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.tuning.max_connections)
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load host keys, recover the spool, bind the port and start accepting."""
+        self.host_keys = ensure_host_keys(self.db, self.box)
+        self.login.refresh_accounts()
+        self.ingestor.recover()
+        sock = socket.create_server((self.host, self.port), reuse_port=False, backlog=128)
+        sock.settimeout(0.5)
+        self._socket = sock
+        self.port = sock.getsockname()[1]
+        loops = ((self._accept_loop, "sftp-accept"), (self._maintenance_loop, "sftp-maintenance"))
+        for target, name in loops:
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def host_key_infos(self) -> list[HostKeyInfo]:
+        """The loaded host keys' public lines and fingerprints."""
+        return [HostKeyInfo(key.get_name(), public_line(key), fingerprint(key)) for key in self.host_keys]
+
+    def stop(self) -> None:
+        """Stop accepting, close every connection, wait for the threads."""
+        self._stop.set()
+        if self._socket is not None:
+            self._socket.close()
+        with self._lock:
+            transports = list(self._transports)
+        for transport in transports:
+            transport.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self._own_db:
+            self.db.dispose()
+
+    def serve(self, stop_event: threading.Event) -> None:
+        """Run until ``stop_event`` is set."""
+        self.start()
+        try:
+            stop_event.wait()
+        finally:
+            self.stop()
+
+    # --- threads --------------------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        assert self._socket is not None
+        while not self._stop.is_set():
+            try:
+                sock, address = self._socket.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stop.is_set():
+                    return
+                time.sleep(0.1)
+                continue
+            if not self._slots.acquire(blocking=False):
+                sock.close()
+                continue
+            peer = f"{address[0]}:{address[1]}"
+            thread = threading.Thread(target=self._serve_connection, args=(sock, peer), name=f"sftp-{peer}",
+                                      daemon=True)
+            thread.start()
+
+    def _maintenance_loop(self) -> None:
+        while not self._stop.wait(self.tuning.recovery_interval_seconds):
+            try:
+                self.ingestor.recover()
+                self._remove_stale_uploads()
+            except Exception:
+                log.exception("SFTP maintenance failed; will retry")
+
+    def _remove_stale_uploads(self) -> None:
+        cutoff = time.time() - self.tuning.stale_upload_seconds
+        incoming = self.layout.root / "incoming"
+        if not incoming.is_dir():
+            return
+        for path in incoming.glob("*/*.upload"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except OSError:
+                continue
+
+    def _serve_connection(self, sock: socket.socket, address: str) -> None:
+        try:
+            self._run_session(sock, address)
+        except Exception:
+            log.exception("SFTP connection from %s failed", address)
+        finally:
+            self._slots.release()
+
+    def _run_session(self, sock: socket.socket, address: str) -> None:
+        conn = Connection(self, address)
+        transport = paramiko.Transport(sock)
+        transport.local_version = SERVER_VERSION
+        for key in self.host_keys:
+            transport.add_server_key(key)
+        transport.set_subsystem_handler("sftp", MailboxSftpServer, MailboxSftp)
+        interface = SshServer(conn, self.login)
+        with self._lock:
+            self._transports.add(transport)
+        try:
+            try:
+                transport.start_server(server=interface)
+            except (paramiko.SSHException, EOFError, OSError):
+                return
+            channel = transport.accept(self.tuning.login_grace_seconds)
+            account = conn.account
+            if channel is None or account is None or not transport.is_authenticated():
+                username = transport.get_username()
+                if account is None and interface.password_failures == 0 and username:
+                    record_event(self.db, "sftp.login_failed", username=username,
+                                 partner_id=None, address=address, reason="no_valid_credentials")
+                return
+            self.layout.ensure(account.username)
+            if not self.login.logged_in(account, address, conn.method, conn.key):
+                return
+            conn.touch()
+            reason = self._watch(transport, conn)
+            self.login.logged_out(account, address, reason, files_received=conn.files_received)
+        finally:
+            transport.close()
+            with self._lock:
+                self._transports.discard(transport)
+
+    def _watch(self, transport: paramiko.Transport, conn: Connection) -> str:
+        idle = self.tuning.idle_timeout_seconds
+        tick = min(1.0, idle / 4)
+        while transport.is_active():
+            if self._stop.is_set():
+                return "server_stopping"
+            if time.monotonic() - conn.last_activity > idle:
+                transport.close()
+                return "idle_timeout"
+            transport.join(tick)  # returns as soon as the connection ends
+        return "closed"
+
+    def outbound_message_id(self, partner_id: str, username: str, name: str) -> uuid.UUID | None:
+        """The message behind a file of an ``outbound/`` folder (for audit links)."""
+        try:
+            return outbound_message_id(self.db, partner_id, username, name)
+        except Exception:
+            log.exception("lookup of %s/outbound/%s failed", username, name)
+            return None
+
+
+class _LockedPublisher:
+    """A publisher shared by connection threads (one publish at a time)."""
+
+    def __init__(self, inner: Publisher) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+
+    def publish(self, task_name: str, kwargs: dict[str, object]) -> bool:
+        """Publish under the lock."""
+        with self._lock:
+            return self._inner.publish(task_name, dict(kwargs))
+
+
+def run_sftp_server(
+    settings: Settings,
+    stop_event: threading.Event,
+    *,
+    tuning: SftpTuning | None = None,
+    on_ready: Callable[[HostedSftpServer], None] | None = None,
+) -> None:
+    """Serve SFTP on ``settings.host:settings.sftp_port`` until ``stop_event`` is set (``edigate sftp``)."""
+    server = HostedSftpServer(settings, tuning=tuning)
+    server.start()
+    try:
+        if on_ready is not None:
+            on_ready(server)
+        stop_event.wait()
+    finally:
+        server.stop()
+
+
+def describe(server: HostedSftpServer) -> list[str]:
+    """Lines to print at start: where it listens and the host key fingerprints."""
+    lines = [f"edigate sftp listening on {server.host}:{server.port} (data in {_short(server.layout.root)})"]
+    lines += [f"  host key {info.algorithm} {info.fingerprint}" for info in server.host_key_infos()]
+    return lines
+
+
+def _short(path: Path) -> str:
+    return str(path)

@@ -1,0 +1,79 @@
+"""End to end: a partner uploads with OpenSSH ``sftp`` → the ERP gets the purchase_order webhook →
+the partner downloads the 997 we generated from ``outbound/``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest_pipeline import RecordingServer, Stack, build_stack, pipeline_profile
+from tests.conftest_sftp import (
+    PASSWORD,
+    USERNAME,
+    SftpClient,
+    audit_events,
+    make_keypair,
+    need_binary,
+    save_partner,
+    sftp_tuning,
+    start_sftp_worker,
+    wait_for,
+)
+
+PO = Path(__file__).resolve().parents[1] / "fixtures" / "po_004010.x12"
+
+
+@pytest.fixture(params=["embedded", pytest.param("postgres", marks=pytest.mark.integration)])
+def sftp_stack(request: pytest.FixtureRequest, tmp_path: Path, erp_server: RecordingServer,
+               partner_http: RecordingServer) -> Iterator[tuple[Stack, Any, SftpClient]]:
+    """A running stack whose partner has a hosted SFTP account, and our SFTP server in process."""
+    from gateway.transports.sftp.server import HostedSftpServer
+
+    need_binary("sftp")
+    for stack in build_stack(request.param, tmp_path, request, erp_server, partner_http):
+        profile = pipeline_profile(partner_http.url)
+        profile["transports"] = {"sftp": {"hosted": {"username": USERNAME, "password": PASSWORD}}}
+        save_partner(stack.db, stack.settings, profile)
+        stack.worker = start_sftp_worker(stack.env, tmp_path / "worker.log")
+        stack.start_beat()
+        server = HostedSftpServer(stack.settings, db=stack.db, tuning=sftp_tuning(), port=0)
+        server.start()
+        workdir = tmp_path / "client"
+        workdir.mkdir()
+        make_keypair(workdir, "unused")
+        try:
+            yield stack, server, SftpClient(server.port, workdir)
+        finally:
+            server.stop()
+
+
+@pytest.mark.integration
+def test_an_sftp_upload_reaches_the_erp_and_the_997_is_downloadable(sftp_stack: Any) -> None:
+    stack, server, client = sftp_stack
+    (client.workdir / "po.x12").write_bytes(PO.read_bytes())
+
+    client.run("cd inbound\nput po.x12 po.x12.filepart\nrename po.x12.filepart po.x12\n",
+               password=PASSWORD, check=True)
+
+    wait_for(lambda: stack.erp.requests, timeout=60, message="the purchase_order webhook")
+    hook = stack.erp.requests[0].json()
+    assert hook["type"] == "document.received" and hook["document_type"] == "purchase_order"
+    assert hook["source"]["transport"] == "sftp"
+    outbound = server.layout.folder(USERNAME, "outbound")
+    acks = wait_for(lambda: sorted(p.name for p in outbound.iterdir() if p.name.startswith("997_")),
+                    timeout=60, message="the 997 in outbound/")
+    assert len(acks) == 1
+    ack = outbound / acks[0]
+
+    result = client.run(f"cd outbound\nget {ack.name}\nrm {ack.name}\n", password=PASSWORD, check=True)
+
+    assert result.returncode == 0
+    text = (client.workdir / ack.name).read_text()
+    assert text.startswith("ISA") and "AK1*PO*" in text and "AK9*A" in text
+    events = [e[0] for e in audit_events(stack.db)]
+    assert {"sftp.login", "sftp.file_received", "sftp.file_downloaded", "sftp.file_deleted"} <= set(events)
+    downloaded = next(e for e in audit_events(stack.db) if e[0] == "sftp.file_downloaded")
+    assert downloaded[2] is not None  # linked to the 997's outbound message
