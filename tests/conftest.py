@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.conftest_archive",
     "tests.conftest_pipeline",
     "tests.conftest_sftp",
+    "tests.conftest_as2",
 ]
 
 REPO = Path(__file__).resolve().parents[1]

@@ -61,7 +61,10 @@ class WorkerResources:
         )
         self._webhook_client = httpx.Client(timeout=self.tuning.webhook_timeout_seconds)
         # Senders that keep files on this host (SFTP mailboxes) need the settings too.
-        per_transport: dict[str, dict[str, Any]] = {"sftp": {"settings": self.settings}}
+        per_transport: dict[str, dict[str, Any]] = {
+            "sftp": {"settings": self.settings},
+            "as2": {"settings": self.settings},
+        }
         self._transports = {
             name: load_transport(name, timeout=self.tuning.transport_timeout_seconds,
                                  **per_transport.get(name, {}))

@@ -26,6 +26,7 @@ ROUTER_MODULES: list[str] = [
     "gateway.inbound.views",
     "gateway.deliveries.views",
     "gateway.transports.sftp.views",
+    "gateway.transports.as2.management_views",
 ]
 
 
@@ -44,6 +45,8 @@ def create_app(
     app.state.blobs = BlobStore(settings.archive_dir())
     install_error_handlers(app)
     install_request_logging(app)
+    # AS2 partners post to /as2 at the root, where their products expect it.
+    app.include_router(importlib.import_module("gateway.transports.as2.views").router)
     for name in ROUTER_MODULES:
         app.include_router(importlib.import_module(name).router, prefix=API_PREFIX)
     for router in extra_routers:

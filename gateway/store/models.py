@@ -411,11 +411,17 @@ class AckExpectation(Base):
             "group_control_number",
             "functional_id",
         ),
+        # Migration 0007_acks: one expectation per sent group AND per sent transaction set.
+        Index("ix_ack_expectations_partner_interchange", "partner_id", "interchange_control_number"),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
-    group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("functional_groups.id"), unique=True)
+    group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("functional_groups.id"), index=True)
+    # None: the group's own expectation; else the transaction set this row expects an AK2/AK5 for.
+    transaction_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("transaction_sets.id"), unique=True)
+    set_id: Mapped[str | None] = mapped_column(String(3))
+    transaction_control_number: Mapped[str | None] = mapped_column(String(9))
     message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("messages.id"), index=True)
     interchange_control_number: Mapped[str] = mapped_column(String(9))
     group_control_number: Mapped[str] = mapped_column(String(9))
@@ -430,6 +436,23 @@ class AckExpectation(Base):
     reviewed_by: Mapped[str | None] = mapped_column(String(200))
     review_note: Mapped[str | None] = mapped_column(Text)
     correlation_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class DeadlineAlert(Base):
+    """A business-deadline alert raised once (migration 0007_acks): rule, subject, level."""
+
+    __tablename__ = "deadline_alerts"
+    __table_args__ = (UniqueConstraint("partner_id", "rule", "subject", "level"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    rule: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str] = mapped_column(String(100))
+    level: Mapped[str] = mapped_column(String(16))
+    document_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("documents.id"))
+    due_at: Mapped[datetime | None]
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -498,7 +521,7 @@ class EventChainHead(Base):
     last_hash: Mapped[str] = mapped_column(String(SHA256_HEX))
 
 
-# --- SFTP transport (migration 0006_sftp) ------------------------------------------------
+# --- SFTP transport (migration 0004_sftp) ------------------------------------------------
 
 
 class SftpAccount(Base):
@@ -541,3 +564,7 @@ class SftpPollState(Base):
     leased_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# The AS2 ledger, keys and certificates live with their transport but share this metadata.
+import gateway.transports.as2.models  # noqa: E402, F401

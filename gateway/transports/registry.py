@@ -10,6 +10,7 @@ from gateway.transports import Transport, TransportError
 TRANSPORT_CLASSES: dict[str, str] = {
     "http": "gateway.transports.http:HttpTransport",
     "sftp": "gateway.transports.sftp.sender:SftpTransport",
+    "as2": "gateway.transports.as2.sender:As2Transport",
 }
 
 

@@ -1,7 +1,7 @@
 """SFTP transport: hosted accounts (slow password hashes, public keys, lockout), the server's
 host keys (private halves encrypted, shared by every SFTP process), and poll state per partner.
 
-Revision ID: 0006_sftp
+Revision ID: 0004_sftp
 Revises: 0003_archive_search
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_sftp"
+revision: str = "0004_sftp"
 down_revision: str | None = "0003_archive_search"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
