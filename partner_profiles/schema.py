@@ -18,11 +18,49 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class BatchingSetting(_Section):
+    """Outbound documents of one type gathered into one interchange every ``minutes``."""
+
+    minutes: float = Field(gt=0, le=7 * 24 * 60)
+    max_documents: int = Field(500, ge=1, le=10_000)
+
+
 class DocumentSetting(_Section):
     """Whether a document type flows from (inbound) or to (outbound) the partner."""
 
     direction: Literal["inbound", "outbound", "both"]
     enabled: bool = True
+    batching: BatchingSetting | None = None  # off: each outbound document is sent on its own
+
+
+class DeadlineRule(_Section):
+    """A business deadline: ``within`` (855 within 24 h of the 850), ``before`` (ASN before the
+    invoice) or ``inactivity`` (no 850 for 3 days); ``warn_hours`` before a due time is "at risk"."""
+
+    rule: Literal["within", "before", "inactivity"]
+    document: DocumentType
+    of: DocumentType | None = None  # within: the document that starts the clock
+    before: DocumentType | None = None  # before: the document that must come later
+    hours: float | None = Field(None, gt=0)  # within: the window
+    days: float | None = Field(None, gt=0)  # inactivity: the quiet period
+    warn_hours: float | None = Field(None, ge=0)  # default: a quarter of the window
+
+    @model_validator(mode="after")
+    def _rule_has_its_fields(self) -> DeadlineRule:
+        needed = {"within": ("of", "hours"), "before": ("before",), "inactivity": ("days",)}[self.rule]
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"a {self.rule!r} deadline needs {', '.join(missing)}")
+        return self
+
+    @property
+    def name(self) -> str:
+        """A stable, readable name: ``order_acknowledgment within 24h of purchase_order``."""
+        if self.rule == "within":
+            return f"{self.document} within {self.hours:g}h of {self.of}"
+        if self.rule == "before":
+            return f"{self.document} before {self.before}"
+        return f"no {self.document} for {self.days:g}d"
 
 
 class MdnSettings(_Section):
@@ -91,6 +129,8 @@ class Transports(_Section):
     as2: As2Transport | None = None
     sftp: SftpTransport | None = None
     http: HttpTransport | None = None
+    # What we send over; default: the first configured of as2 (url), http (outbound_url), sftp.
+    outbound: Literal["as2", "sftp", "http"] | None = None
 
 
 class ErpSettings(_Section):
@@ -111,6 +151,7 @@ class PartnerProfile(_Section):
     transports: Transports = Transports()
     erp: ErpSettings = ErpSettings()
     json_mapping: dict[str, Any] | None = None  # the partner's own JSON payloads → canonical
+    deadlines: list[DeadlineRule] = Field(default_factory=list)  # business deadlines (DESIGN §8)
 
     @field_validator("id")
     @classmethod

@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.conftest_pipeline",
     "tests.conftest_sftp",
     "tests.conftest_as2",
+    "tests.conftest_outbound",
 ]
 
 REPO = Path(__file__).resolve().parents[1]

@@ -34,6 +34,9 @@ from gateway.settings import Settings
 
 log = logging.getLogger("edigate.workers")
 MAX_TASK_RETRIES = 3
+SWEEP_OVERDUE_ACKS = "edigate.sweep_overdue_acks"
+FLUSH_OUTBOUND_BATCHES = "edigate.flush_outbound_batches"
+CHECK_DEADLINES = "edigate.check_deadlines"
 
 
 class WorkerResources:
@@ -109,6 +112,22 @@ def create_celery_app(settings: Settings | None = None, tuning: PipelineTuning |
             "schedule": interval,
             "options": {"queue": "acks", "expires": max(interval * 2, 1.0)},
         },
+        # Outbound documents and the acknowledgment lifecycle (gateway.outbound, gateway.acks).
+        "sweep-overdue-acks": {
+            "task": SWEEP_OVERDUE_ACKS,
+            "schedule": interval,
+            "options": {"queue": "acks", "expires": max(interval * 2, 1.0)},
+        },
+        "flush-outbound-batches": {
+            "task": FLUSH_OUTBOUND_BATCHES,
+            "schedule": interval,
+            "options": {"queue": "outbound", "expires": max(interval * 2, 1.0)},
+        },
+        "check-deadlines": {
+            "task": CHECK_DEADLINES,
+            "schedule": interval * 12,
+            "options": {"queue": "acks", "expires": max(interval * 24, 1.0)},
+        },
     }
     resources = WorkerResources(app, settings, tuning)
     app.edigate_resources = resources
@@ -164,9 +183,34 @@ def _register_tasks(app: Celery, res: WorkerResources) -> None:
 
     @app.task(name=SEND_MESSAGE)  # type: ignore[untyped-decorator]
     def send_message_task(message_id: str, outbox_id: int | None = None, **_options: Any) -> str:
+        from gateway.outbound.scheduled import before_send, record_send
         from gateway.processing.sending import send_message
 
-        return send_message(res.context, uuid.UUID(message_id), transports=res.transports).status
+        ident = uuid.UUID(message_id)
+        if _options.get("replay_of_id"):  # an outbound replay: renumber (or not) before sending
+            before_send(res.context, ident, control_numbers=_options.get("control_numbers"))
+        status = send_message(res.context, ident, transports=res.transports).status
+        if status in ("sent", "failed", "skipped"):
+            record_send(res.context, ident)  # documents sent/failed, ack clock, document.sent
+        return status
+
+    @app.task(name=SWEEP_OVERDUE_ACKS)  # type: ignore[untyped-decorator]
+    def sweep_overdue_acks_task() -> int:
+        from gateway.acks.scheduled import sweep_overdue
+
+        return sweep_overdue(res.context)
+
+    @app.task(name=CHECK_DEADLINES)  # type: ignore[untyped-decorator]
+    def check_deadlines_task() -> int:
+        from gateway.acks.scheduled import sweep_deadlines
+
+        return sweep_deadlines(res.context)
+
+    @app.task(name=FLUSH_OUTBOUND_BATCHES)  # type: ignore[untyped-decorator]
+    def flush_outbound_batches_task() -> int:
+        from gateway.outbound.scheduled import flush_batches
+
+        return flush_batches(res.context)
 
     @app.task(name=SWEEP_OUTBOX)  # type: ignore[untyped-decorator]
     def sweep_outbox_task() -> int:

@@ -27,6 +27,8 @@ ROUTER_MODULES: list[str] = [
     "gateway.deliveries.views",
     "gateway.transports.sftp.views",
     "gateway.transports.as2.management_views",
+    "gateway.outbound.views",
+    "gateway.acks.views",
 ]
 
 

@@ -30,7 +30,15 @@ from gateway.api.errors import error_body
 from gateway.settings import Settings
 from gateway.store.db import Database
 from gateway.store.enums import AckStatus, ApiKeyRole, MessageStatus, OutboxStatus
-from gateway.store.models import AckExpectation, Delivery, DeliveryAttempt, Document, Message, OutboxEntry
+from gateway.store.models import (
+    AckExpectation,
+    DeadlineAlert,
+    Delivery,
+    DeliveryAttempt,
+    Document,
+    Message,
+    OutboxEntry,
+)
 from gateway.store.types import utcnow
 
 router = APIRouter(tags=["health"])
@@ -227,6 +235,19 @@ def collect_metrics(session: Session) -> str:
     counts("edigate_ack_review_queue", "Overdue or rejected acknowledgments awaiting review.", ("partner",),
            (AckExpectation.partner_id,), AckExpectation.status.in_(_NEEDS_REVIEW),
            AckExpectation.reviewed_at.is_(None))
+    group_level = AckExpectation.transaction_id.is_(None)
+    overdue = _grouped(session, [AckExpectation.partner_id], group_level,
+                       AckExpectation.status == AckStatus.OVERDUE, AckExpectation.reviewed_at.is_(None),
+                       oldest=AckExpectation.due_at)
+    out.family("edigate_ack_overdue_oldest_age_seconds", "gauge",
+               "Seconds since the oldest unreviewed overdue acknowledgment was due, per partner.",
+               ("partner",),
+               ((v, _age(now, oldest)) for v, _, oldest in overdue))
+    counts("edigate_ack_groups", "Expected acknowledgments of sent groups by partner, ack type and state.",
+           ("partner", "ack_type", "status"),
+           (AckExpectation.partner_id, AckExpectation.ack_type, AckExpectation.status), group_level)
+    counts("edigate_deadline_alerts", "Business-deadline alerts raised, by partner and level.",
+           ("partner", "level"), (DeadlineAlert.partner_id, DeadlineAlert.level))
     return out.render()
 
 

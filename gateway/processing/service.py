@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import select, text, tuple_, update
 from sqlalchemy.orm import Session
 
+from gateway.acks.inbound import reconcile_parsed
 from gateway.deliveries.service import DOCUMENT_RECEIVED, EndpointRef, create_delivery, subscribed_endpoints
 from gateway.processing.context import PipelineContext
 from gateway.processing.payloads import PayloadError, PayloadKind, document_from_payload, payload_kind
@@ -370,6 +371,7 @@ def _flag_duplicate_content(w: _Writer) -> bool:
 def _write_x12(w: _Writer, parsed: ParsedX12, *, check_duplicates: bool, send_acks: bool) -> None:
     w.errors.extend(describe_issue(i) for i in parsed.input_issues if i.is_error)
     duplicates: list[uuid.UUID] = []
+    fresh: list[ParsedInterchange] = []  # acknowledgments in these reconcile what we sent
     for position, item in enumerate(parsed.interchanges):
         header = item.outcome.header
         original = None
@@ -395,8 +397,10 @@ def _write_x12(w: _Writer, parsed: ParsedX12, *, check_duplicates: bool, send_ac
             duplicates.append(original.message_id)
             continue
         _write_groups(w, item, interchange)
+        fresh.append(item)
         if send_acks:
             _store_acks(w, item, interchange)
+    w.outcome.delivery_ids.extend(reconcile_parsed(w.session, w.ctx, w.message, fresh, now=w.now))
     if duplicates and len(duplicates) == len(parsed.interchanges):
         w.message.is_duplicate = True
         w.message.duplicate_of_id = duplicates[0]

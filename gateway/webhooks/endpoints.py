@@ -29,6 +29,7 @@ WEBHOOK_EVENT_TYPES: frozenset[str] = frozenset({
     "document.received", "document.sent", "document.failed",
     "message.received", "message.rejected", "message.failed", "message.duplicate",
     "ack.accepted", "ack.rejected", "ack.overdue",
+    "deadline.at_risk", "deadline.breached",
     "delivery.dead",
 })
 MIN_SECRET_BYTES, MAX_SECRET_BYTES = 24, 64

@@ -1,0 +1,101 @@
+"""Acknowledgment expectations for what we send: one per functional group and per transaction set.
+
+A row without ``transaction_id`` is the group's (what a 997/999's AK1/AK9 answers); the other
+rows are its sets (AK2/AK5). ``due_at`` comes from the profile's
+``x12.acknowledgment.expect_within_hours`` and restarts when the transport confirms the send.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from gateway.store.enums import AckStatus
+from gateway.store.models import AckExpectation, FunctionalGroup, Interchange, TransactionSet
+from translators.acks import choose_ack_kind
+from translators.settings import EnvelopeSettings
+
+OPEN_STATUSES = (AckStatus.PENDING, AckStatus.OVERDUE)
+
+
+@dataclass(frozen=True)
+class ExpectationPlan:
+    """Which acknowledgment a partner owes us for a group, and by when."""
+
+    ack_type: str
+    window: timedelta
+    ta1_expected: bool
+
+
+def plan_for(envelope: EnvelopeSettings, group_version: str) -> ExpectationPlan | None:
+    """The acknowledgment the partner's profile says it sends for a group (None: it sends none)."""
+    kind = choose_ack_kind(group_version, envelope.acknowledgment)
+    if kind is None:
+        return None
+    hours = envelope.acknowledgment.expect_within_hours
+    return ExpectationPlan(kind, timedelta(hours=hours), envelope.request_ta1)
+
+
+def expect_acknowledgment(
+    session: Session,
+    *,
+    plan: ExpectationPlan,
+    message_id: uuid.UUID,
+    interchange: Interchange,
+    group: FunctionalGroup,
+    transactions: Sequence[TransactionSet],
+    now: datetime,
+) -> list[AckExpectation]:
+    """Add the group's expectation and one per transaction set (the caller flushes)."""
+    common = {
+        "partner_id": group.partner_id,
+        "group_id": group.id,
+        "message_id": message_id,
+        "interchange_control_number": interchange.control_number,
+        "group_control_number": group.control_number,
+        "functional_id": group.functional_id,
+        "ack_type": plan.ack_type,
+        "status": AckStatus.PENDING,
+        "due_at": now + plan.window,
+        "correlation_id": group.correlation_id,
+        "created_at": now,
+    }
+    rows = [AckExpectation(id=uuid.uuid4(), details={"ta1_expected": plan.ta1_expected}, **common)]
+    rows.extend(
+        AckExpectation(
+            id=uuid.uuid4(),
+            transaction_id=ts.id,
+            set_id=ts.set_id,
+            transaction_control_number=ts.control_number,
+            details={},
+            **common,
+        )
+        for ts in transactions
+    )
+    session.add_all(rows)
+    return rows
+
+
+def restart_clock(session: Session, *, message_id: uuid.UUID, sent_at: datetime, window: timedelta) -> int:
+    """The partner's window starts when the message really left: pending rows get a new ``due_at``."""
+    result = session.execute(
+        update(AckExpectation)
+        .where(AckExpectation.message_id == message_id, AckExpectation.status == AckStatus.PENDING)
+        .values(due_at=sent_at + window)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def expectations_of_message(session: Session, message_id: uuid.UUID) -> list[AckExpectation]:
+    """Every expectation of one outbound message (groups first)."""
+    rows = session.scalars(
+        select(AckExpectation)
+        .where(AckExpectation.message_id == message_id)
+        .order_by(AckExpectation.created_at)
+    ).all()
+    return sorted(rows, key=lambda r: (r.transaction_id is not None, r.transaction_control_number or ""))

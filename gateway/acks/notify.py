@@ -1,0 +1,141 @@
+"""Webhook deliveries for acknowledgment and deadline events, through the delivery machinery.
+
+Payloads follow DESIGN.md §5 (``id``, ``type``, ``partner_id``, ``document_type``,
+``message_id``, ``source``, ``data``). Webhook ids are derived from the subject (an
+expectation, an acknowledgment message, an alert), so a re-run never sends a second event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.deliveries.service import RetryPolicy, create_delivery, subscribed_endpoints
+from gateway.processing.references import primary_reference
+from gateway.store.models import AckExpectation, Document, Message, Partner, PartnerProfileVersion
+
+ACK_ACCEPTED = "ack.accepted"
+ACK_REJECTED = "ack.rejected"
+ACK_OVERDUE = "ack.overdue"
+ACK_UNMATCHED = "ack.unmatched"
+DEADLINE_AT_RISK = "deadline.at_risk"
+DEADLINE_BREACHED = "deadline.breached"
+DOCUMENT_SENT = "document.sent"
+_NAMESPACE = uuid.UUID("0b0c1f83-4c1e-4d57-8f0e-0e6f5b0f7a11")
+
+
+def subject_for(*parts: object) -> uuid.UUID:
+    """A stable subject id for an event (webhook ids derive from it)."""
+    return uuid.uuid5(_NAMESPACE, ":".join(str(p) for p in parts))
+
+
+def erp_webhook_name(session: Session, partner_id: str) -> str | None:
+    """The webhook endpoint name the partner's current profile sends its events to (None: all)."""
+    profile = session.scalars(
+        select(PartnerProfileVersion.profile)
+        .join(
+            Partner,
+            (Partner.id == PartnerProfileVersion.partner_id)
+            & (Partner.current_version == PartnerProfileVersion.version),
+        )
+        .where(Partner.id == partner_id)
+    ).first()
+    erp = (profile or {}).get("erp") or {}
+    name = erp.get("webhook") if isinstance(erp, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def notify(
+    session: Session,
+    *,
+    event_type: str,
+    subject_id: uuid.UUID,
+    partner_id: str,
+    payload: dict[str, Any],
+    message_id: uuid.UUID | None,
+    document_id: uuid.UUID | None,
+    correlation_id: str,
+    policy: RetryPolicy,
+    now: datetime,
+) -> list[uuid.UUID]:
+    """A delivery per subscribed endpoint of the partner's ERP webhook; their ids."""
+    ids = []
+    for endpoint in subscribed_endpoints(session, event_type, name=erp_webhook_name(session, partner_id)):
+        delivery = create_delivery(
+            session,
+            endpoint_id=endpoint.id,
+            event_type=event_type,
+            subject_id=subject_id,
+            payload={
+                "partner_id": partner_id,
+                "message_id": str(message_id) if message_id else None,
+                **payload,
+            },
+            partner_id=partner_id,
+            document_id=document_id,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            policy=policy,
+            now=now,
+        )
+        ids.append(delivery.id)
+    return ids
+
+
+def expectation_payload(
+    session: Session, group: AckExpectation, sets: list[AckExpectation]
+) -> dict[str, Any]:
+    """The ``source`` and ``data`` of an ack event: the group, its sets and their documents."""
+    message = session.get(Message, group.message_id)
+    transaction_ids = [s.transaction_id for s in sets if s.transaction_id is not None]
+    documents = (
+        {
+            d.transaction_id: d
+            for d in session.scalars(select(Document).where(Document.transaction_id.in_(transaction_ids)))
+        }
+        if transaction_ids
+        else {}
+    )
+    transactions = []
+    document_types = set()
+    for row in sets:
+        document = documents.get(row.transaction_id)
+        if document is not None:
+            document_types.add(document.document_type)
+        transactions.append(
+            {
+                "expectation_id": str(row.id),
+                "set": row.set_id,
+                "control_number": row.transaction_control_number,
+                "status": row.status.value,
+                "document_id": str(document.id) if document else None,
+                "document_type": document.document_type if document else None,
+                "business_reference": (
+                    primary_reference(document.document_type, document.data) if document else None
+                ),
+                "errors": row.details.get("errors", []),
+            }
+        )
+    return {
+        "document_type": document_types.pop() if len(document_types) == 1 else None,
+        "source": {
+            "interchange_control_number": group.interchange_control_number,
+            "group_control_number": group.group_control_number,
+            "functional_id": group.functional_id,
+            "transport": message.transport.value if message else None,
+        },
+        "data": {
+            "expectation_id": str(group.id),
+            "status": group.status.value,
+            "ack_type": group.ack_type,
+            "due_at": group.due_at.isoformat(),
+            "acknowledged_at": group.acknowledged_at.isoformat() if group.acknowledged_at else None,
+            "ack_message_id": str(group.ack_message_id) if group.ack_message_id else None,
+            "errors": group.details.get("errors", []),
+            "transactions": transactions,
+        },
+    }
