@@ -37,6 +37,7 @@ MAX_TASK_RETRIES = 3
 SWEEP_OVERDUE_ACKS = "edigate.sweep_overdue_acks"
 FLUSH_OUTBOUND_BATCHES = "edigate.flush_outbound_batches"
 CHECK_DEADLINES = "edigate.check_deadlines"
+RETRY_AS2_MDNS = "edigate.retry_as2_mdns"
 
 
 class WorkerResources:
@@ -122,6 +123,11 @@ def create_celery_app(settings: Settings | None = None, tuning: PipelineTuning |
             "task": FLUSH_OUTBOUND_BATCHES,
             "schedule": interval,
             "options": {"queue": "outbound", "expires": max(interval * 2, 1.0)},
+        },
+        "retry-as2-mdns": {
+            "task": RETRY_AS2_MDNS,
+            "schedule": interval * 6,
+            "options": {"queue": "delivery", "expires": max(interval * 12, 1.0)},
         },
         "check-deadlines": {
             "task": CHECK_DEADLINES,
@@ -223,6 +229,13 @@ def _register_tasks(app: Celery, res: WorkerResources) -> None:
         from gateway.processing.sweeps import sweep_deliveries
 
         return sweep_deliveries(res.context).published
+
+    @app.task(name=RETRY_AS2_MDNS)  # type: ignore[untyped-decorator]
+    def retry_as2_mdns_task() -> int:
+        from gateway.transports.as2.mdn_delivery import retry_due_async_mdns
+
+        ctx = res.context
+        return retry_due_async_mdns(ctx.db, ctx.blobs, res.webhook_client)
 
 
 def worker_argv(

@@ -40,6 +40,8 @@ from gateway.store.models import (
     OutboxEntry,
 )
 from gateway.store.types import utcnow
+from gateway.transports.as2.health import expiry_metrics as as2_expiry_metrics
+from gateway.transports.as2.health import expiry_warnings as as2_expiry_warnings
 
 router = APIRouter(tags=["health"])
 read_metrics = require_roles(ApiKeyRole.AUDITOR)
@@ -143,7 +145,10 @@ def readyz(request: Request) -> JSONResponse:
         "broker": _probe("broker", lambda: check_broker(settings.effective_broker_url())),
     }
     if all(c["ok"] for c in checks.values()):
-        return JSONResponse({"status": "ready", "checks": checks})
+        with database.unit_of_work(read_only=True) as session:
+            expiring = as2_expiry_warnings(session)
+        # Expiring certificates warn; they do not make the gateway unready.
+        return JSONResponse({"status": "ready", "checks": checks, "warnings": expiring})
     failed = sorted(name for name, c in checks.items() if not c["ok"])
     return JSONResponse(error_body("not_ready", f"unreachable: {', '.join(failed)}", {"checks": checks}),
                         status_code=503)
@@ -257,6 +262,7 @@ def metrics(request: Request, _: Principal = Depends(read_metrics)) -> PlainText
     started = time.perf_counter()
     with request.app.state.db.unit_of_work(read_only=True) as session:
         body = collect_metrics(session)
+        body += "\n".join(as2_expiry_metrics(session)) + "\n"
     body += (f"# HELP edigate_metrics_scrape_seconds Time taken to compute these metrics.\n"
              f"# TYPE edigate_metrics_scrape_seconds gauge\n"
              f"edigate_metrics_scrape_seconds {time.perf_counter() - started:.6f}\n")
