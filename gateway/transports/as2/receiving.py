@@ -17,7 +17,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -293,6 +293,11 @@ def receive_as2(
             names.add(partner.options.our_as2_id)
     our_id = as2_to
     signer = keys[0] if keys else None
+    # AS2-From can be spoofed: an async MDN goes to the partner's configured URL, or to the URL
+    # the request names only once its signature has verified (below), never to an unvetted one.
+    claimed_url = request.async_url
+    configured_url = partner.as2.mdn.async_url if partner is not None else None
+    request = replace(request, async_url=configured_url if claimed_url else None)
     if partner is None or as2_to not in names:
         return _fail(
             ctx,
@@ -353,6 +358,8 @@ def receive_as2(
             str(exc),
             signer,
         )
+    if claimed_url and configured_url is None and "verified" in unwrapped.layers:
+        request = replace(request, async_url=claimed_url)
     digest, unsupported = _choose_digest(request, unwrapped)
     if unsupported and request.signed_required:
         return _fail(
