@@ -12,11 +12,14 @@ Inbound documents are built as plain dicts and validated once at the end.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from itertools import chain
+from operator import attrgetter
+from typing import Any, NamedTuple, Protocol
 
-from translators.canonical._types import decimal_or_none
+from translators.canonical._types import CANONICAL_DECIMAL, decimal_or_none
 from translators.errors import MappingError
 from translators.settings import MappingSettings
 from translators.x12.model import Segment
@@ -104,6 +107,7 @@ class Kind(NamedTuple):
 
 TEXT = Kind(None, _same)
 DECIMAL = Kind(decimal_or_none, _same)
+CANONICAL_DECIMAL_MATCH = re.compile(CANONICAL_DECIMAL).match  # decimal_or_none(v) is v
 IMPLIED_2 = Kind(implied_2, out_implied_2)
 DATE = Kind(x12_date, out_date)
 TIME = Kind(x12_time, out_time)
@@ -198,7 +202,15 @@ def _code_list(name: str) -> str:
 # --- segment tables ----------------------------------------------------------------------
 
 
-Reader = Callable[[Segment, Context, "Data | None"], Data]
+class Reader(Protocol):
+    """A compiled table reader: ``read(seg, ctx, out=None)``."""
+
+    def __call__(self, seg: Segment, ctx: Context, d: Data | None = None, /) -> Data:
+        """The segment's fields, merged into ``d`` when given."""
+        ...
+
+
+Writer = Callable[[Callable[[str], Any], Context], list[Element]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,30 +220,17 @@ class SegmentTable:
     tag: str
     fields: tuple[tuple[int, str, Kind, str, str], ...]  # (index, name, kind, id, code list)
     size: int
-    reader: Reader
-
-    def read(self, seg: Segment, ctx: Context, out: Data | None = None) -> Data:
-        """The segment's elements as canonical fields (empty elements left out)."""
-        return self.reader(seg, ctx, out)
+    # read(seg, ctx, out=None): the segment's elements as canonical fields (empty elements
+    # left out), merged into ``out`` when given; the compiled function itself, no wrapper call.
+    read: Reader
+    writer: Writer
 
     def elements(self, obj: Any, ctx: Context, **override: str | None) -> list[Element]:
         """The elements for a model (or dict) ``obj``; ``override`` replaces field values."""
-        out: list[Element] = [""] * self.size
-        get = obj.get if isinstance(obj, dict) else obj.__dict__.get
-        for i, name, kind, eid, code_list in self.fields:
-            value = override[name] if name in override else get(name)
-            if value is None or value == "":
-                continue
-            text = kind.outbound(value)
-            if kind is TEXT:
-                text = ctx.code_out(code_list, text)
-                limit = MAX_LENGTH.get(eid)
-                if limit and len(text) > limit[ctx.version]:
-                    raise MappingError(
-                        f"{name} is longer than {limit[ctx.version]} characters ({eid} in "
-                        f"{ctx.version})", field=name)
-            out[i] = text
-        return out
+        values = obj if isinstance(obj, dict) else obj.__dict__
+        if override:
+            values = {**values, **override}
+        return self.writer(values.get, ctx)
 
     def write(self, obj: Any, ctx: Context, **override: str | None) -> SegmentSpec | None:
         """The segment for ``obj``, or None when all its elements are empty."""
@@ -245,7 +244,46 @@ def seg(tag: str, table: Mapping[int, str | Field]) -> SegmentTable:
     for pos, spec in sorted(table.items()):
         f = Field(spec) if isinstance(spec, str) else spec
         fields.append((pos - 1, f.name, f.kind, f"{tag}{pos:02d}", _code_list(f.name)))
-    return SegmentTable(tag, tuple(fields), max(table), _compile_reader(fields))
+    size = max(table)
+    return SegmentTable(tag, tuple(fields), size, _compile_reader(fields),
+                        _compile_writer(fields, size))
+
+
+def _too_long(name: str, eid: str, ctx: Context) -> MappingError:
+    limit = MAX_LENGTH[eid][ctx.version]
+    return MappingError(f"{name} is longer than {limit} characters ({eid} in {ctx.version})",
+                        field=name)
+
+
+def _compile_writer(fields: Sequence[tuple[int, str, Kind, str, str]], size: int) -> Writer:
+    """A writer function specialised for one table, the outbound twin of ``_compile_reader``.
+
+    It does what this loop would::
+
+        for i, name, kind, eid, code_list in fields:
+            v = get(name)
+            if v is None or v == "": continue
+            out[i] = kind.outbound(v), for TEXT translated by the partner's code list
+                     and checked against the version's MAX_LENGTH
+    """
+    lines = ["def write(get, ctx):", f"    out = [''] * {size}", "    codes = ctx.codes_out"]
+    env: dict[str, Any] = {"MAX_LENGTH": MAX_LENGTH, "too_long": _too_long}
+    for i, name, kind, eid, code_list in fields:
+        lines += [f"    v = get({name!r})", "    if v is not None and v != '':"]
+        if kind is TEXT:
+            lines += ["        if codes:", f"            t = codes.get({code_list!r})",
+                      "            if t:", "                v = t.get(v, v)"]
+            if eid in MAX_LENGTH:
+                lines += [f"        if len(v) > MAX_LENGTH[{eid!r}][ctx.version]:",
+                          f"            raise too_long({name!r}, {eid!r}, ctx)"]
+            lines.append(f"        out[{i}] = v")
+        else:
+            env[f"conv{i}"] = kind.outbound
+            lines.append(f"        out[{i}] = conv{i}(v)")
+    lines.append("    return out")
+    exec("\n".join(lines), env)  # generated from the table above, no input
+    writer: Writer = env["write"]
+    return writer
 
 
 def _compile_reader(fields: Sequence[tuple[int, str, Kind, str, str]]) -> Reader:
@@ -257,22 +295,34 @@ def _compile_reader(fields: Sequence[tuple[int, str, Kind, str, str]]) -> Reader
             v = el[i] if i < len(el) else ""
             if v: out[name] = convert(v) or (report eid as invalid and skip)
     """
-    lines = ["def read(seg, ctx, d=None):", "    if d is None:", "        d = {}",
-             "    el = seg.elements", "    n = len(el)", "    codes = ctx.codes_in"]
     env: dict[str, Any] = {}
+    steps: list[tuple[int, list[str]]] = []  # (index, code that reads it when present)
     for i, name, kind, eid, code_list in fields:
-        lines += [f"    if n <= {i}:", "        return d", f"    v = el[{i}]", "    if v:"]
+        step = [f"v = el[{i}]", "if v:"]
         if kind.inbound is not None:
             env[f"conv{i}"] = kind.inbound
-            lines += [f"        c = conv{i}(v)", "        if c is None:",
-                      f"            ctx.bad({eid!r}, v)", "        else:",
-                      f"            d[{name!r}] = c"]
+            convert = [f"    c = conv{i}(v)", "    if c is None:", f"        ctx.bad({eid!r}, v)",
+                       "    else:", f"        d[{name!r}] = c"]
+            if kind is DECIMAL:  # text already canonical is what decimal_or_none returns
+                env["canonical"] = CANONICAL_DECIMAL_MATCH
+                convert = ["    if (v.isdigit() and v.isascii() and (v[0] != '0' or len(v) == 1)"
+                           "            or canonical(v) is not None):",
+                           f"        d[{name!r}] = v", "    else:", *("    " + line for line in convert)]
+            step += convert
         else:
-            lines += ["        if v[0] == ' ' or v[-1] == ' ':", "            v = v.strip()",
-                      "        if v:", "            if codes:",
-                      f"                t = codes.get({code_list!r})",
-                      "                if t:", "                    v = t.get(v, v)",
-                      f"            d[{name!r}] = v"]
+            step += ["    if ' ' in v and (v[0] == ' ' or v[-1] == ' '):", "        v = v.strip()",
+                     "    if v:", "        if codes:", f"            t = codes.get({code_list!r})",
+                     "            if t:", "                v = t.get(v, v)", f"        d[{name!r}] = v"]
+        steps.append((i, step))
+    # The usual segment has every position of the table: that copy skips the length checks.
+    size = fields[-1][0] + 1 if fields else 0
+    lines = ["def read(seg, ctx, d=None):", "    if d is None:", "        d = {}",
+             "    el = seg.elements", "    n = len(el)", "    codes = ctx.codes_in",
+             f"    if n >= {size}:"]
+    lines += ["        " + line for _, step in steps for line in step]
+    lines.append("        return d")
+    for i, step in steps:
+        lines += [f"    if n <= {i}:", "        return d", *("    " + line for line in step)]
     lines.append("    return d")
     exec("\n".join(lines), env)  # generated from the table above, no input
     reader: Reader = env["read"]
@@ -334,19 +384,19 @@ def read_item(el: list[str], start: int, ctx: Context) -> Data:
     """Item from the qualifier/value pairs of ``el`` starting at 0-based index ``start``."""
     item: Data = {}
     ids: list[Data] = []
-    n = len(el)
-    for i in range(start, n - 1, 2):
+    names = ITEM_QUALIFIERS
+    for i in range(start, len(el) - 1, 2):
         q, v = el[i], el[i + 1]
         if not v:
             if q:
                 ctx.bad(f"pair@{i + 1:02d}", q)
             continue
-        if v[0] == " " or v[-1] == " ":
+        if " " in v and (v[0] == " " or v[-1] == " "):  # the C scan first: few values have spaces
             v = v.strip()
             if not v:
                 continue
         ids.append({"qualifier": q, "value": v})
-        name = ITEM_QUALIFIERS.get(q)
+        name = names.get(q)
         if name is not None and name not in item:
             item[name] = v
     if ids:
@@ -365,27 +415,34 @@ def _cross_reference(item: Data, ctx: Context) -> None:
             return
 
 
+_ITEM_FIELDS_OUT = tuple(ITEM_FIELDS_OUT.items())
+_QUALIFIER = attrgetter("qualifier")
+_QUALIFIER_VALUE = attrgetter("qualifier", "value")
+
+
 def item_pairs(item: Any, ctx: Context, limit: int) -> list[Element]:
     """The qualifier/value pairs for an Item: its ids, then named fields no pair carries."""
-    ids = [(i.qualifier, i.value) for i in item.ids]
-    named = {ITEM_QUALIFIERS.get(q) for q, _ in ids}
-    extra: list[tuple[str, str]] = []
-    for name, qualifier in ITEM_FIELDS_OUT.items():
-        value = getattr(item, name)
-        if value and name not in named:
-            extra.append((qualifier, value))
+    ids = item.ids
+    out: list[Element] = list(chain.from_iterable(map(_QUALIFIER_VALUE, ids)))
+    named = set(map(ITEM_QUALIFIERS.get, map(_QUALIFIER, ids)))
+    fields = item.__dict__
+    extra: list[str] = []
+    for name, qualifier in _ITEM_FIELDS_OUT:
+        if name not in named:
+            value = fields[name]
+            if value:
+                extra += (qualifier, value)
     if ctx.items_out and not item.buyer_part:
         for value in (item.sku, item.upc, item.gtin, item.vendor_part):
             partner_item = ctx.items_out.get(value) if value else None
             if partner_item:
-                extra.insert(0, ("BP", partner_item))
+                extra[:0] = ("BP", partner_item)
                 break
-    pairs = ids + extra
-    if len(pairs) > limit:
-        raise MappingError(f"item has {len(pairs)} ids; at most {limit} fit", field="item.ids")
-    out: list[Element] = []
-    for q, v in pairs:
-        out += [q, v]
+    count = (len(out) + len(extra)) // 2
+    if count > limit:
+        raise MappingError(f"item has {count} ids; at most {limit} fit", field="item.ids")
+    if extra:
+        out += extra
     return out
 
 
@@ -638,12 +695,14 @@ def write_description(line: Any, ctx: Context) -> list[SegmentSpec]:
 
 def write_dates(dates: Sequence[Any], ctx: Context) -> list[SegmentSpec]:
     """One DTM per DateRef."""
-    return [("DTM", DTM.elements(d, ctx)) for d in dates]
+    return write_all("DTM", DTM, dates, ctx)
 
 
 def write_all(tag: str, table: SegmentTable, objs: Sequence[Any], ctx: Context
               ) -> list[SegmentSpec]:
     """One segment per object."""
+    if not objs:
+        return []
     return [(tag, table.elements(o, ctx)) for o in objs]
 
 
@@ -663,9 +722,9 @@ def write_carrier(carrier: Any, ctx: Context) -> list[SegmentSpec]:
 def run(segments: Sequence[Segment], header: Handlers, doc: Data, ctx: Context) -> Data:
     """Dispatch each segment to the innermost open scope that handles its tag."""
     stack: list[Scope] = [(header, doc)]
+    handlers, target = header, doc  # the innermost scope, stack[-1]
     for segment in segments:
         tag = segment.tag
-        handlers, target = stack[-1]
         handler = handlers.get(tag)
         if handler is None:
             depth = len(stack) - 1
@@ -674,7 +733,7 @@ def run(segments: Sequence[Segment], header: Handlers, doc: Data, ctx: Context) 
                 handler = stack[depth][0].get(tag)
                 if handler is not None:
                     del stack[depth + 1:]
-                    target = stack[depth][1]
+                    handlers, target = stack[depth]
                     break
             if handler is None:
                 if tag not in ("ST", "SE"):
@@ -683,4 +742,5 @@ def run(segments: Sequence[Segment], header: Handlers, doc: Data, ctx: Context) 
         scope = handler(segment, target, ctx)
         if scope is not None:
             stack.append(scope)
+            handlers, target = scope
     return doc

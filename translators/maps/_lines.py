@@ -80,11 +80,17 @@ def write_line(table: SegmentTable, line: Any, ctx: Context) -> list[SegmentSpec
 def write_line_tail(line: Any, ctx: Context, *, schedules: bool = True) -> list[SegmentSpec]:
     """SAC, TXI, DTM and SCH of a line (those it has)."""
     out: list[SegmentSpec] = []
-    out += write_all("SAC", SAC, getattr(line, "allowances_charges", ()), ctx)
-    out += write_all("TXI", TXI, getattr(line, "taxes", ()), ctx)
-    out += write_dates(line.dates, ctx)
-    if schedules:
-        out += write_all("SCH", SCH, getattr(line, "schedules", ()), ctx)
+    charges = getattr(line, "allowances_charges", ())
+    if charges:
+        out += write_all("SAC", SAC, charges, ctx)
+    taxes = getattr(line, "taxes", ())
+    if taxes:
+        out += write_all("TXI", TXI, taxes, ctx)
+    if line.dates:
+        out += write_dates(line.dates, ctx)
+    planned = getattr(line, "schedules", ()) if schedules else ()
+    if planned:
+        out += write_all("SCH", SCH, planned, ctx)
     return out
 
 

@@ -67,7 +67,7 @@ class CSeg:
     __slots__ = ("defn", "match", "notes_ok", "rules", "tag")
 
     def __init__(self, defn: SegmentDef, rules: tuple[ElementRule, ...] | None,
-                 match: Callable[[str], object] | None,
+                 match: Callable[..., object] | None,
                  notes_ok: Callable[[Sequence[str]], bool] | None) -> None:
         self.tag = defn.tag
         self.defn = defn
@@ -141,7 +141,8 @@ class CLoop:
 
 
 Move = tuple[Any, ...]
-"""(target State | None, depth, same, max, missing, loop id, is loop, match, notes_ok, CSeg)."""
+"""(target State | None, depth, same, max, missing, match, notes_ok, offset of element 01 in
+the segment's raw text, (loop id, is loop, CSeg)); the last item is only read on errors."""
 
 
 class State:
@@ -169,9 +170,13 @@ class State:
 
         A move whose target is None means the tag cannot be placed here."""
         cseg = segs.get(tag)
-        checks = (None, None, None) if cseg is None or tag in ("ST", "SE") else (
-            cseg.match, cseg.notes_ok, cseg)
-        result: Move = (None, 0, False, 0, (), self.loop.id, False, *checks)
+        match: Callable[..., object] | None = None
+        notes_ok: Callable[[Sequence[str]], bool] | None = None
+        check: CSeg | None = None
+        if cseg is not None and tag not in ("ST", "SE"):
+            match, notes_ok, check = cseg.match, cseg.notes_ok, cseg
+        skip = len(tag) + 1
+        result: Move = (None, 0, False, 0, (), match, notes_ok, skip, (self.loop.id, False, check))
         missing: list[tuple[str, str, bool]] = []
         for depth in range(len(self.frames) - 1, -1, -1):
             fl, fi = self.frames[depth]
@@ -183,11 +188,11 @@ class State:
                 missing.extend(fl.missing_after(fi, j))
             child = fl.children[j]
             if isinstance(child, CLoop):
-                result = (child.state(0), depth, j == fi, fl.maxes[j], tuple(missing),
-                          child.id, True, *checks)
+                result = (child.state(0), depth, j == fi, fl.maxes[j], tuple(missing), match,
+                          notes_ok, skip, (child.id, True, check))
             else:
-                result = (fl.state(j), depth, j == fi, fl.maxes[j], tuple(missing), fl.id,
-                          False, *checks)
+                result = (fl.state(j), depth, j == fi, fl.maxes[j], tuple(missing), match,
+                          notes_ok, skip, (fl.id, False, check))
             break
         self.trans[tag] = result
         return result
@@ -297,19 +302,21 @@ def _value_pattern(el: ElementDef, codes: frozenset[str] | None, cc: str) -> str
 def _sequence(items: list[tuple[str, bool]], sep: str) -> str:
     """Items joined by ``sep``; trailing optional items may be left out entirely.
 
-    Flat and possessive: each optional item takes its separator whenever one is there, so
-    the regex never backtracks across elements. That is exact because every value pattern
-    consumes its whole value (up to the next delimiter) or fails."""
+    Possessive: each optional item takes its separator whenever one is there, so the regex
+    never backtracks across elements. That is exact because every value pattern consumes its
+    whole value (up to the next delimiter) or fails. An optional item before a mandatory one
+    needs its separator anyway; the trailing optional ones nest, so the first one that is
+    absent ends the match without trying the rest (fewer steps for sre)."""
+    last_mandatory = max((k for k, (_, mandatory) in enumerate(items) if mandatory), default=-1)
+    tail = ""
+    for k in range(len(items) - 1, last_mandatory, -1):
+        pat = items[k][0]
+        tail = f"(?:{sep}(?:{pat})?+{tail})?+" if k else f"(?:{pat})?+{tail}"
     out = []
-    for k, (pat, mandatory) in enumerate(items):
+    for k, (pat, mandatory) in enumerate(items[: last_mandatory + 1]):
         lead = sep if k else ""
-        if mandatory:
-            out.append(f"{lead}(?>{pat})")
-        elif k:
-            out.append(f"(?:{lead}(?:{pat})?+)?+")
-        else:
-            out.append(f"(?:{pat})?+")
-    return "".join(out)
+        out.append(f"{lead}(?>{pat})" if mandatory else f"{lead}(?:{pat})?+")
+    return "".join(out) + tail
 
 
 def _composite_pattern(comp: CompositeDef, delims: Delims, cc: str) -> str:
@@ -370,23 +377,29 @@ def _notes_function(defn: SegmentDef) -> Callable[[Sequence[str]], bool] | None:
     lines = ["def ok(e):", "    n = len(e)"]
     for pos in composite_positions:
         lines.append(f"    if n >= {pos} and e[{pos - 1}]: return False")
-    # R notes first (they fail when everything is absent); others only matter when present
+    # R notes first (they fail when everything is absent); the others only matter once their
+    # first position is present, so they come by first position after a length check. Up to
+    # that length, elements are indexed without a guard.
     ordered = sorted(notes, key=lambda n: (n.kind != "R", min(n.positions)))
+    safe = 0
     for note in ordered:
         if note.kind != "R":
-            lines.append(f"    if n < {min(note.positions)}: return True")
-        p = [f"(n >= {q} and e[{q - 1}] != '')" for q in note.positions]
+            safe = min(note.positions)
+            lines.append(f"    if n < {safe}: return True")
+        p = [f"e[{q - 1}]" if q <= safe else f"(n >= {q} and e[{q - 1}])" for q in note.positions]
+        first, rest = p[0], p[1:]
         if note.kind == "P":
-            cond = f"({' and '.join(p)}) or not ({' or '.join(p)})"
+            broken = (f"(not {first}) != (not {rest[0]})" if len(p) == 2
+                      else f"({' or '.join(p)}) and not ({' and '.join(p)})")
         elif note.kind == "R":
-            cond = " or ".join(p)
+            broken = f"not ({' or '.join(p)})"
         elif note.kind == "E":
-            cond = f"sum(({', '.join(p)},)) <= 1"
+            broken = " or ".join(f"({a} and {b})" for k, a in enumerate(p) for b in p[k + 1:])
         elif note.kind == "C":
-            cond = f"not {p[0]} or ({' and '.join(p[1:])})"
+            broken = f"{first} and not ({' and '.join(rest)})"
         else:  # L
-            cond = f"not {p[0]} or ({' or '.join(p[1:])})"
-        lines.append(f"    if not ({cond}): return False")
+            broken = f"{first} and not ({' or '.join(rest)})"
+        lines.append(f"    if {broken}: return False")
     lines.append("    return True")
     namespace: dict[str, object] = {}
     exec("\n".join(lines), namespace)

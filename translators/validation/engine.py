@@ -136,7 +136,6 @@ class _Walk:
         segs = self.compiled.segs
         delims = self.compiled.delims
         esep = delims.element
-        hl_tag = "HL" if self.compiled.schema.hierarchy is not None else None
         state = self.compiled.root.state(-1)
         trans = state.trans
         counts = [0] * 64
@@ -145,7 +144,7 @@ class _Walk:
             mv = trans.get(tag)
             if mv is None:
                 mv = state.move(tag, segs)
-            target, depth, same, mx, missing, loop_id, is_loop, match, notes_ok, cseg = mv
+            target, depth, same, mx, missing, match, notes_ok, skip, where = mv
             if target is None:
                 if not self._misplaced(state, tag, seg):
                     continue
@@ -156,16 +155,18 @@ class _Walk:
                     count = counts[depth] + 1 if same else 1
                     counts[depth] = count
                     if count > mx:
-                        self._over(is_loop, loop_id, mx, seg)
+                        self._over(where[1], where[0], mx, seg)
                 state = target
                 trans = state.trans
-            if tag == hl_tag:
-                self.hl.append(seg)
             if match is not None:
-                els = seg.elements
-                if match(esep.join(els)) is None or (
-                        notes_ok is not None and not notes_ok(els)):
-                    self.check_elements(cseg, seg, delims, loop_id, self.ctx, self.issues)
+                # The elements as read are the raw text after the tag: no need to join them.
+                raw = seg.raw
+                if (match(raw, skip) if raw is not None else match(esep.join(seg.elements))) is None \
+                        or (notes_ok is not None and not notes_ok(seg.elements)):
+                    self.check_elements(where[2], seg, delims, where[0], self.ctx, self.issues)
+        if self.compiled.schema.hierarchy is not None and "HL" in segs:
+            # Collected after the walk: a known tag, so the walk never skips an HL.
+            self.hl = [seg for seg in segments if seg.tag == "HL"]
         if state.at_end:
             self._missing(state.at_end, segments[-1] if segments else None)
         if self.hl:

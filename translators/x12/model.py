@@ -30,9 +30,12 @@ class Segment:
 
     ``elements[0]`` is element 01. ``position`` counts from ST = 1 inside a transaction set
     (0 for envelope segments) and ``offset`` is the byte offset of the tag in the input.
+    ``raw`` is the segment's text as read (tag and elements joined by the element separator,
+    no terminator); the reader sets it, and code that changes a read segment's tag or elements
+    must set it to None so the validator joins the elements instead.
     """
 
-    __slots__ = ("component", "elements", "offset", "position", "repetition", "tag")
+    __slots__ = ("component", "elements", "offset", "position", "raw", "repetition", "tag")
 
     def __init__(
         self,
@@ -42,6 +45,7 @@ class Segment:
         position: int = 0,
         component: str = ">",
         repetition: str | None = None,
+        raw: str | None = None,
     ) -> None:
         self.tag = tag
         self.elements = elements
@@ -49,6 +53,7 @@ class Segment:
         self.position = position
         self.component = component
         self.repetition = repetition
+        self.raw = raw
 
     def __repr__(self) -> str:
         return f"Segment({self.tag!r}, {self.elements!r}, position={self.position})"

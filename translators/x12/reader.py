@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import accumulate, islice
 from typing import BinaryIO
 
 from translators.errors import (
@@ -102,7 +103,7 @@ class _Buffer:
 class _GroupState:
     header: GroupHeader
     count: int = 0
-    control_numbers: set[str] = field(default_factory=set)
+    control_numbers: set[str | int] = field(default_factory=set)  # keys from _cn_key
     issues: list[X12Issue] = field(default_factory=list)
 
 
@@ -323,9 +324,14 @@ class _InterchangeParser:
             region = buf[pos:last]
             b.pos = last + len(term)
             base = b.base + pos
+            terms = -1
             for suffix in (b"\r\n", b"\n"):
+                if not buf.startswith(suffix, b.pos):
+                    continue
+                if terms < 0:
+                    terms = region.count(term)
                 joined = term + suffix
-                if region.count(term) == region.count(joined) and buf.startswith(suffix, b.pos):
+                if terms == region.count(joined):
                     b.pos += len(suffix)
                     sep = joined
                     break
@@ -349,11 +355,14 @@ class _InterchangeParser:
         max_segments = self.limits.max_transaction_segments
         max_bytes = self.limits.max_transaction_bytes
         term_is_space = self.terminator in (b"\n", b"\r")
+        new = object.__new__
+        # The open set's segment list and byte limit, refreshed after every control segment
+        # (only those open, close or overflow a set); None when no set takes body segments.
+        segs, limit = self._body_target(max_bytes)
         for texts, sizes, offset, step in self._batches():
-            for i, text in enumerate(texts):
-                seg_offset = offset
-                size = len(text) + step if sizes is None else sizes[i]
-                offset += size
+            offsets = list(accumulate(map(step.__add__, map(len, texts)) if sizes is None
+                                      else sizes, initial=offset))
+            for text, seg_offset, end in zip(texts, offsets, islice(offsets, 1, None), strict=False):
                 if not text or text[0] in ws:
                     stripped = text.lstrip(ws)
                     if not stripped:
@@ -364,17 +373,29 @@ class _InterchangeParser:
                     text = stripped
                 parts = text.split(element)
                 tag = parts.pop(0)
+                if segs is not None and tag not in control_tags:
+                    # Segment(tag, parts, seg_offset, position, component, repetition, text)
+                    # without the cost of a type call that runs __init__ (the hot path).
+                    seg = new(Segment)
+                    seg.tag = tag
+                    seg.elements = parts
+                    seg.offset = seg_offset
+                    seg.position = position = len(segs) + 1
+                    seg.component = component
+                    seg.repetition = repetition
+                    seg.raw = text
+                    segs.append(seg)
+                    if position > max_segments or seg_offset > limit:
+                        txn = self.txn
+                        assert txn is not None
+                        self._overflow(txn, segs[-1])
+                        segs, limit = self._body_target(max_bytes)
+                    continue
                 txn = self.txn
                 if txn is not None and tag not in control_tags:
-                    if txn.overflow:
-                        txn.dropped += 1
-                        continue
-                    segs = txn.segments
-                    segs.append(Segment(tag, parts, seg_offset, len(segs) + 1, component, repetition))
-                    if len(segs) > max_segments or seg_offset - txn.offset > max_bytes:
-                        self._overflow(txn, segs[-1])
+                    txn.dropped += 1  # the set has overflowed: count what is not kept
                     continue
-                seg = Segment(tag, parts, seg_offset, 0, component, repetition)
+                seg = Segment(tag, parts, seg_offset, 0, component, repetition, text)
                 if step == 0:
                     self.issues.append(self._interchange_issue(
                         TA1Note.NO_ERROR, f"last segment {tag!r} has no terminator", seg_offset, tag,
@@ -382,7 +403,7 @@ class _InterchangeParser:
                 if tag == "IEA":
                     yield from self._close_open()
                     yield self._close_interchange(seg)
-                    b.pos = offset - b.base  # the rest of this batch belongs to what follows
+                    b.pos = end - b.base  # the rest of this batch belongs to what follows
                     return
                 if tag == "ISA":
                     # A new interchange starts before this one ended: re-read that ISA afresh.
@@ -394,10 +415,18 @@ class _InterchangeParser:
                     yield self._interchange_end(None)
                     return
                 yield from self._on_control(seg)
+                segs, limit = self._body_target(max_bytes)
         yield from self._close_open()
         self.issues.append(self._interchange_issue(
             TA1Note.PREMATURE_END, "input ends before the IEA trailer", None, "IEA"))
         yield self._interchange_end(None)
+
+    def _body_target(self, max_bytes: int) -> tuple[list[Segment] | None, int]:
+        """The list that takes body segments now, and the last offset the open set may reach."""
+        txn = self.txn
+        if txn is None or txn.overflow:
+            return None, 0
+        return txn.segments, txn.offset + max_bytes
 
     def _on_control(self, seg: Segment) -> Iterator[Event]:
         """Envelope segments, and anything found outside a transaction set."""
@@ -459,12 +488,13 @@ class _InterchangeParser:
                                               f"ST02 {cn!r} is not a 4-9 character control number",
                                               seg.offset, "ST"))
         if self.group is not None:
-            if cn in self.group.control_numbers:
+            key = _cn_key(cn)
+            if key in self.group.control_numbers:
                 txn.issues.append(self._set_issue(
                     txn, SetError.CONTROL_NUMBER_NOT_UNIQUE,
                     f"ST02 {cn} is used twice in group {self.group.header.control_number}",
                     seg.offset, "ST"))
-            self.group.control_numbers.add(cn)
+            self.group.control_numbers.add(key)
 
     def _overflow(self, txn: _SetState, seg: Segment) -> None:
         txn.overflow = True
@@ -501,8 +531,8 @@ class _InterchangeParser:
         if self.group is not None:
             self.group.count += 1
         last = se or txn.segments[-1]
-        size = (last.offset + len(self.element.join([last.tag, *last.elements]).encode())
-                + len(self.terminator) - txn.offset)
+        text = last.raw if last.raw is not None else self.element.join([last.tag, *last.elements])
+        size = last.offset + len(text.encode()) + len(self.terminator) - txn.offset
         return TransactionSet(group, txn.offset, txn.segments, txn.set_id, txn.control_number,
                               txn.implementation_reference, txn.issues, size)
 
@@ -586,6 +616,14 @@ class _InterchangeParser:
 
 
 _CONTROL_TAGS = frozenset({"SE", "ST", "GS", "GE", "IEA", "ISA"})
+
+
+def _cn_key(cn: str) -> str | int:
+    """A control number as a compact set key: a group of a million sets keeps a million.
+
+    ASCII digits become an int with a leading 1 (so "0001" and "1" stay apart); anything else
+    stays the string. Ints never equal strings, so two keys are equal exactly when the numbers are."""
+    return int("1" + cn) if cn.isascii() and cn.isdigit() else cn
 
 
 def _check_gs(header: GroupHeader) -> list[str]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 from translators.x12.model import Delimiters
 
@@ -32,13 +33,100 @@ def _element_text(value: Element, delimiters: Delimiters) -> str:
     return text
 
 
-def format_segment(tag: str, elements: Sequence[Element], delimiters: Delimiters) -> str:
-    """One segment with trailing empty elements dropped, terminator and suffix included."""
+def _format_checked(tag: str, elements: Sequence[Element], delimiters: Delimiters) -> str:
+    """The element-by-element path: composites, and the precise error for a bad value."""
     texts = [_element_text(e, delimiters) for e in elements]
     while texts and not texts[-1]:
         texts.pop()
     body = delimiters.element.join([tag, *texts])
     return body + delimiters.segment + delimiters.suffix
+
+
+Formatter = Callable[[str, Sequence[Element]], str]
+Search = Callable[[str], bool] | None  # True when a text holds a delimiter character
+_Compiled = tuple[Formatter, Search]
+_COMPILED: dict[Delimiters, _Compiled] = {}
+_last: tuple[Delimiters | None, _Compiled] = (None, (lambda tag, elements: "", None))
+
+
+def _compiled(delimiters: Delimiters) -> _Compiled:
+    global _last
+    last_delimiters, last = _last
+    if last_delimiters is delimiters:  # the usual case, without hashing the dataclass in Python
+        return last
+    compiled = _COMPILED.get(delimiters)
+    if compiled is None:
+        if len(_COMPILED) >= 64:
+            _COMPILED.clear()
+        compiled = _COMPILED[delimiters] = _make_formatter(delimiters)
+    _last = (delimiters, compiled)
+    return compiled
+
+
+def segment_formatter(delimiters: Delimiters) -> Formatter:
+    """``format_segment`` bound to one delimiter set (compiled once per set, then cached)."""
+    return _compiled(delimiters)[0]
+
+
+def _make_formatter(delimiters: Delimiters) -> _Compiled:
+    singles = tuple(sorted(c for c in delimiters.all() if len(c) == 1))
+    search: Search = None
+    if singles:
+        def search(text: str) -> bool:
+            # One memchr-speed scan per delimiter beats a regex character class by far.
+            return any([c in text for c in singles])
+    sep = delimiters.element
+    end = delimiters.segment + delimiters.suffix
+
+    def fmt(tag: str, elements: Sequence[Element]) -> str:
+        # Plain values (the usual case): one join and one regex scan in C for all of them.
+        els = elements if type(elements) is list else list(elements)
+        try:
+            flat = "".join(els)  # type: ignore[arg-type]
+        except TypeError:  # a composite among them
+            return _format_checked(tag, els, delimiters)
+        if search is not None and search(flat):
+            return _format_checked(tag, els, delimiters)  # raises WriteError for the bad value
+        n = len(els)
+        while n and not els[n - 1]:
+            n -= 1
+        if not n:
+            return tag + end
+        return tag + sep + sep.join(els[:n] if n < len(els) else els) + end  # type: ignore[arg-type]
+
+    return fmt, search
+
+
+def _format_body(specs: list[SegmentSpec], delimiters: Delimiters) -> list[str]:
+    """The segments of a transaction body; one check of all tags and values when they are plain.
+
+    When every element list is a list or tuple of strings and no tag or value holds a
+    delimiter, a segment is its joined text less the trailing separators (from empty elements);
+    anything else goes segment by segment, which raises for the first bad value as before."""
+    sep = delimiters.element
+    fmt, search = _compiled(delimiters)
+    if len(sep) != 1 or search is None or not set(map(type, map(_second, specs))) <= {list, tuple}:
+        return [fmt(tag, elements) for tag, elements in specs]
+    join = "".join
+    try:
+        flat = join(map(join, map(_second, specs))) + join(map(_first, specs))
+    except TypeError:  # a composite
+        return [fmt(tag, elements) for tag, elements in specs]
+    if search(flat):
+        return [fmt(tag, elements) for tag, elements in specs]
+    join = sep.join
+    end = delimiters.segment + delimiters.suffix
+    return [(tag + sep + join(elements)).rstrip(sep) + end  # type: ignore[arg-type]
+            for tag, elements in specs]
+
+
+_first = itemgetter(0)
+_second = itemgetter(1)
+
+
+def format_segment(tag: str, elements: Sequence[Element], delimiters: Delimiters) -> str:
+    """One segment with trailing empty elements dropped, terminator and suffix included."""
+    return segment_formatter(delimiters)(tag, elements)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +192,11 @@ def format_transaction(
     st: list[Element] = [set_id, control_number]
     if implementation_reference:
         st.append(implementation_reference)
-    out = [format_segment("ST", st, delimiters)]
-    out.extend(format_segment(tag, elements, delimiters) for tag, elements in body)
+    fmt = segment_formatter(delimiters)
+    out = [fmt("ST", st)]
+    out += _format_body(body if type(body) is list else list(body), delimiters)
     count = len(out) + 1
-    out.append(format_segment("SE", [str(count), control_number], delimiters))
+    out.append(fmt("SE", [str(count), control_number]))
     return "".join(out), count
 
 
