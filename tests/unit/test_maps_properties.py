@@ -44,6 +44,7 @@ from translators.canonical._types import normalise_decimal
 from translators.errors import MappingError
 from translators.maps import from_canonical, segments_to_canonical, to_canonical_json
 from translators.x12.model import Segment
+from translators.x12.writer import WriteError
 
 PROPERTY = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -275,7 +276,12 @@ def test_canonical_to_x12_and_back_is_the_identity(strategy: Any, version: str) 
     @PROPERTY
     @given(strategy)
     def check(doc: Any) -> None:
-        assert write_and_read(doc, version=version) == doc
+        try:
+            again = write_and_read(doc, version=version)
+        except WriteError as exc:  # a part with no values would be an empty segment: refused
+            assert "would carry no data" in str(exc)
+            return
+        assert again == doc
 
     check()
 

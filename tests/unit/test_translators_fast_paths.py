@@ -260,6 +260,9 @@ def test_transaction_body_equals_segment_by_segment(delimiters: Delimiters,
     specs: list[Any] = [(tag, tuple(els) if as_tuples else els) for tag, els in body]
 
     def expected() -> tuple[str, int]:
+        for tag, els in specs:
+            if not any(els):
+                raise WriteError(f"segment {tag} would carry no data: the document gives it no values")
         out = [_format_checked("ST", ["850", "0001"], delimiters)]
         out += [_format_checked(tag, list(els), delimiters) for tag, els in specs]
         out.append(_format_checked("SE", [str(len(out) + 1), "0001"], delimiters))

@@ -193,8 +193,13 @@ def format_transaction(
     if implementation_reference:
         st.append(implementation_reference)
     fmt = segment_formatter(delimiters)
+    specs = body if type(body) is list else list(body)
+    for tag, elements in specs:
+        if not any(elements):
+            # X12 has no empty segments (readers report them); say which document part is empty.
+            raise WriteError(f"segment {tag} would carry no data: the document gives it no values")
     out = [fmt("ST", st)]
-    out += _format_body(body if type(body) is list else list(body), delimiters)
+    out += _format_body(specs, delimiters)
     count = len(out) + 1
     out.append(fmt("SE", [str(count), control_number]))
     return "".join(out), count
