@@ -44,7 +44,7 @@ from gateway.messages.schemas import (
     TransactionLink,
 )
 from gateway.store.enums import Direction, MessageStatus, Transport
-from gateway.store.events import append_event
+from gateway.store.events import append_message_event
 from gateway.store.models import (
     Delivery,
     Document,
@@ -321,15 +321,11 @@ def replay_message(
         (original, {"replay_message_id": str(replay.id), **options}),
         (replay, {"replay_of_id": str(original.id), **options}),
     ):
-        append_event(
+        append_message_event(
             session,
+            message,
             event_type="message.replayed",
             actor=actor,
-            partner_id=message.partner_id,
-            message_id=message.id,
-            subject_type="message",
-            subject_id=message.id,
-            correlation_id=message.correlation_id,
             data=data,
         )
     return replay.id

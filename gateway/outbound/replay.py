@@ -32,7 +32,7 @@ from gateway.store.enums import (
     MessageStatus,
     Transport,
 )
-from gateway.store.events import append_event
+from gateway.store.events import append_message_event
 from gateway.store.models import FunctionalGroup, Interchange, Message, TransactionSet
 from translators.settings import EnvelopeSettings
 
@@ -161,15 +161,11 @@ def prepare_outbound_replay(
     )
     message.transport = transport
     _copy_envelopes(session, message, interchanges, mapping, profile_x12=profile.x12, now=now)
-    append_event(
+    append_message_event(
         session,
+        message,
         event_type="message.replay_prepared",
         actor="worker",
-        partner_id=message.partner_id,
-        message_id=message.id,
-        subject_type="message",
-        subject_id=message.id,
-        correlation_id=message.correlation_id,
         data={
             "replay_of_id": str(message.replay_of_id),
             "control_numbers": policy,

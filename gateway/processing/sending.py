@@ -20,7 +20,7 @@ from gateway.processing.profiles import ProfileMissing, load_profile
 from gateway.processing.publisher import OUTBOX_SEND_MESSAGE
 from gateway.store.blobs import record_blob
 from gateway.store.enums import MessageStatus, OutboxStatus
-from gateway.store.events import append_event
+from gateway.store.events import append_message_event
 from gateway.store.models import Message, OutboxEntry
 from gateway.store.types import utcnow
 from gateway.transports import OutboundMessage, Receipt, Transport, TransportError
@@ -119,15 +119,11 @@ def _record_sent(ctx: PipelineContext, message_id: uuid.UUID, receipt: Receipt) 
             .where(OutboxEntry.message_id == message_id, OutboxEntry.task_name == OUTBOX_SEND_MESSAGE)
             .values(status=OutboxStatus.DONE)
         )
-        append_event(
+        append_message_event(
             session,
+            message,
             event_type="message.sent",
             actor="worker",
-            partner_id=message.partner_id,
-            message_id=message.id,
-            subject_type="message",
-            subject_id=message.id,
-            correlation_id=message.correlation_id,
             data={
                 "transport": message.transport.value,
                 "status_code": receipt.status_code,
@@ -170,15 +166,11 @@ def _record_failure(
             entry.status = OutboxStatus.PENDING
             entry.next_attempt_at = now + timedelta(seconds=delay)
             entry.last_error = error[:2000]
-        append_event(
+        append_message_event(
             session,
+            message,
             event_type="message.send_failed",
             actor="worker",
-            partner_id=message.partner_id,
-            message_id=message.id,
-            subject_type="message",
-            subject_id=message.id,
-            correlation_id=message.correlation_id,
             data={"error": error[:2000], "attempt": attempts, "final": final},
         )
     return SendOutcome(message_id, "failed" if final else "retry", error)

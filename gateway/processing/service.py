@@ -53,7 +53,7 @@ from gateway.store.enums import (
     OutboxStatus,
     Transport,
 )
-from gateway.store.events import append_event
+from gateway.store.events import append_event, append_message_event
 from gateway.store.models import (
     Document,
     DocumentReference,
@@ -217,15 +217,11 @@ def fail_message(ctx: PipelineContext, message_id: uuid.UUID, error: str) -> Non
             )
             .values(status=OutboxStatus.FAILED, last_error=error[:2000])
         )
-        append_event(
+        append_message_event(
             session,
+            message,
             event_type="message.failed",
             actor="worker",
-            partner_id=message.partner_id,
-            message_id=message.id,
-            subject_type="message",
-            subject_id=message.id,
-            correlation_id=message.correlation_id,
             data={"error": error[:2000]},
         )
 

@@ -151,6 +151,20 @@ def iter_events(session: Session, *, batch_size: int = 1000) -> Iterator[Event]:
         session.expunge_all()
 
 
+def append_message_event(
+    session: Session,
+    message: Any,
+    *,
+    event_type: str,
+    actor: str | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> Event:
+    """Append an event about a message (its partner, id and correlation id as subject)."""
+    return append_event(session, event_type=event_type, data=data, actor=actor,
+                        partner_id=message.partner_id, message_id=message.id, subject_type="message",
+                        subject_id=message.id, correlation_id=message.correlation_id)
+
+
 def verify_chain(session: Session, *, batch_size: int = 1000) -> list[ChainBreak]:
     """Recompute every event hash and link; an empty list means the chain is intact."""
     breaks: list[ChainBreak] = []
