@@ -368,6 +368,7 @@ def _write_x12(w: _Writer, parsed: ParsedX12, *, check_duplicates: bool, send_ac
     w.errors.extend(describe_issue(i) for i in parsed.input_issues if i.is_error)
     duplicates: list[uuid.UUID] = []
     fresh: list[ParsedInterchange] = []  # acknowledgments in these reconcile what we sent
+    to_acknowledge: list[tuple[ParsedInterchange, Interchange]] = []
     for position, item in enumerate(parsed.interchanges):
         header = item.outcome.header
         original = None
@@ -394,7 +395,12 @@ def _write_x12(w: _Writer, parsed: ParsedX12, *, check_duplicates: bool, send_ac
             continue
         _write_groups(w, item, interchange)
         fresh.append(item)
-        if send_acks:
+        to_acknowledge.append((item, interchange))
+    # Numbering an ack locks the partner's control counters until commit, and every message of
+    # that partner waits on the lock: write everything else first so the lock is held briefly.
+    w.flush_staged()
+    if send_acks:
+        for item, interchange in to_acknowledge:
             _store_acks(w, item, interchange)
     w.outcome.delivery_ids.extend(reconcile_parsed(w.session, w.ctx, w.message, fresh, now=w.now))
     if duplicates and len(duplicates) == len(parsed.interchanges):
