@@ -197,6 +197,19 @@ def redeliver(
     return _body(row)
 
 
+def _erp_outcome(request: Request, delivery_id: uuid.UUID, principal: Principal,
+                 body: ErpOutcome | None, *, accepted: bool) -> dict[str, Any]:
+    outcome = body or ErpOutcome()
+    row = _transaction(
+        request,
+        lambda s: service.record_erp_outcome(
+            s, delivery_id, accepted=accepted, actor=principal.actor,
+            reason=outcome.reason, reference=outcome.reference,
+        ),
+    )
+    return {**_body(row), "erp_outcome": "accepted" if accepted else "failed"}
+
+
 @router.post("/{delivery_id}/accept")
 def accept(
     delivery_id: uuid.UUID,
@@ -205,19 +218,7 @@ def accept(
     body: ErpOutcome | None = None,
 ) -> dict[str, Any]:
     """The ERP took the document into its books."""
-    outcome = body or ErpOutcome()
-    row = _transaction(
-        request,
-        lambda s: service.record_erp_outcome(
-            s,
-            delivery_id,
-            accepted=True,
-            actor=principal.actor,
-            reason=outcome.reason,
-            reference=outcome.reference,
-        ),
-    )
-    return {**_body(row), "erp_outcome": "accepted"}
+    return _erp_outcome(request, delivery_id, principal, body, accepted=True)
 
 
 @router.post("/{delivery_id}/fail")
@@ -228,16 +229,4 @@ def fail(
     body: ErpOutcome | None = None,
 ) -> dict[str, Any]:
     """The ERP could not use the document (the reason lands on the timeline)."""
-    outcome = body or ErpOutcome()
-    row = _transaction(
-        request,
-        lambda s: service.record_erp_outcome(
-            s,
-            delivery_id,
-            accepted=False,
-            actor=principal.actor,
-            reason=outcome.reason,
-            reference=outcome.reference,
-        ),
-    )
-    return {**_body(row), "erp_outcome": "failed"}
+    return _erp_outcome(request, delivery_id, principal, body, accepted=False)

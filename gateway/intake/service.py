@@ -21,7 +21,7 @@ from gateway.processing.publisher import OUTBOX_PROCESS_MESSAGE, PROCESS_MESSAGE
 from gateway.store.blobs import record_blob
 from gateway.store.db import Database
 from gateway.store.enums import Direction, MessageStatus, OutboxStatus, PartnerStatus, Transport
-from gateway.store.events import append_event
+from gateway.store.events import append_message_event
 from gateway.store.models import Message, OutboxEntry, Partner
 from gateway.store.outbox import add_outbox_entry
 from gateway.store.types import utcnow
@@ -109,15 +109,11 @@ def record_received(
     entry.status = OutboxStatus.ENQUEUED
     entry.attempts = 1
     entry.next_attempt_at = now + (lease or default_lease())
-    append_event(
+    append_message_event(
         session,
+        message,
         event_type="message.received",
         actor=actor,
-        partner_id=partner_id,
-        message_id=message.id,
-        subject_type="message",
-        subject_id=message.id,
-        correlation_id=message.correlation_id,
         data={
             "sha256": blob.sha256,
             "size": blob.size,
