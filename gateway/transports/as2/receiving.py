@@ -316,6 +316,11 @@ def receive_as2(
         return _duplicate(
             ctx, partner, previous, raw, request, as2_from, as2_to, message_id, signer, headers, body
         )
+    # Every failure below answers this partner, for this request, with its own disposition.
+    def fail(disposition: Disposition, error: str, signer: cms.KeyPair | None) -> As2Answer:
+        return _fail(ctx, partner, headers, raw, request, as2_from, our_id, message_id,
+                     disposition, error, signer)
+
     try:
         entity = top_entity(
             headers.get("content-type", ""),
@@ -331,29 +336,13 @@ def receive_as2(
             max_bytes=ctx.max_bytes,
         )
     except UnwrapError as exc:
-        return _fail(
-            ctx,
-            partner,
-            headers,
-            raw,
-            request,
-            as2_from,
-            our_id,
-            message_id,
+        return fail(
             Disposition("processed", exc.modifier),
             str(exc),
             signer,
         )
     except MimeError as exc:
-        return _fail(
-            ctx,
-            partner,
-            headers,
-            raw,
-            request,
-            as2_from,
-            our_id,
-            message_id,
+        return fail(
             Disposition("processed", UNEXPECTED_ERROR),
             str(exc),
             signer,
@@ -362,15 +351,7 @@ def receive_as2(
         request = replace(request, async_url=claimed_url)
     digest, unsupported = _choose_digest(request, unwrapped)
     if unsupported and request.signed_required:
-        return _fail(
-            ctx,
-            partner,
-            headers,
-            raw,
-            request,
-            as2_from,
-            our_id,
-            message_id,
+        return fail(
             Disposition("failed", UNSUPPORTED_MIC),
             f"no supported MIC algorithm in {request.micalgs}",
             None,
