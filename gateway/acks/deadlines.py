@@ -17,12 +17,13 @@ webhook; ``GET /reports/at-risk`` computes the current list live.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session, aliased
 
 from gateway.acks.notify import DEADLINE_AT_RISK, DEADLINE_BREACHED, notify
@@ -103,31 +104,8 @@ def _level(now: datetime, due: datetime, warn: timedelta) -> str | None:
 def _within(session: Session, partner_id: str, rule: DeadlineRule, now: datetime) -> list[AtRisk]:
     assert rule.hours is not None and rule.of is not None
     window = timedelta(hours=rule.hours)
-    answer = aliased(Document)
-    answer_ref = aliased(DocumentReference)
-    has_answer = (
-        select(answer_ref.id)
-        .join(answer, answer.id == answer_ref.document_id)
-        .where(
-            answer.partner_id == partner_id,
-            answer.document_type == rule.document,
-            answer_ref.qualifier == PO,
-            answer_ref.value == DocumentReference.value,
-        )
-        .exists()
-    )
-    rows = session.execute(
-        select(Document.id, Document.created_at, DocumentReference.value)
-        .join(DocumentReference, DocumentReference.document_id == Document.id)
-        .where(
-            Document.partner_id == partner_id,
-            Document.document_type == rule.of,
-            DocumentReference.qualifier == PO,
-            Document.created_at >= now - LOOKBACK,
-            ~has_answer,
-        )
-        .order_by(Document.created_at)
-    ).all()
+    rows = _documents_by_po(session, partner_id, rule.of, now,
+                            ~_same_po_exists(partner_id, rule.document))
     items = []
     for document_id, created_at, po in rows:
         due = created_at + window
@@ -141,31 +119,9 @@ def _within(session: Session, partner_id: str, rule: DeadlineRule, now: datetime
 
 def _before(session: Session, partner_id: str, rule: DeadlineRule, now: datetime) -> list[AtRisk]:
     assert rule.before is not None
-    earlier = aliased(Document)
-    earlier_ref = aliased(DocumentReference)
-    has_earlier = (
-        select(earlier_ref.id)
-        .join(earlier, earlier.id == earlier_ref.document_id)
-        .where(
-            earlier.partner_id == partner_id,
-            earlier.document_type == rule.document,
-            earlier_ref.qualifier == PO,
-            earlier_ref.value == DocumentReference.value,
-            earlier.created_at <= Document.created_at,
-        )
-        .exists()
-    )
-    rows = session.execute(
-        select(Document.id, Document.created_at, DocumentReference.value)
-        .join(DocumentReference, DocumentReference.document_id == Document.id)
-        .where(
-            Document.partner_id == partner_id,
-            Document.document_type == rule.before,
-            DocumentReference.qualifier == PO,
-            Document.created_at >= now - LOOKBACK,
-            ~has_earlier,
-        )
-    ).all()
+    rows = _documents_by_po(
+        session, partner_id, rule.before, now,
+        ~_same_po_exists(partner_id, rule.document, lambda other: other.created_at <= Document.created_at))
     return [
         AtRisk(partner_id, rule.name, BREACHED, po, rule.document, created_at, created_at, document_id)
         for document_id, created_at, po in rows
@@ -272,3 +228,27 @@ def check_document_order(
                 if item.document_id == document.id:
                     deliveries.extend(raise_alert(session, item, policy=policy, now=now))
     return deliveries
+
+
+def _same_po_exists(partner_id: str, document_type: str,
+                    condition: Callable[[Any], Any] | None = None) -> Any:
+    """EXISTS: a ``document_type`` of this partner carries the outer row's PO number."""
+    other = aliased(Document)
+    other_ref = aliased(DocumentReference)
+    clauses = [other.partner_id == partner_id, other.document_type == document_type,
+               other_ref.qualifier == PO, other_ref.value == DocumentReference.value]
+    if condition is not None:
+        clauses.append(condition(other))
+    return select(other_ref.id).join(other, other.id == other_ref.document_id).where(*clauses).exists()
+
+
+def _documents_by_po(session: Session, partner_id: str, document_type: str, now: datetime,
+                     *conditions: Any) -> Sequence[Row[uuid.UUID, datetime, str]]:
+    """(document id, created_at, PO number) of the partner's recent ``document_type``s, oldest first."""
+    return session.execute(
+        select(Document.id, Document.created_at, DocumentReference.value)
+        .join(DocumentReference, DocumentReference.document_id == Document.id)
+        .where(Document.partner_id == partner_id, Document.document_type == document_type,
+               DocumentReference.qualifier == PO, Document.created_at >= now - LOOKBACK, *conditions)
+        .order_by(Document.created_at)
+    ).all()
