@@ -2,10 +2,12 @@
 
 Each event's ``hash`` is SHA-256 over its ``prev_hash`` followed by the canonical JSON of its
 content (every column except ``hash`` and ``prev_hash``). ``id`` is the position in the chain,
-1, 2, 3 … with no gaps. Appends lock the single ``event_chain_head`` row (``SELECT … FOR
-UPDATE`` on PostgreSQL; SQLite's write lock taken by ``BEGIN IMMEDIATE``), so concurrent
-transactions queue up and the chain never forks. The event commits with the caller's
-transaction: rolled-back work leaves no event and no gap.
+1, 2, 3 … with no gaps. ``append_event`` records the event on the session; when the session
+commits, its events are written together at the end of the chain under a lock on the single
+``event_chain_head`` row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's write lock taken by
+``BEGIN IMMEDIATE``). Taking that lock only at commit keeps the section that every writer
+queues on down to one insert, one update and the commit itself, so the chain never forks and
+rolled-back work leaves no event and no gap.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event as orm_event
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway.store.models import Event, EventChainHead
@@ -27,6 +30,7 @@ from gateway.store.types import utcnow
 
 GENESIS_HASH = "0" * 64
 CHAIN_HEAD_ID = 1
+_PENDING = "edigate.pending_events"
 
 
 class EventChainError(Exception):
@@ -71,17 +75,27 @@ def _timestamp(value: datetime) -> str:
 
 def event_content(event: Event) -> dict[str, Any]:
     """The hashed content of an event: every column but ``hash`` and ``prev_hash``."""
+    return _content_of({column: getattr(event, column) for column in _HASHED_COLUMNS})
+
+
+_HASHED_COLUMNS = (
+    "id", "occurred_at", "event_type", "actor", "partner_id", "message_id", "subject_type", "subject_id",
+    "correlation_id", "data",
+)
+
+
+def _content_of(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "id": event.id,
-        "occurred_at": _timestamp(event.occurred_at),
-        "event_type": event.event_type,
-        "actor": event.actor,
-        "partner_id": event.partner_id,
-        "message_id": str(event.message_id) if event.message_id else None,
-        "subject_type": event.subject_type,
-        "subject_id": event.subject_id,
-        "correlation_id": event.correlation_id,
-        "data": event.data,
+        "id": row["id"],
+        "occurred_at": _timestamp(row["occurred_at"]),
+        "event_type": row["event_type"],
+        "actor": row["actor"],
+        "partner_id": row["partner_id"],
+        "message_id": str(row["message_id"]) if row["message_id"] else None,
+        "subject_type": row["subject_type"],
+        "subject_id": row["subject_id"],
+        "correlation_id": row["correlation_id"],
+        "data": row["data"],
     }
 
 
@@ -104,37 +118,59 @@ def append_event(
     subject_id: str | uuid.UUID | None = None,
     correlation_id: str | None = None,
     occurred_at: datetime | None = None,
-) -> Event:
-    """Append one event at the end of the chain, inside the caller's transaction."""
+) -> None:
+    """Record one event; it joins the end of the chain when the caller's transaction commits."""
+    content = {
+        "occurred_at": (occurred_at or utcnow()).astimezone(UTC),
+        "event_type": event_type,
+        "actor": actor,
+        "partner_id": partner_id,
+        "message_id": message_id,
+        "subject_type": subject_type,
+        "subject_id": str(subject_id) if subject_id is not None else None,
+        "correlation_id": correlation_id,
+        # Store exactly what is hashed (tuples → lists, UUIDs → strings …), as it is now.
+        "data": json.loads(canonical_json(dict(data or {}))),
+    }
+    session.info.setdefault(_PENDING, []).append(content)
+
+
+def flush_events(session: Session) -> None:
+    """Write the session's recorded events to the chain now (they commit with the transaction)."""
+    pending: list[dict[str, Any]] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
     head = session.execute(
-        select(EventChainHead)
+        select(EventChainHead.last_event_id, EventChainHead.last_hash)
         .where(EventChainHead.id == CHAIN_HEAD_ID)
         .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    ).first()
     if head is None:
+        session.info[_PENDING] = pending
         raise EventChainError("event_chain_head row is missing; run `edigate migrate`")
-    when = (occurred_at or utcnow()).astimezone(UTC)
-    event = Event(
-        id=head.last_event_id + 1,
-        occurred_at=when,
-        event_type=event_type,
-        actor=actor,
-        partner_id=partner_id,
-        message_id=message_id,
-        subject_type=subject_type,
-        subject_id=str(subject_id) if subject_id is not None else None,
-        correlation_id=correlation_id,
-        # Store exactly what is hashed (tuples → lists, UUIDs → strings …).
-        data=json.loads(canonical_json(dict(data or {}))),
-        prev_hash=head.last_hash,
+    last_id, last_hash = head
+    rows = []
+    for content in pending:
+        last_id += 1
+        row = {"id": last_id, **content, "prev_hash": last_hash}
+        last_hash = row["hash"] = compute_hash(last_hash, _content_of(row))
+        rows.append(row)
+    session.execute(insert(Event), rows)
+    session.execute(
+        update(EventChainHead)
+        .where(EventChainHead.id == CHAIN_HEAD_ID)
+        .values(last_event_id=last_id, last_hash=last_hash)
     )
-    event.hash = compute_hash(head.last_hash, event_content(event))
-    session.add(event)
-    head.last_event_id = event.id
-    head.last_hash = event.hash
-    session.flush()
-    return event
+
+
+@orm_event.listens_for(Session, "before_commit")
+def _write_events_before_commit(session: Session) -> None:
+    flush_events(session)
+
+
+@orm_event.listens_for(Session, "after_rollback")
+def _forget_events_after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
 
 
 def iter_events(session: Session, *, batch_size: int = 1000) -> Iterator[Event]:
@@ -158,9 +194,9 @@ def append_message_event(
     event_type: str,
     actor: str | None = None,
     data: Mapping[str, Any] | None = None,
-) -> Event:
+) -> None:
     """Append an event about a message (its partner, id and correlation id as subject)."""
-    return append_event(session, event_type=event_type, data=data, actor=actor,
+    append_event(session, event_type=event_type, data=data, actor=actor,
                         partner_id=message.partner_id, message_id=message.id, subject_type="message",
                         subject_id=message.id, correlation_id=message.correlation_id)
 
