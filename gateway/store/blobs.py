@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -14,20 +14,29 @@ from gateway.store.models import Blob
 from gateway.store.types import utcnow
 
 
-def record_blob(session: Session, ref: BlobRef) -> Blob:
-    """The catalogue row for ``ref``, inserted if it is new (idempotent, also under concurrency)."""
-    row = session.get(Blob, ref.sha256)
-    if row is None:
-        # Two transactions may archive identical bytes at once: let the database settle it.
-        dialect = session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        session.execute(insert(Blob).values(sha256=ref.sha256, size=ref.size, created_at=utcnow())
-                        .on_conflict_do_nothing(index_elements=[Blob.sha256]))
-        row = session.get(Blob, ref.sha256, populate_existing=True)
-        assert row is not None
-    if row.size != ref.size:
-        raise ValueError(f"blob {ref.sha256} is catalogued with size {row.size}, not {ref.size}")
-    return row
+def record_blob(session: Session, ref: BlobRef) -> None:
+    """Catalogue ``ref`` if it is new (idempotent, also when two transactions archive it at once)."""
+    record_blobs(session, [ref])
+
+
+def record_blobs(session: Session, refs: Sequence[BlobRef]) -> None:
+    """Catalogue every new blob of ``refs`` in one statement; a known hash must have its size."""
+    unique = {ref.sha256: ref for ref in refs}
+    if not unique:
+        return
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    now = utcnow()
+    result = session.execute(
+        insert(Blob)
+        .values([{"sha256": ref.sha256, "size": ref.size, "created_at": now} for ref in unique.values()])
+        .on_conflict_do_nothing(index_elements=[Blob.sha256])
+    )
+    if getattr(result, "rowcount", len(unique)) == len(unique):
+        return
+    # Some were known already: their catalogued sizes must agree with what was just archived.
+    for sha256, size in session.execute(select(Blob.sha256, Blob.size).where(Blob.sha256.in_(unique))):
+        if size != unique[sha256].size:
+            raise ValueError(f"blob {sha256} is catalogued with size {size}, not {unique[sha256].size}")
 
 
 def iter_blob_refs(session: Session, *, batch_size: int = 1000) -> Iterator[BlobRef]:

@@ -1,14 +1,16 @@
 """Outbound control numbers (ISA13, GS06, ST02) per partner: monotonic, never reused or skipped.
 
-A number is allocated inside the caller's transaction, under a lock on the counter row
-(``SELECT … FOR UPDATE`` on PostgreSQL; the write lock ``BEGIN IMMEDIATE`` took on SQLite).
-Concurrent allocators queue on that lock. Allocate in the same transaction that stores the
+A number is allocated inside the caller's transaction by one upsert per call (``INSERT … ON
+CONFLICT DO UPDATE … RETURNING``) that creates or advances the counter rows and locks them
+(a row lock on PostgreSQL; the write lock ``BEGIN IMMEDIATE`` took on SQLite). Concurrent
+allocators queue on that lock. Allocate in the same transaction that stores the
 interchange using the number: a crash or rollback returns the number with the work, so it is
 neither lost (skipped) nor handed out twice (reused).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session
 from gateway.store.enums import ControlNumberKind
 from gateway.store.events import append_event
 from gateway.store.models import ControlCounter
+from gateway.store.types import utcnow
 
 MAX_VALUE = 999_999_999  # nine digits for all three
 
@@ -70,30 +73,68 @@ def _locked_counter(session: Session, partner_id: str, kind: ControlNumberKind) 
 
 def allocate(session: Session, *, partner_id: str, kind: ControlNumberKind, count: int = 1) -> int:
     """Reserve ``count`` consecutive numbers and return the first."""
-    if count < 1:
+    return allocate_many(session, partner_id=partner_id, counts={kind: count})[kind]
+
+
+def allocate_many(
+    session: Session, *, partner_id: str, counts: Mapping[ControlNumberKind, int]
+) -> dict[ControlNumberKind, int]:
+    """Reserve ``counts[kind]`` consecutive numbers of each kind in one statement; the firsts."""
+    if any(count < 1 for count in counts.values()):
         raise ControlNumberError("count must be at least 1")
-    counter = _locked_counter(session, partner_id, kind)
-    first = counter.next_value
-    if first + count - 1 > MAX_VALUE:
-        raise ControlNumberExhausted(
-            f"{kind.value} for partner {partner_id} would pass {MAX_VALUE}; set a next value"
-        )
-    counter.next_value = first + count
-    session.flush()
-    return first
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    table = ControlCounter.__table__
+    statement = module.insert(ControlCounter).values(
+        [{"partner_id": partner_id, "kind": kind, "next_value": 1 + count, "updated_at": utcnow()}
+         for kind, count in sorted(counts.items(), key=lambda item: item[0].value)]
+    )
+    added = statement.excluded.next_value - 1
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.partner_id, table.c.kind],
+        set_={"next_value": table.c.next_value + added, "updated_at": statement.excluded.updated_at},
+        where=table.c.next_value + added - 1 <= MAX_VALUE,
+    ).returning(table.c.kind, table.c.next_value)
+    advanced = {ControlNumberKind(kind): value for kind, value in session.execute(statement).all()}
+    firsts = {}
+    for kind, count in counts.items():
+        if kind not in advanced or advanced[kind] - 1 > MAX_VALUE:
+            raise ControlNumberExhausted(
+                f"{kind.value} for partner {partner_id} would pass {MAX_VALUE}; set a next value"
+            )
+        firsts[kind] = advanced[kind] - count
+    return firsts
 
 
 def allocate_envelope(session: Session, *, partner_id: str, transactions: int) -> EnvelopeNumbers:
     """ISA13, GS06 and ``transactions`` ST02 numbers for one outbound interchange."""
-    isa13 = allocate(session, partner_id=partner_id, kind=ControlNumberKind.ISA13)
-    gs06 = allocate(session, partner_id=partner_id, kind=ControlNumberKind.GS06)
-    st02 = allocate(session, partner_id=partner_id, kind=ControlNumberKind.ST02, count=transactions)
-    return EnvelopeNumbers(isa13=isa13, gs06=gs06, st02=tuple(range(st02, st02 + transactions)))
+    return allocate_envelopes(session, partner_id=partner_id, transactions=[transactions])[0]
+
+
+def allocate_envelopes(
+    session: Session, *, partner_id: str, transactions: Sequence[int]
+) -> list[EnvelopeNumbers]:
+    """Numbers for consecutive interchanges (one group each, ``transactions[i]`` sets) in one statement."""
+    firsts = allocate_many(
+        session,
+        partner_id=partner_id,
+        counts={
+            ControlNumberKind.ISA13: len(transactions),
+            ControlNumberKind.GS06: len(transactions),
+            ControlNumberKind.ST02: sum(transactions),
+        },
+    )
+    isa13, gs06, st02 = (firsts[k] for k in (ControlNumberKind.ISA13, ControlNumberKind.GS06,
+                                              ControlNumberKind.ST02))
+    envelopes = []
+    for index, count in enumerate(transactions):
+        envelopes.append(EnvelopeNumbers(isa13 + index, gs06 + index, tuple(range(st02, st02 + count))))
+        st02 += count
+    return envelopes
 
 
 def peek_next(session: Session, *, partner_id: str, kind: ControlNumberKind) -> int:
     """The number the next allocation will return (1 for a fresh counter)."""
-    counter = session.get(ControlCounter, (partner_id, kind))
+    counter = session.get(ControlCounter, (partner_id, kind), populate_existing=True)
     return 1 if counter is None else counter.next_value
 
 

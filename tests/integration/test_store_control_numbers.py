@@ -13,6 +13,7 @@ from gateway.store.control_numbers import (
     ControlNumberExhausted,
     allocate,
     allocate_envelope,
+    allocate_envelopes,
     format_control_number,
     peek_next,
     set_next,
@@ -74,6 +75,15 @@ def test_envelope_gets_one_interchange_one_group_and_consecutive_sets(db: Databa
         second = allocate_envelope(session, partner_id=PARTNER, transactions=2)
     assert (first.isa13, first.gs06, first.st02) == (1, 1, (1, 2, 3))
     assert (second.isa13, second.gs06, second.st02) == (2, 2, (4, 5))
+
+
+def test_envelopes_for_a_batch_are_allocated_at_once_and_contiguous(db: Database) -> None:
+    with db.unit_of_work() as session:
+        allocate_envelope(session, partner_id=PARTNER, transactions=1)
+        batch = allocate_envelopes(session, partner_id=PARTNER, transactions=[2, 1, 3])
+        after = allocate_envelope(session, partner_id=PARTNER, transactions=1)
+    assert [(e.isa13, e.gs06, e.st02) for e in batch] == [(2, 2, (2, 3)), (3, 3, (4,)), (4, 4, (5, 6, 7))]
+    assert (after.isa13, after.gs06, after.st02) == (5, 5, (8,))
 
 
 def test_rolled_back_allocation_is_handed_out_again(db: Database) -> None:
