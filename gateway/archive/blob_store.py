@@ -12,14 +12,17 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
 CHUNK_SIZE = 1024 * 1024
+COMMIT_THREADS = 8  # put_many's parallel commits
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _READ_ONLY = 0o444
 
@@ -143,6 +146,9 @@ class BlobStore:
         self.blob_dir = root / "blobs"
         self.tmp_dir = self.blob_dir / ".tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
+        self._pool_lock = threading.Lock()
 
     def path_for(self, sha256: str) -> Path:
         """Where the blob with this hash lives (whether or not it exists)."""
@@ -163,6 +169,29 @@ class BlobStore:
     def put_bytes(self, data: bytes) -> BlobRef:
         """Store a small byte string (MDNs, generated acks)."""
         return self.put_stream([data])
+
+    def put_many(self, items: Sequence[bytes]) -> list[BlobRef]:
+        """Store several small byte strings, in order; each is durable when this returns."""
+        if len(items) < 2:
+            return [self.put_bytes(data) for data in items]
+        writers: list[BlobWriter] = []
+        try:
+            for data in items:
+                writers.append(self.writer())
+                writers[-1].write(data)
+        except BaseException:
+            for writer in writers:
+                writer.abort()
+            raise
+        # Side by side, the fsyncs share the filesystem's journal commits instead of queueing.
+        return list(self._committers().map(BlobWriter.commit, writers))
+
+    def _committers(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None or self._pool_pid != os.getpid():  # threads do not survive a fork
+                self._pool = ThreadPoolExecutor(COMMIT_THREADS, thread_name_prefix="blob-commit")
+                self._pool_pid = os.getpid()
+            return self._pool
 
     def exists(self, sha256: str) -> bool:
         """True if the blob is stored."""

@@ -130,3 +130,14 @@ def test_stale_temporary_files_from_crashed_writers_are_removed(blob_store: Blob
     fresh.write_bytes(b"being written")
     assert blob_store.remove_stale_temp_files(older_than_seconds=3600) == 1
     assert list(blob_store.tmp_dir.iterdir()) == [fresh]
+
+
+def test_put_many_stores_each_item_in_order_and_skips_known_content(blob_store: BlobStore) -> None:
+    items = [b"one", b"two", b"one", b"three" * 100]
+    refs = blob_store.put_many(items)
+    assert [r.sha256 for r in refs] == [hashlib.sha256(i).hexdigest() for i in items]
+    assert [r.size for r in refs] == [len(i) for i in items]
+    for ref, item in zip(refs, items, strict=True):
+        with blob_store.open(ref.sha256) as handle:
+            assert handle.read() == item
+    assert list(blob_store.tmp_dir.iterdir()) == []  # no temporary file left behind
