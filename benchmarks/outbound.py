@@ -2,10 +2,12 @@
 the database, archived, queued (outbox + a task published to Redis) and handed to the HTTP transport.
 
 Runs on PostgreSQL (``EDIGATE_TEST_DATABASE_URL``, a schema of its own, dropped afterwards) and Redis
-(``EDIGATE_BENCH_REDIS_URL``, default db 14, flushed). ``--workers`` threads each take ``--chunk``
-documents per transaction (each document its own interchange), commit, publish the send tasks, then
-send each message through :class:`gateway.transports.http.HttpTransport` to a local HTTP server and
-record the receipt (``send_message`` + ``after_send``), as the outbound worker does. Documents are
+(``EDIGATE_BENCH_REDIS_URL``, default db 14, flushed). ``--workers`` threads each submit ``--chunk``
+documents in one transaction (``submit_documents``, as ``POST /outbound/{partner}/{type}/batch``
+does; each document its own interchange), commit, publish one send task for them, then do what
+the outbound worker does with that task: send each message through
+:class:`gateway.transports.http.HttpTransport` to a local HTTP server and record every receipt
+with the documents' ``document.sent`` (``send_messages`` with the settle hook). Documents are
 spread over ``--partners`` partners. Prints one JSON line with documents/s; ``--quick`` is the CI run.
 """
 
@@ -61,10 +63,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from sqlalchemy.engine import make_url
 
     from gateway.deliveries.service import RetryPolicy
-    from gateway.outbound.service import after_send, submit_document
+    from gateway.outbound.scheduled import settle_hook
+    from gateway.outbound.service import Submission, submit_documents
     from gateway.processing.context import PipelineContext
     from gateway.processing.publisher import SEND_MESSAGE, CeleryPublisher
-    from gateway.processing.sending import send_message
+    from gateway.processing.sending import send_messages
     from gateway.settings import Settings
     from gateway.store.db import Database
     from gateway.store.migrate import upgrade_to_head
@@ -107,37 +110,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         chunks = [
             list(range(s, min(s + args.chunk, args.documents))) for s in range(0, args.documents, args.chunk)
         ]
-        published = threading.Semaphore(0)
 
         def work(chunk: list[int]) -> int:
             partner = partners[chunk[0] // args.chunk % len(partners)]
-            generated = []
             with db.unit_of_work() as session:
-                for n in chunk:
-                    submitted = submit_document(
-                        session,
-                        blobs=ctx.blobs,
-                        box=ctx.box,
-                        partner_id=partner,
-                        document_type="order_acknowledgment",
-                        data=template | {"po_number": f"PO-{n}"},
-                        idempotency_key=f"k{n}",
-                        actor="bench",
-                        correlation_id=f"c{n}",
-                        lease=lease,
-                        policy=policy,
-                    )
-                    assert submitted.generated is not None
-                    generated.append(submitted.generated)
-            for item in generated:
-                assert ctx.publisher is not None
-                ctx.publisher.publish(
-                    SEND_MESSAGE, {"message_id": str(item.message_id), "outbox_id": item.outbox_id}
+                submitted = submit_documents(
+                    session,
+                    blobs=ctx.blobs,
+                    box=ctx.box,
+                    partner_id=partner,
+                    document_type="order_acknowledgment",
+                    submissions=[
+                        Submission(template | {"po_number": f"PO-{n}"}, f"k{n}", f"c{n}") for n in chunk
+                    ],
+                    actor="bench",
+                    lease=lease,
+                    policy=policy,
                 )
-                published.release()
-            for item in generated:
-                assert send_message(ctx, item.message_id, transports=transports).status == "sent"
-                after_send(db, item.message_id, box=ctx.box, policy=policy)
+            generated = [item.generated for item in submitted if item.generated is not None]
+            assert len(generated) == len(chunk)
+            assert ctx.publisher is not None
+            ctx.publisher.publish(SEND_MESSAGE, {"message_ids": [str(item.message_id) for item in generated]})
+            outcomes = send_messages(
+                ctx, [item.message_id for item in generated], transports=transports, after=settle_hook(ctx)
+            )
+            assert {outcome.status for outcome in outcomes} == {"sent"}
             return len(generated)
 
         started = time.perf_counter()

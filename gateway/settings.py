@@ -61,6 +61,9 @@ class Settings(BaseSettings):
         default_factory=list, description="Older keys still accepted for decryption (rotation)"
     )
     max_body_bytes: int = Field(100 * 1024 * 1024, ge=1)
+    max_outbound_batch: int = Field(
+        500, ge=1, le=10_000, description="Most documents one POST /outbound/{partner}/{type}/batch may carry"
+    )
     duplicate_window_days: int = Field(365, ge=0)
     webhook_retry_hours: int = Field(24, ge=0)
 

@@ -188,17 +188,25 @@ def _register_tasks(app: Celery, res: WorkerResources) -> None:
         return sum(1 for r in results if r.ok)
 
     @app.task(name=SEND_MESSAGE)  # type: ignore[untyped-decorator]
-    def send_message_task(message_id: str, outbox_id: int | None = None, **_options: Any) -> str:
-        from gateway.outbound.scheduled import before_send, record_send
-        from gateway.processing.sending import send_message
+    def send_message_task(
+        message_id: str | None = None,
+        outbox_id: int | None = None,
+        message_ids: list[str] | None = None,
+        **_options: Any,
+    ) -> list[str]:
+        from gateway.outbound.scheduled import before_send, settle_hook
+        from gateway.processing.sending import send_messages
 
-        ident = uuid.UUID(message_id)
+        idents = [uuid.UUID(i) for i in ([message_id] if message_id else []) + list(message_ids or [])]
         if _options.get("replay_of_id"):  # an outbound replay: renumber (or not) before sending
-            before_send(res.context, ident, control_numbers=_options.get("control_numbers"))
-        status = send_message(res.context, ident, transports=res.transports).status
-        if status in ("sent", "failed", "skipped"):
-            record_send(res.context, ident)  # documents sent/failed, ack clock, document.sent
-        return status
+            for ident in idents:
+                before_send(res.context, ident, control_numbers=_options.get("control_numbers"))
+        ctx = res.context
+        outcomes = send_messages(ctx, idents, transports=res.transports, after=settle_hook(ctx))
+        deliveries = [str(d) for outcome in outcomes for d in outcome.delivery_ids]
+        if deliveries and ctx.publisher is not None:
+            ctx.publisher.publish(DELIVER, {"delivery_ids": deliveries})
+        return [outcome.status for outcome in outcomes]
 
     @app.task(name=SWEEP_OVERDUE_ACKS)  # type: ignore[untyped-decorator]
     def sweep_overdue_acks_task() -> int:

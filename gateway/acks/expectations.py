@@ -81,11 +81,13 @@ def expect_acknowledgment(
     return rows
 
 
-def restart_clock(session: Session, *, message_id: uuid.UUID, sent_at: datetime, window: timedelta) -> int:
-    """The partner's window starts when the message really left: pending rows get a new ``due_at``."""
+def restart_clock(
+    session: Session, *, message_ids: Sequence[uuid.UUID], sent_at: datetime, window: timedelta
+) -> int:
+    """The partner's window starts when the messages really left: pending rows get a new ``due_at``."""
     result = session.execute(
         update(AckExpectation)
-        .where(AckExpectation.message_id == message_id, AckExpectation.status == AckStatus.PENDING)
+        .where(AckExpectation.message_id.in_(message_ids), AckExpectation.status == AckStatus.PENDING)
         .values(due_at=sent_at + window)
     )
     return int(getattr(result, "rowcount", 0) or 0)

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.deliveries.service import RetryPolicy, create_delivery, subscribed_endpoints
+from gateway.deliveries.service import EndpointRef, RetryPolicy, create_delivery, subscribed_endpoints
 from gateway.processing.references import primary_reference
 from gateway.store.models import AckExpectation, Document, Message, Partner, PartnerProfileVersion
 
@@ -49,6 +49,15 @@ def erp_webhook_name(session: Session, partner_id: str) -> str | None:
     return name if isinstance(name, str) else None
 
 
+def _endpoints(session: Session, event_type: str, partner_id: str) -> list[EndpointRef]:
+    # Looked up once per transaction (a session is one unit of work) for a run of documents.
+    cache: dict[tuple[str, str], list[EndpointRef]] = session.info.setdefault("edigate.endpoints", {})
+    key = (event_type, partner_id)
+    if key not in cache:
+        cache[key] = subscribed_endpoints(session, event_type, name=erp_webhook_name(session, partner_id))
+    return cache[key]
+
+
 def notify(
     session: Session,
     *,
@@ -64,7 +73,7 @@ def notify(
 ) -> list[uuid.UUID]:
     """A delivery per subscribed endpoint of the partner's ERP webhook; their ids."""
     ids = []
-    for endpoint in subscribed_endpoints(session, event_type, name=erp_webhook_name(session, partner_id)):
+    for endpoint in _endpoints(session, event_type, partner_id):
         delivery = create_delivery(
             session,
             endpoint_id=endpoint.id,

@@ -16,13 +16,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from gateway.acks.expectations import expect_acknowledgment, plan_for
-from gateway.archive.blob_store import BlobStore
+from gateway.acks.expectations import ExpectationPlan, expect_acknowledgment, plan_for
+from gateway.archive.blob_store import BlobRef, BlobStore
 from gateway.outbound.errors import DocumentInvalid
 from gateway.outbound.routing import outbound_transport
 from gateway.processing.publisher import OUTBOX_SEND_MESSAGE
-from gateway.store.blobs import record_blob
-from gateway.store.control_numbers import allocate_envelope
+from gateway.store.blobs import record_blobs
+from gateway.store.control_numbers import EnvelopeNumbers, allocate_envelopes
 from gateway.store.enums import (
     AckStatus,
     Direction,
@@ -30,10 +30,10 @@ from gateway.store.enums import (
     EnvelopeStatus,
     MessageStatus,
     OutboxStatus,
+    Transport,
 )
 from gateway.store.events import append_event
-from gateway.store.models import Document, FunctionalGroup, Interchange, Message, TransactionSet
-from gateway.store.outbox import add_outbox_entry
+from gateway.store.models import Document, FunctionalGroup, Interchange, Message, OutboxEntry, TransactionSet
 from partner_profiles.schema import PartnerProfile
 from translators.canonical import DOCUMENT_TYPES, CanonicalDocument
 from translators.generate import FUNCTIONAL_IDS, GenerationError, generate_interchange
@@ -64,18 +64,99 @@ def generate_message(
     actor: str,
 ) -> Generated:
     """Write ``documents`` (one type) as one interchange for the partner and queue its send."""
-    if not documents:
+    return generate_messages(
+        session,
+        blobs=blobs,
+        profile=profile,
+        interchanges=[(documents, correlation_id)],
+        now=now,
+        lease=lease,
+        actor=actor,
+    )[0]
+
+
+def generate_messages(
+    session: Session,
+    *,
+    blobs: BlobStore,
+    profile: PartnerProfile,
+    interchanges: Sequence[tuple[Sequence[tuple[Document, CanonicalDocument]], str]],
+    now: datetime,
+    lease: timedelta,
+    actor: str,
+) -> list[Generated]:
+    """Write each (documents, correlation id) as its own interchange; one allocation, one flush."""
+    if not interchanges or any(not documents for documents, _ in interchanges):
         raise ValueError("nothing to generate")
-    types = {row.document_type for row, _ in documents}
-    if len(types) != 1:
-        raise ValueError("one interchange carries one document type")
-    document_type = types.pop()
-    set_id = DOCUMENT_TYPES[document_type]
-    envelope = profile.x12
     transport = outbound_transport(profile)
-    numbers = allocate_envelope(session, partner_id=profile.id, transactions=len(documents))
+    numbers = allocate_envelopes(
+        session, partner_id=profile.id, transactions=[len(documents) for documents, _ in interchanges]
+    )
+    texts = [
+        _write_x12(profile, documents, envelope, now)
+        for (documents, _), envelope in zip(interchanges, numbers, strict=True)
+    ]
+    refs = blobs.put_many([text.encode("utf-8") for text in texts])
+    record_blobs(session, refs)
+    built = [
+        _rows(profile, documents, envelope, blob, transport, correlation_id, now)
+        for (documents, correlation_id), envelope, blob in zip(interchanges, numbers, refs, strict=True)
+    ]
+    session.add_all([row for rows in built for row in (rows.message, rows.interchange, rows.group)])
+    session.add_all([ts for rows in built for ts in rows.transactions])
+    session.flush()  # the relationships order those rows; the rows below only have foreign keys
+    entries = []
+    for rows, (documents, _) in zip(built, interchanges, strict=True):
+        for (row, _), ts in zip(documents, rows.transactions, strict=True):
+            row.transaction_id = ts.id
+            row.message_id = rows.message.id
+            row.status = DocumentStatus.GENERATED
+        if rows.plan is not None:
+            expect_acknowledgment(
+                session,
+                plan=rows.plan,
+                message_id=rows.message.id,
+                interchange=rows.interchange,
+                group=rows.group,
+                transactions=rows.transactions,
+                now=now,
+            )
+            rows.message.ack_status = AckStatus.PENDING
+        entry = OutboxEntry(
+            task_name=OUTBOX_SEND_MESSAGE,
+            message_id=rows.message.id,
+            task_args={"message_id": str(rows.message.id)},
+            # Published right after commit; the outbox sweep covers a lost publish.
+            status=OutboxStatus.ENQUEUED,
+            attempts=1,
+            next_attempt_at=now + lease,
+        )
+        entries.append(entry)
+        _record_generated(session, rows, documents, actor)
+    session.add_all(entries)
+    session.flush()  # the outbox ids, which the published tasks carry
+    return [
+        Generated(
+            rows.message.id,
+            entry.id,
+            rows.interchange.control_number,
+            rows.group.control_number,
+            tuple(t.control_number for t in rows.transactions),
+        )
+        for rows, entry in zip(built, entries, strict=True)
+    ]
+
+
+def _write_x12(
+    profile: PartnerProfile,
+    documents: Sequence[tuple[Document, CanonicalDocument]],
+    numbers: EnvelopeNumbers,
+    now: datetime,
+) -> str:
+    if len({row.document_type for row, _ in documents}) != 1:
+        raise ValueError("one interchange carries one document type")
     try:
-        text = generate_interchange(
+        return generate_interchange(
             [doc for _, doc in documents],
             profile.translation_settings(),
             now=now,
@@ -85,8 +166,31 @@ def generate_message(
         )
     except GenerationError as exc:
         raise DocumentInvalid([{"field": "(root)", "message": f"cannot be written as X12: {exc}"}]) from exc
-    blob = blobs.put_bytes(text.encode("utf-8"))
-    record_blob(session, blob)
+
+
+@dataclass
+class _Rows:
+    message: Message
+    interchange: Interchange
+    group: FunctionalGroup
+    transactions: list[TransactionSet]
+    plan: ExpectationPlan | None
+    document_type: str
+    sha256: str
+
+
+def _rows(
+    profile: PartnerProfile,
+    documents: Sequence[tuple[Document, CanonicalDocument]],
+    numbers: EnvelopeNumbers,
+    blob: BlobRef,
+    transport: Transport,
+    correlation_id: str,
+    now: datetime,
+) -> _Rows:
+    document_type = documents[0][0].document_type
+    set_id = DOCUMENT_TYPES[document_type]
+    envelope = profile.x12
     isa13 = f"{numbers.isa13:09d}"
     message = Message(
         id=uuid.uuid4(),
@@ -151,60 +255,32 @@ def generate_message(
         )
         for position, st02 in enumerate(numbers.st02)
     ]
-    session.add(message)
-    session.flush()
-    session.add(interchange)
-    session.flush()
-    session.add(group)
-    session.flush()
-    session.add_all(transactions)
-    session.flush()
-    for (row, _), ts in zip(documents, transactions, strict=True):
-        row.transaction_id = ts.id
-        row.message_id = message.id
-        row.status = DocumentStatus.GENERATED
-    if plan is not None:
-        expect_acknowledgment(
-            session,
-            plan=plan,
-            message_id=message.id,
-            interchange=interchange,
-            group=group,
-            transactions=transactions,
-            now=now,
-        )
-        message.ack_status = AckStatus.PENDING
-    entry = add_outbox_entry(
-        session,
-        task_name=OUTBOX_SEND_MESSAGE,
-        message_id=message.id,
-        task_args={"message_id": str(message.id)},
-    )
-    entry.status = OutboxStatus.ENQUEUED  # published right after commit; the sweep covers a lost one
-    entry.attempts = 1
-    entry.next_attempt_at = now + lease
+    return _Rows(message, interchange, group, transactions, plan, document_type, blob.sha256)
+
+
+def _record_generated(
+    session: Session, rows: _Rows, documents: Sequence[tuple[Document, CanonicalDocument]], actor: str
+) -> None:
+    message = rows.message
     append_event(
         session,
         event_type="message.generated",
         actor=actor,
-        partner_id=profile.id,
+        partner_id=message.partner_id,
         message_id=message.id,
         subject_type="message",
         subject_id=message.id,
-        correlation_id=correlation_id,
+        correlation_id=message.correlation_id,
         data={
-            "document_type": document_type,
+            "document_type": rows.document_type,
             "documents": [str(row.id) for row, _ in documents][:100],
             "count": len(documents),
-            "transport": transport.value,
-            "interchange_control_number": isa13,
-            "group_control_number": group.control_number,
-            "transaction_control_numbers": [t.control_number for t in transactions][:100],
-            "usage": envelope.usage,
-            "sha256": blob.sha256,
-            "ack_expected": plan.ack_type if plan else None,
+            "transport": message.transport.value,
+            "interchange_control_number": rows.interchange.control_number,
+            "group_control_number": rows.group.control_number,
+            "transaction_control_numbers": [t.control_number for t in rows.transactions][:100],
+            "usage": rows.interchange.usage_indicator,
+            "sha256": rows.sha256,
+            "ack_expected": rows.plan.ack_type if rows.plan else None,
         },
-    )
-    return Generated(
-        message.id, entry.id, isa13, group.control_number, tuple(t.control_number for t in transactions)
     )

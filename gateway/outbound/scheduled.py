@@ -1,13 +1,15 @@
-"""Outbound flows the workers run: flush due batches, prepare replays, record what a send did."""
+"""Outbound flows the workers run: flush due batches, prepare replays, settle documents after a send."""
 
 from __future__ import annotations
 
 import uuid
+from functools import partial
 
 from gateway.outbound.replay import prepare_outbound_replay
-from gateway.outbound.service import after_send, flush_due_batches
+from gateway.outbound.service import flush_due_batches, settle_documents
 from gateway.processing.context import PipelineContext
-from gateway.processing.publisher import DELIVER, SEND_MESSAGE
+from gateway.processing.publisher import SEND_MESSAGE
+from gateway.processing.sending import AfterSend
 from gateway.store.types import utcnow
 
 
@@ -30,9 +32,6 @@ def before_send(ctx: PipelineContext, message_id: uuid.UUID, *, control_numbers:
         )
 
 
-def record_send(ctx: PipelineContext, message_id: uuid.UUID) -> int:
-    """After a send: documents sent or failed, ack clock restarted, ERP told; deliveries published."""
-    deliveries = after_send(ctx.db, message_id, box=ctx.box, policy=ctx.retry_policy())
-    if deliveries and ctx.publisher is not None:
-        ctx.publisher.publish(DELIVER, {"delivery_ids": [str(i) for i in deliveries]})
-    return len(deliveries)
+def settle_hook(ctx: PipelineContext) -> AfterSend:
+    """What recording a send also does for outbound documents: sent/failed, ack clock, ERP told."""
+    return partial(settle_documents, box=ctx.box, policy=ctx.retry_policy())

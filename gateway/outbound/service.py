@@ -1,14 +1,15 @@
 """The ERP's outbound documents: submit (validate, idempotency, generate or batch), flush batches,
 and record what the transport did with them.
 
-Plain functions taking the caller's session (the caller owns the transaction), except the
-``flush_due_batches``/``after_send`` flows that run one short unit of work per partner or
-message on a :class:`~gateway.store.db.Database`.
+Plain functions taking the caller's session (the caller owns the transaction), except
+``flush_due_batches``, which runs one short unit of work per partner and document type on a
+:class:`~gateway.store.db.Database`.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,8 +23,14 @@ from gateway.acks.expectations import restart_clock
 from gateway.acks.notify import DOCUMENT_SENT, notify, subject_for
 from gateway.archive.blob_store import BlobStore
 from gateway.deliveries.service import RetryPolicy
-from gateway.outbound.errors import IdempotencyConflict, IdempotencyRace, PartnerSuspended, UnknownPartner
-from gateway.outbound.generation import Generated, generate_message
+from gateway.outbound.errors import (
+    DocumentInvalid,
+    IdempotencyConflict,
+    IdempotencyRace,
+    PartnerSuspended,
+    UnknownPartner,
+)
+from gateway.outbound.generation import Generated, generate_message, generate_messages
 from gateway.outbound.validation import validate_document
 from gateway.processing.profiles import LoadedProfile, ProfileMissing, load_profile
 from gateway.processing.references import business_references, primary_reference
@@ -33,7 +40,8 @@ from gateway.store.enums import Direction, DocumentStatus, MessageStatus, Partne
 from gateway.store.events import append_event
 from gateway.store.models import Document, DocumentReference, Message, Partner
 from gateway.store.types import utcnow
-from translators.canonical import parse_document, to_dict
+from partner_profiles.schema import PartnerProfile
+from translators.canonical import CanonicalDocument, parse_document, to_dict
 
 DOCUMENT_FAILED = "document.failed"
 
@@ -92,6 +100,15 @@ def _repeat(existing: Document, data: dict[str, Any]) -> Submitted:
     return Submitted(existing.id, existing.message_id, status, existing.correlation_id, repeated=True)
 
 
+@dataclass(frozen=True)
+class Submission:
+    """One canonical document as the ERP posted it."""
+
+    data: Any
+    idempotency_key: str | None
+    correlation_id: str
+
+
 def submit_document(
     session: Session,
     *,
@@ -108,75 +125,185 @@ def submit_document(
     now: datetime | None = None,
 ) -> Submitted:
     """Validate one canonical document and generate its interchange (or hold it for the batch)."""
+    return submit_documents(
+        session,
+        blobs=blobs,
+        box=box,
+        partner_id=partner_id,
+        document_type=document_type,
+        submissions=[Submission(data, idempotency_key, correlation_id)],
+        actor=actor,
+        lease=lease,
+        policy=policy,
+        now=now,
+        prefix_fields=False,
+    )[0]
+
+
+def submit_documents(
+    session: Session,
+    *,
+    blobs: BlobStore,
+    box: SecretBox | None,
+    partner_id: str,
+    document_type: str,
+    submissions: Sequence[Submission],
+    actor: str,
+    lease: timedelta,
+    policy: RetryPolicy,
+    now: datetime | None = None,
+    prefix_fields: bool = True,
+) -> list[Submitted]:
+    """Validate documents of one type for one partner, each its own interchange, all or none.
+
+    Every document is validated first; problems name the document (``[3].po_number``) unless
+    ``prefix_fields`` is off. The control numbers of all interchanges are allocated at once.
+    """
     now = now or utcnow()
     loaded = partner_profile(session, partner_id, box)
     profile = loaded.profile
-    document = validate_document(profile, document_type, data)
-    canonical = to_dict(document)
-    if idempotency_key:
-        existing = session.scalars(
-            select(Document).where(
-                Document.partner_id == partner_id,
-                Document.document_type == document_type,
-                Document.idempotency_key == idempotency_key,
-            )
-        ).first()
-        if existing is not None:
-            return _repeat(existing, canonical)
-    row = Document(
-        id=uuid.uuid4(),
-        partner_id=partner_id,
-        direction=Direction.OUTBOUND,
-        document_type=document_type,
-        profile_version=loaded.version,
-        business_reference=primary_reference(document_type, canonical),
-        status=DocumentStatus.PENDING,
-        data=canonical,
-        idempotency_key=idempotency_key,
-        correlation_id=correlation_id,
-        created_at=now,
-    )
-    session.add(row)
+    canonicals = _validated(profile, document_type, submissions, prefix_fields)
+    existing = _by_idempotency_key(session, partner_id, document_type, submissions)
+    answers: list[Submitted | None] = []
+    new: list[tuple[Document, CanonicalDocument]] = []
+    for submission, (document, canonical) in zip(submissions, canonicals, strict=True):
+        known = existing.get(submission.idempotency_key) if submission.idempotency_key else None
+        if known is not None:
+            answers.append(_repeat(known, canonical))
+            continue
+        row = Document(
+            id=uuid.uuid4(),
+            partner_id=partner_id,
+            direction=Direction.OUTBOUND,
+            document_type=document_type,
+            profile_version=loaded.version,
+            business_reference=primary_reference(document_type, canonical),
+            status=DocumentStatus.PENDING,
+            data=canonical,
+            idempotency_key=submission.idempotency_key,
+            correlation_id=submission.correlation_id,
+            created_at=now,
+        )
+        answers.append(None)
+        new.append((row, document))
+    session.add_all(row for row, _ in new)
     try:
         session.flush()
     except IntegrityError as exc:
         raise IdempotencyRace("a request with this Idempotency-Key is being answered") from exc
     session.add_all(
-        DocumentReference(document_id=row.id, qualifier=q, value=v) for q, v in business_references(canonical)
+        DocumentReference(document_id=row.id, qualifier=q, value=v)
+        for row, _ in new
+        for q, v in business_references(row.data)
     )
+    made = iter(_generate_or_batch(session, blobs, profile, new, actor, lease, policy, now))
+    return [answer if answer is not None else next(made) for answer in answers]
+
+
+def _validated(
+    profile: PartnerProfile, document_type: str, submissions: Sequence[Submission], prefix_fields: bool
+) -> list[tuple[CanonicalDocument, dict[str, Any]]]:
+    validated: list[tuple[CanonicalDocument, dict[str, Any]]] = []
+    problems: list[dict[str, Any]] = []
+    for index, submission in enumerate(submissions):
+        try:
+            document = validate_document(profile, document_type, submission.data)
+        except DocumentInvalid as exc:
+            if not prefix_fields:
+                raise
+            problems.extend(
+                {**problem, "field": f"[{index}]" + _joined(problem.get("field", "(root)"))}
+                for problem in exc.problems
+            )
+            continue
+        validated.append((document, to_dict(document)))
+    keys = [s.idempotency_key for s in submissions if s.idempotency_key]
+    if len(keys) != len(set(keys)):
+        problems.append({"field": "idempotency_key", "message": "each document needs a key of its own"})
+    if problems:
+        raise DocumentInvalid(problems)
+    return validated
+
+
+def _joined(field_name: str) -> str:
+    return "" if field_name == "(root)" else field_name if field_name.startswith("[") else f".{field_name}"
+
+
+def _by_idempotency_key(
+    session: Session, partner_id: str, document_type: str, submissions: Sequence[Submission]
+) -> dict[str | None, Document]:
+    keys = [s.idempotency_key for s in submissions if s.idempotency_key]
+    if not keys:
+        return {}
+    rows = session.scalars(
+        select(Document).where(
+            Document.partner_id == partner_id,
+            Document.document_type == document_type,
+            Document.idempotency_key.in_(keys),
+        )
+    )
+    return {row.idempotency_key: row for row in rows}
+
+
+def _generate_or_batch(
+    session: Session,
+    blobs: BlobStore,
+    profile: PartnerProfile,
+    new: Sequence[tuple[Document, CanonicalDocument]],
+    actor: str,
+    lease: timedelta,
+    policy: RetryPolicy,
+    now: datetime,
+) -> list[Submitted]:
+    if not new:
+        return []
+    document_type = new[0][0].document_type
     batching = profile.documents[document_type].batching  # type: ignore[index]
     if batching is not None:
         due = now + timedelta(minutes=batching.minutes)
-        append_event(
-            session,
-            event_type="document.batched",
-            actor=actor,
-            partner_id=partner_id,
-            subject_type="document",
-            subject_id=row.id,
-            correlation_id=correlation_id,
-            data={
-                "document_type": document_type,
-                "business_reference": row.business_reference,
-                "batch_due_at": due.isoformat(),
-            },
-        )
-        deliveries = check_document_order(session, profile=profile, document=row, policy=policy, now=now)
-        return Submitted(row.id, None, "batched", correlation_id, batch_due_at=due, delivery_ids=deliveries)
-    generated = generate_message(
+        answers = []
+        for row, _ in new:
+            append_event(
+                session,
+                event_type="document.batched",
+                actor=actor,
+                partner_id=profile.id,
+                subject_type="document",
+                subject_id=row.id,
+                correlation_id=row.correlation_id,
+                data={
+                    "document_type": document_type,
+                    "business_reference": row.business_reference,
+                    "batch_due_at": due.isoformat(),
+                },
+            )
+            deliveries = check_document_order(session, profile=profile, document=row, policy=policy, now=now)
+            answers.append(
+                Submitted(
+                    row.id, None, "batched", row.correlation_id, batch_due_at=due, delivery_ids=deliveries
+                )
+            )
+        return answers
+    generated = generate_messages(
         session,
         blobs=blobs,
         profile=profile,
-        documents=[(row, document)],
+        interchanges=[([(row, document)], row.correlation_id) for row, document in new],
         now=now,
         lease=lease,
-        correlation_id=correlation_id,
         actor=actor,
     )
-    deliveries = check_document_order(session, profile=profile, document=row, policy=policy, now=now)
-    return Submitted(
-        row.id, generated.message_id, "queued", correlation_id, generated=generated, delivery_ids=deliveries
-    )
+    return [
+        Submitted(
+            row.id,
+            made.message_id,
+            "queued",
+            row.correlation_id,
+            generated=made,
+            delivery_ids=check_document_order(session, profile=profile, document=row, policy=policy, now=now),
+        )
+        for (row, _), made in zip(new, generated, strict=True)
+    ]
 
 
 @dataclass(frozen=True)
@@ -265,64 +392,74 @@ def flush_due_batches(
     return generated
 
 
-def after_send(
-    db: Database,
-    message_id: uuid.UUID,
+def settle_documents(
+    session: Session,
+    messages: Sequence[Message],
+    now: datetime,
     *,
     box: SecretBox | None,
     policy: RetryPolicy,
-    now: datetime | None = None,
-) -> list[uuid.UUID]:
-    """Once the transport answered: documents sent (or failed), the ack clock restarted; deliveries."""
-    now = now or utcnow()
-    with db.unit_of_work() as session:
-        message = session.get(Message, message_id)
-        if message is None or message.partner_id is None or message.direction is not Direction.OUTBOUND:
-            return []
-        if message.status not in (MessageStatus.SENT, MessageStatus.FAILED):
-            return []
-        documents = session.scalars(
-            select(Document)
-            .where(Document.message_id == message_id, Document.status == DocumentStatus.GENERATED)
-            .with_for_update()
-        ).all()
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """In the transaction that recorded the sends: their documents sent or failed; deliveries per message."""
+    done = [
+        m for m in messages
+        if m.partner_id is not None and m.direction is Direction.OUTBOUND
+        and m.status in (MessageStatus.SENT, MessageStatus.FAILED)
+    ]
+    if not done:
+        return {}
+    documents = session.scalars(
+        select(Document)
+        .where(Document.message_id.in_([m.id for m in done]), Document.status == DocumentStatus.GENERATED)
+        .order_by(Document.created_at, Document.id)
+        .with_for_update()
+    ).all()
+    _restart_ack_clocks(session, [m for m in done if m.status is MessageStatus.SENT], now, box)
+    by_id = {m.id: m for m in done}
+    deliveries: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for document in documents:
+        message = by_id[document.message_id]  # type: ignore[index]
         sent = message.status is MessageStatus.SENT
-        if sent:
-            try:
-                window = timedelta(
-                    hours=load_profile(
-                        session, message.partner_id, box
-                    ).profile.x12.acknowledgment.expect_within_hours
-                )
-                restart_clock(session, message_id=message_id, sent_at=now, window=window)
-            except ProfileMissing:
-                pass
-        deliveries: list[uuid.UUID] = []
         event_type = DOCUMENT_SENT if sent else DOCUMENT_FAILED
-        for document in documents:
-            document.status = DocumentStatus.SENT if sent else DocumentStatus.FAILED
-            deliveries.extend(
-                notify(
-                    session,
-                    event_type=event_type,
-                    subject_id=subject_for(document.id, event_type),
-                    partner_id=message.partner_id,
-                    payload={
-                        "document_type": document.document_type,
-                        "document_id": str(document.id),
-                        "business_reference": document.business_reference,
-                        "source": {"transport": message.transport.value, "filename": message.filename},
-                        "data": {
-                            "status": document.status.value,
-                            "error": message.error,
-                            "receipt_sha256": message.receipt_sha256,
-                        },
+        document.status = DocumentStatus.SENT if sent else DocumentStatus.FAILED
+        deliveries.setdefault(message.id, []).extend(
+            notify(
+                session,
+                event_type=event_type,
+                subject_id=subject_for(document.id, event_type),
+                partner_id=document.partner_id,
+                payload={
+                    "document_type": document.document_type,
+                    "document_id": str(document.id),
+                    "business_reference": document.business_reference,
+                    "source": {"transport": message.transport.value, "filename": message.filename},
+                    "data": {
+                        "status": document.status.value,
+                        "error": message.error,
+                        "receipt_sha256": message.receipt_sha256,
                     },
-                    message_id=message.id,
-                    document_id=document.id,
-                    correlation_id=document.correlation_id,
-                    policy=policy,
-                    now=now,
-                )
+                },
+                message_id=message.id,
+                document_id=document.id,
+                correlation_id=document.correlation_id,
+                policy=policy,
+                now=now,
             )
+        )
     return deliveries
+
+
+def _restart_ack_clocks(
+    session: Session, sent: Sequence[Message], now: datetime, box: SecretBox | None
+) -> None:
+    """The partner's window starts when a message really left (per partner: its profile's hours)."""
+    by_partner: dict[str, list[uuid.UUID]] = {}
+    for message in sent:
+        by_partner.setdefault(message.partner_id or "", []).append(message.id)
+    for partner_id, ids in by_partner.items():
+        try:
+            profile = load_profile(session, partner_id, box).profile
+        except ProfileMissing:
+            continue
+        window = timedelta(hours=profile.x12.acknowledgment.expect_within_hours)
+        restart_clock(session, message_ids=ids, sent_at=now, window=window)

@@ -1,7 +1,9 @@
-"""Send a queued outbound message (a 997/999/TA1 today) through the partner's transport.
+"""Send queued outbound messages (generated documents, 997/999/TA1) through the partner's transport.
 
-Idempotent: a message already sent is not sent again. The send happens outside any
-transaction; the receipt (archived) and the new status are written afterwards. A retryable
+Idempotent: a message already sent is not sent again. The sends happen outside any
+transaction; the receipts (archived) and the new statuses are written afterwards, for a
+whole batch of messages in one transaction, together with what the caller's ``after`` hook
+records (the outbound documents' status and their ``document.sent`` webhooks). A retryable
 failure puts the outbox row back in the queue with a growing delay (the outbox sweep
 publishes it then); after ``transport_max_attempts`` or a permanent failure the message
 is ``failed`` with the reason.
@@ -10,22 +12,31 @@ is ``failed`` with the reason.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
+from gateway.archive.blob_store import BlobRef
 from gateway.processing.context import PipelineContext
 from gateway.processing.profiles import ProfileMissing, load_profile
 from gateway.processing.publisher import OUTBOX_SEND_MESSAGE
-from gateway.store.blobs import record_blob
+from gateway.store.blobs import record_blobs
 from gateway.store.enums import MessageStatus, OutboxStatus
 from gateway.store.events import append_message_event
 from gateway.store.models import Message, OutboxEntry
 from gateway.store.types import utcnow
 from gateway.transports import OutboundMessage, Receipt, Transport, TransportError
+from partner_profiles.schema import PartnerProfile
 
 MAX_RETRY_DELAY = 3600.0
+
+
+AfterSend = Callable[[Session, Sequence[Message], datetime], dict[uuid.UUID, list[uuid.UUID]]]
+"""Runs in the transaction that records the sends' outcomes, with the messages now sent, failed
+or skipped; returns, per message, the webhook deliveries it created (``document.sent``, say)."""
 
 
 @dataclass(frozen=True)
@@ -35,142 +46,208 @@ class SendOutcome:
     message_id: uuid.UUID
     status: str
     error: str | None = None
+    delivery_ids: tuple[uuid.UUID, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """A send's result before it is recorded."""
+
+    message_id: uuid.UUID
+    status: str  # sent | skipped | failed
+    receipt: Receipt | None = None
+    error: str = ""
+    retryable: bool = False
 
 
 def send_message(
-    ctx: PipelineContext, message_id: uuid.UUID, *, transports: dict[str, Transport]
+    ctx: PipelineContext,
+    message_id: uuid.UUID,
+    *,
+    transports: dict[str, Transport],
+    after: AfterSend | None = None,
 ) -> SendOutcome:
     """Send one queued outbound message and record the receipt."""
+    return send_messages(ctx, [message_id], transports=transports, after=after)[0]
+
+
+def send_messages(
+    ctx: PipelineContext,
+    message_ids: Sequence[uuid.UUID],
+    *,
+    transports: dict[str, Transport],
+    after: AfterSend | None = None,
+) -> list[SendOutcome]:
+    """Send queued outbound messages one after the other; record every outcome in one transaction."""
     with ctx.db.unit_of_work(read_only=True) as session:
-        message = session.get(Message, message_id)
-        if message is None or message.partner_id is None:
-            return SendOutcome(message_id, "missing")
-        if message.status in (MessageStatus.SENT, MessageStatus.FAILED):
-            status = message.status.value
-            profile = None
-        else:
-            status = ""
-            try:
-                profile = load_profile(session, message.partner_id, ctx.box).profile
-            except ProfileMissing as exc:
-                profile, status = None, f"failed: {exc}"
-        outbound = OutboundMessage(
-            str(message.id),
-            message.partner_id,
-            message.content_type or "application/edi-x12",
-            message.filename,
-            message.correlation_id,
-        )
-        transport_name, sha256 = message.transport.value, message.content_sha256
-    if status in (MessageStatus.SENT.value, MessageStatus.FAILED.value):
-        _finish_outbox(ctx, message_id, OutboxStatus.DONE)
-        return SendOutcome(message_id, "skipped")
-    if profile is None:
-        return _record_failure(ctx, message_id, status, retryable=False)
+        found = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(message_ids)))}
+        profiles: dict[str, PartnerProfile | ProfileMissing] = {}
+        planned = [_plan(ctx, session, found.get(i), i, profiles) for i in message_ids]
+    attempts = [plan if isinstance(plan, _Attempt) else _attempt(ctx, transports, *plan) for plan in planned]
+    with_receipt = [a for a in attempts if a.status == "sent" and a.receipt is not None and a.receipt.body]
+    refs = ctx.blobs.put_many([a.receipt.body for a in with_receipt if a.receipt is not None])
+    receipts = {a.message_id: ref for a, ref in zip(with_receipt, refs, strict=True)}
+    now = utcnow()
+    with ctx.db.unit_of_work() as session:
+        record_blobs(session, list(receipts.values()))
+        locked = {
+            m.id: m
+            for m in session.scalars(
+                select(Message)
+                .where(Message.id.in_([a.message_id for a in attempts if a.status != "missing"]))
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        }
+        outcomes = [
+            _record(ctx, session, locked[a.message_id], a, receipts.get(a.message_id), now)
+            if a.message_id in locked
+            else SendOutcome(a.message_id, "missing")
+            for a in attempts
+        ]
+        sent = [o.message_id for o in outcomes if o.status == "sent"]
+        if sent:
+            session.execute(
+                update(OutboxEntry)
+                .where(OutboxEntry.message_id.in_(sent), OutboxEntry.task_name == OUTBOX_SEND_MESSAGE)
+                .values(status=OutboxStatus.DONE)
+            )
+        settled = [locked[o.message_id] for o in outcomes if o.status in ("sent", "failed", "skipped")]
+        if after is not None and settled:
+            deliveries = after(session, settled, now)
+            outcomes = [replace(o, delivery_ids=tuple(deliveries.get(o.message_id, ()))) for o in outcomes]
+    return outcomes
+
+
+def _plan(
+    ctx: PipelineContext,
+    session: Session,
+    message: Message | None,
+    message_id: uuid.UUID,
+    profiles: dict[str, PartnerProfile | ProfileMissing],
+) -> _Attempt | tuple[OutboundMessage, str, str, PartnerProfile]:
+    if message is None or message.partner_id is None:
+        return _Attempt(message_id, "missing")
+    if message.status in (MessageStatus.SENT, MessageStatus.FAILED):
+        return _Attempt(message_id, "skipped")
+    if message.partner_id not in profiles:
+        try:
+            profiles[message.partner_id] = load_profile(session, message.partner_id, ctx.box).profile
+        except ProfileMissing as exc:
+            profiles[message.partner_id] = exc
+    profile = profiles[message.partner_id]
+    if isinstance(profile, ProfileMissing):
+        return _Attempt(message_id, "failed", error=f"failed: {profile}")
+    outbound = OutboundMessage(
+        str(message.id),
+        message.partner_id,
+        message.content_type or "application/edi-x12",
+        message.filename,
+        message.correlation_id,
+    )
+    return outbound, message.transport.value, message.content_sha256, profile
+
+
+def _attempt(
+    ctx: PipelineContext,
+    transports: dict[str, Transport],
+    outbound: OutboundMessage,
+    transport_name: str,
+    sha256: str,
+    profile: PartnerProfile,
+) -> _Attempt:
+    message_id = uuid.UUID(outbound.message_id)
     transport = transports.get(transport_name)
     if transport is None:
-        return _record_failure(
-            ctx, message_id, f"no outbound sender for transport {transport_name!r}", retryable=False
-        )
+        return _Attempt(message_id, "failed", error=f"no outbound sender for transport {transport_name!r}")
     with ctx.blobs.open(sha256) as handle:
         payload = handle.read()
     try:
         receipt = transport.send(outbound, payload, profile)
     except TransportError as exc:
-        return _record_failure(ctx, message_id, str(exc), retryable=exc.retryable)
-    return _record_sent(ctx, message_id, receipt)
+        return _Attempt(message_id, "failed", error=str(exc), retryable=exc.retryable)
+    return _Attempt(message_id, "sent", receipt=receipt)
 
 
-def _finish_outbox(
-    ctx: PipelineContext, message_id: uuid.UUID, status: OutboxStatus, error: str | None = None
-) -> None:
-    with ctx.db.unit_of_work() as session:
-        session.execute(
-            update(OutboxEntry)
-            .where(
-                OutboxEntry.message_id == message_id,
-                OutboxEntry.task_name == OUTBOX_SEND_MESSAGE,
-                OutboxEntry.status.in_([OutboxStatus.PENDING, OutboxStatus.ENQUEUED]),
-            )
-            .values(status=status, last_error=error)
+def _record(
+    ctx: PipelineContext,
+    session: Session,
+    message: Message,
+    attempt: _Attempt,
+    receipt_blob: BlobRef | None,
+    now: datetime,
+) -> SendOutcome:
+    if message.status in (MessageStatus.SENT, MessageStatus.FAILED):
+        if attempt.status == "skipped":
+            _finish_outbox(session, message.id, OutboxStatus.DONE)
+        return SendOutcome(message.id, "skipped")
+    if attempt.status == "sent" and attempt.receipt is not None:
+        return _record_sent(session, message, attempt.receipt, receipt_blob)
+    return _record_failure(ctx, session, message, attempt.error, retryable=attempt.retryable, now=now)
+
+
+def _finish_outbox(session: Session, message_id: uuid.UUID, status: OutboxStatus) -> None:
+    session.execute(
+        update(OutboxEntry)
+        .where(
+            OutboxEntry.message_id == message_id,
+            OutboxEntry.task_name == OUTBOX_SEND_MESSAGE,
+            OutboxEntry.status.in_([OutboxStatus.PENDING, OutboxStatus.ENQUEUED]),
         )
+        .values(status=status)
+    )
 
 
-def _record_sent(ctx: PipelineContext, message_id: uuid.UUID, receipt: Receipt) -> SendOutcome:
-    blob = ctx.blobs.put_bytes(receipt.body) if receipt.body else None
-    with ctx.db.unit_of_work() as session:
-        message = session.execute(
-            select(Message)
-            .where(Message.id == message_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).scalar_one()
-        if message.status is MessageStatus.SENT:
-            return SendOutcome(message_id, "skipped")
-        if blob is not None:
-            record_blob(session, blob)
-            message.receipt_sha256 = blob.sha256
-        message.status = MessageStatus.SENT
-        message.error = None
-        if receipt.remote_id:
-            message.transport_message_id = receipt.remote_id[:500]
-        session.execute(
-            update(OutboxEntry)
-            .where(OutboxEntry.message_id == message_id, OutboxEntry.task_name == OUTBOX_SEND_MESSAGE)
-            .values(status=OutboxStatus.DONE)
-        )
-        append_message_event(
-            session,
-            message,
-            event_type="message.sent",
-            actor="worker",
-            data={
-                "transport": message.transport.value,
-                "status_code": receipt.status_code,
-                "receipt_sha256": blob.sha256 if blob else None,
-                "remote_id": receipt.remote_id,
-            },
-        )
-    return SendOutcome(message_id, "sent")
+def _record_sent(session: Session, message: Message, receipt: Receipt, blob: BlobRef | None) -> SendOutcome:
+    # The caller marks the outbox entries of every sent message done in one statement.
+    if blob is not None:
+        message.receipt_sha256 = blob.sha256
+    message.status = MessageStatus.SENT
+    message.error = None
+    if receipt.remote_id:
+        message.transport_message_id = receipt.remote_id[:500]
+    append_message_event(
+        session,
+        message,
+        event_type="message.sent",
+        actor="worker",
+        data={
+            "transport": message.transport.value,
+            "status_code": receipt.status_code,
+            "receipt_sha256": blob.sha256 if blob else None,
+            "remote_id": receipt.remote_id,
+        },
+    )
+    return SendOutcome(message.id, "sent")
 
 
 def _record_failure(
-    ctx: PipelineContext, message_id: uuid.UUID, error: str, *, retryable: bool
+    ctx: PipelineContext, session: Session, message: Message, error: str, *, retryable: bool, now: datetime
 ) -> SendOutcome:
-    now = utcnow()
-    with ctx.db.unit_of_work() as session:
-        message = session.execute(
-            select(Message)
-            .where(Message.id == message_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).scalar_one()
-        if message.status in (MessageStatus.SENT, MessageStatus.FAILED):
-            return SendOutcome(message_id, "skipped")
-        entry = session.scalars(
-            select(OutboxEntry)
-            .where(OutboxEntry.message_id == message_id, OutboxEntry.task_name == OUTBOX_SEND_MESSAGE)
-            .order_by(OutboxEntry.id.desc())
-            .limit(1)
-        ).first()
-        attempts = entry.attempts if entry is not None else 1
-        final = not retryable or attempts >= ctx.tuning.transport_max_attempts
-        message.error = error[:10_000]
-        if final:
-            message.status = MessageStatus.FAILED
-            if entry is not None:
-                entry.status = OutboxStatus.FAILED
-                entry.last_error = error[:2000]
-        elif entry is not None:
-            delay = min(MAX_RETRY_DELAY, ctx.tuning.webhook_backoff_seconds * 2 ** max(attempts - 1, 0))
-            entry.status = OutboxStatus.PENDING
-            entry.next_attempt_at = now + timedelta(seconds=delay)
+    entry = session.scalars(
+        select(OutboxEntry)
+        .where(OutboxEntry.message_id == message.id, OutboxEntry.task_name == OUTBOX_SEND_MESSAGE)
+        .order_by(OutboxEntry.id.desc())
+        .limit(1)
+    ).first()
+    attempts = entry.attempts if entry is not None else 1
+    final = not retryable or attempts >= ctx.tuning.transport_max_attempts
+    message.error = error[:10_000]
+    if final:
+        message.status = MessageStatus.FAILED
+        if entry is not None:
+            entry.status = OutboxStatus.FAILED
             entry.last_error = error[:2000]
-        append_message_event(
-            session,
-            message,
-            event_type="message.send_failed",
-            actor="worker",
-            data={"error": error[:2000], "attempt": attempts, "final": final},
-        )
-    return SendOutcome(message_id, "failed" if final else "retry", error)
+    elif entry is not None:
+        delay = min(MAX_RETRY_DELAY, ctx.tuning.webhook_backoff_seconds * 2 ** max(attempts - 1, 0))
+        entry.status = OutboxStatus.PENDING
+        entry.next_attempt_at = now + timedelta(seconds=delay)
+        entry.last_error = error[:2000]
+    append_message_event(
+        session,
+        message,
+        event_type="message.send_failed",
+        actor="worker",
+        data={"error": error[:2000], "attempt": attempts, "final": final},
+    )
+    return SendOutcome(message.id, "failed" if final else "retry", error)

@@ -217,3 +217,57 @@ def test_generated_855_856_810_read_cleanly_by_edigate_translate_and_pyx12(
     report = json.loads(run.stdout)
     transaction = report["interchanges"][0]["groups"][0]["transactions"][0]
     assert transaction["document_type"] == document_type and transaction["errors"] == []
+
+
+def _batch(client: TestClient, keys: ApiKeys, items: list[dict[str, Any]], role: str = "erp") -> Any:
+    url = f"{URL}/order_acknowledgment/batch"
+    return client.post(url, json={"documents": items}, headers=keys.headers(role))
+
+
+def _item(po: str, key: str | None = None) -> dict[str, Any]:
+    return {"idempotency_key": key, "document": sample_document("order_acknowledgment") | {"po_number": po}}
+
+
+def test_a_batch_gives_each_document_its_own_interchange_with_consecutive_numbers(
+    outbound_app: FastAPI, outbound_client: TestClient, outbound_keys: ApiKeys, outbound_partner: str
+) -> None:
+    answer = _batch(outbound_client, outbound_keys, [_item(f"PO-{n}", f"b{n}") for n in range(3)])
+    assert answer.status_code == 202, answer.text
+    documents = answer.json()["documents"]
+    numbers = [(d["control_numbers"]["interchange"], d["control_numbers"]["transactions"]) for d in documents]
+    assert numbers == [("000000001", ["0001"]), ("000000002", ["0002"]), ("000000003", ["0003"])]
+    for document, n in zip(documents, range(3), strict=True):
+        x12 = _raw(outbound_client, outbound_keys, document["message_id"])
+        assert f"BAK*00*AC*PO-{n}*" in x12 or f"*PO-{n}*" in x12
+    # One send task carries the whole batch; the worker records the receipts together.
+    assert outbound_app.state.publisher.published[-1] == (
+        "edigate.send_message", {"message_ids": [d["message_id"] for d in documents]}
+    )
+    again = _batch(outbound_client, outbound_keys, [_item("PO-0", "b0"), _item("PO-9", "b9")])
+    assert again.status_code == 202, again.text
+    first, second = again.json()["documents"]
+    assert first["repeated"] and first["message_id"] == documents[0]["message_id"]
+    assert not second["repeated"] and second["control_numbers"]["interchange"] == "000000004"
+
+
+def test_a_batch_with_one_bad_document_is_refused_whole_naming_the_document(
+    outbound_app: FastAPI, outbound_client: TestClient, outbound_keys: ApiKeys, outbound_partner: str
+) -> None:
+    bad = _item("PO-2")
+    bad["document"]["lines"] = "not a list"
+    answer = _batch(outbound_client, outbound_keys, [_item("PO-1"), bad])
+    assert answer.status_code == 422
+    assert [d["field"] for d in answer.json()["error"]["details"]] == ["[1].lines"]
+    twice = _batch(outbound_client, outbound_keys, [_item("PO-1", "same"), _item("PO-2", "same")])
+    assert twice.status_code == 422 and twice.json()["error"]["details"][0]["field"] == "idempotency_key"
+    with outbound_app.state.db.unit_of_work(read_only=True) as session:
+        assert session.scalars(select(Document)).all() == []  # all or none
+
+
+def test_a_batch_over_the_limit_is_413_and_other_roles_are_403(
+    outbound_app: FastAPI, outbound_client: TestClient, outbound_keys: ApiKeys, outbound_partner: str
+) -> None:
+    limit = outbound_app.state.settings.max_outbound_batch
+    answer = _batch(outbound_client, outbound_keys, [_item(f"PO-{n}") for n in range(limit + 1)])
+    assert answer.status_code == 413
+    assert _batch(outbound_client, outbound_keys, [_item("PO-1")], role="auditor").status_code == 403
