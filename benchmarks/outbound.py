@@ -2,26 +2,30 @@
 the database, archived, queued (outbox + a task published to Redis) and handed to the HTTP transport.
 
 Runs on PostgreSQL (``EDIGATE_TEST_DATABASE_URL``, a schema of its own, dropped afterwards) and Redis
-(``EDIGATE_BENCH_REDIS_URL``, default db 14, flushed). ``--workers`` threads each submit ``--chunk``
-documents in one transaction (``submit_documents``, as ``POST /outbound/{partner}/{type}/batch``
+(``EDIGATE_BENCH_REDIS_URL``, default db 14, flushed). ``--processes`` worker processes (the
+outbound fleet) run ``--workers`` threads each; a thread submits ``--chunk`` documents in one
+transaction (``submit_documents``, as ``POST /outbound/{partner}/{type}/batch``
 does; each document its own interchange), commit, publish one send task for them, then do what
 the outbound worker does with that task: send each message through
 :class:`gateway.transports.http.HttpTransport` to a local HTTP server and record every receipt
 with the documents' ``document.sent`` (``send_messages`` with the settle hook). Documents are
-spread over ``--partners`` partners. Prints one JSON line with documents/s; ``--quick`` is the CI run.
+spread over ``--partners`` partners. The partner's HTTP server runs in a
+process of its own. Prints one JSON line with documents/s; ``--quick`` is the CI run.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import multiprocessing
 import os
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,6 +38,8 @@ TARGET_PER_SECOND = 500.0
 
 
 class _Sink(BaseHTTPRequestHandler):
+    """The partner's HTTP endpoint: counts what it receives; ``GET /count`` tells."""
+
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # else delayed ACKs cost 40 ms per request
     received = 0
@@ -43,37 +49,108 @@ class _Sink(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("content-length", "0")))
         with _Sink.lock:
             _Sink.received += 1
-        # A receipt of its own per message: identical receipts sent at once trip a race in
-        # gateway.store.blobs.record_blob (reported; see the README's open issues).
-        answer = f"ok {self.headers.get('x-edigate-message-id')}".encode()
+        self._answer(f"ok {self.headers.get('x-edigate-message-id')}".encode())  # a receipt per message
+
+    def do_GET(self) -> None:
+        self._answer(str(_Sink.received).encode())
+
+    def _answer(self, body: bytes) -> None:
         self.send_response(200)
-        self.send_header("content-length", str(len(answer)))
+        self.send_header("content-length", str(len(body)))
         self.end_headers()
-        self.wfile.write(answer)
+        self.wfile.write(body)
 
     def log_message(self, *args: Any) -> None:
         pass
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the benchmark and return its figures."""
-    import psycopg
-    import redis
-    from pydantic import SecretStr
-    from sqlalchemy.engine import make_url
+def _serve_sink(port_out: Any) -> None:
+    """The partner's server, in a process of its own (a peer does not share our interpreter)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    server.daemon_threads = True
+    port_out.send(server.server_address[1])
+    server.serve_forever()
 
+
+_worker: dict[str, Any] = {}
+
+
+def _start_worker(settings_data: dict[str, Any], threads: int) -> None:
+    """Per process, like one outbound Celery worker: its engine, archive and HTTP transport."""
     from gateway.deliveries.service import RetryPolicy
+    from gateway.processing.context import PipelineContext
+    from gateway.processing.publisher import CeleryPublisher
+    from gateway.settings import Settings
+    from gateway.store.db import Database
+    from gateway.transports.http import HttpTransport
+
+    for module in ("gateway.outbound.scheduled", "gateway.outbound.service", "gateway.processing.sending",
+                   "tests.conftest_outbound"):
+        importlib.import_module(module)  # imported before the clock starts
+    settings = Settings(**settings_data)
+    db = Database.from_url(settings.effective_database_url(), schema=settings.database_schema,
+                           pool_size=threads + 2)
+    _worker["ctx"] = PipelineContext.from_settings(settings, db=db, publisher=CeleryPublisher(settings))
+    _worker["transports"] = {"http": HttpTransport(timeout=10)}
+    _worker["policy"] = RetryPolicy(window=timedelta(hours=1))
+    _worker["threads"] = threads
+
+
+def _work_chunks(jobs: list[tuple[str, list[int]]]) -> int:
+    """Submit and send each (partner, document numbers) chunk, ``threads`` chunks at a time."""
     from gateway.outbound.scheduled import settle_hook
     from gateway.outbound.service import Submission, submit_documents
-    from gateway.processing.context import PipelineContext
-    from gateway.processing.publisher import SEND_MESSAGE, CeleryPublisher
+    from gateway.processing.publisher import SEND_MESSAGE
     from gateway.processing.sending import send_messages
+    from tests.conftest_outbound import sample_document
+
+    ctx, transports, policy = _worker["ctx"], _worker["transports"], _worker["policy"]
+    template = sample_document("order_acknowledgment")
+
+    def work(job: tuple[str, list[int]]) -> int:
+        partner, chunk = job
+        with ctx.db.unit_of_work() as session:
+            submitted = submit_documents(
+                session,
+                blobs=ctx.blobs,
+                box=ctx.box,
+                partner_id=partner,
+                document_type="order_acknowledgment",
+                submissions=[
+                    Submission(template | {"po_number": f"PO-{n}"}, f"k{n}", f"c{n}") for n in chunk
+                ],
+                actor="bench",
+                lease=timedelta(minutes=5),
+                policy=policy,
+            )
+        generated = [item.generated for item in submitted if item.generated is not None]
+        assert len(generated) == len(chunk)
+        ctx.publisher.publish(SEND_MESSAGE, {"message_ids": [str(item.message_id) for item in generated]})
+        outcomes = send_messages(
+            ctx, [item.message_id for item in generated], transports=transports, after=settle_hook(ctx)
+        )
+        assert {outcome.status for outcome in outcomes} == {"sent"}
+        return len(generated)
+
+    with ThreadPoolExecutor(_worker["threads"]) as pool:
+        return sum(pool.map(work, jobs))
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the benchmark and return its figures."""
+    import httpx
+    import psycopg
+    import redis
+    from sqlalchemy import func, select
+    from sqlalchemy.engine import make_url
+
+    from gateway.processing.context import PipelineContext
     from gateway.settings import Settings
     from gateway.store.db import Database
     from gateway.store.migrate import upgrade_to_head
-    from gateway.transports.http import HttpTransport
+    from gateway.store.models import Interchange, Message
     from partner_profiles.service import save_profile, validate_profile_data
-    from tests.conftest_outbound import outbound_profile, sample_document
+    from tests.conftest_outbound import outbound_profile
 
     pg_url = os.environ.get("EDIGATE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
     redis_url = os.environ.get("EDIGATE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -82,104 +159,80 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     schema = f"edigate_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(dsn, autocommit=True) as connection:
         connection.execute(f'CREATE SCHEMA "{schema}"')
-    sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
-    sink.daemon_threads = True
-    threading.Thread(target=sink.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{sink.server_address[1]}/edi"
+    spawn = multiprocessing.get_context("spawn")
+    port_in, port_out = spawn.Pipe(duplex=False)
+    sink = spawn.Process(target=_serve_sink, args=(port_out,), daemon=True)
+    sink.start()
+    sink_url = f"http://127.0.0.1:{port_in.recv()}"
     data_dir = Path(tempfile.mkdtemp(prefix="edigate-bench-outbound-"))
-    db = Database.from_url(pg_url, schema=schema, pool_size=args.workers + 2)
+    settings_data = {
+        "data_dir": str(data_dir),
+        "secret_key": "bench-secret-key-0123456789abcdef",
+        "database_url": pg_url,
+        "database_schema": schema,
+        "broker_url": redis_url,
+    }
+    db = Database.from_url(pg_url, schema=schema)
     try:
         upgrade_to_head(db)
-        settings = Settings(
-            data_dir=data_dir,
-            secret_key=SecretStr("bench-secret-key-0123456789abcdef"),
-            database_url=pg_url,
-            database_schema=schema,
-            broker_url=redis_url,
-        )
-        ctx = PipelineContext.from_settings(settings, db=db, publisher=CeleryPublisher(settings))
+        ctx = PipelineContext.from_settings(Settings(**settings_data), db=db)
         partners = [f"bench-{n}" for n in range(args.partners)]
         with db.unit_of_work() as session:
             for n, partner in enumerate(partners):
+                url = f"{sink_url}/edi"
                 profile = outbound_profile(partner, interchange_id=f"BENCH{n}", outbound_url=url)
                 save_profile(session, validate_profile_data(profile), box=ctx.box, actor="bench")
-        template = sample_document("order_acknowledgment")
-        policy = RetryPolicy(window=timedelta(hours=1))
-        lease = timedelta(minutes=5)
-        transports: dict[str, Any] = {"http": HttpTransport(timeout=10)}
-        chunks = [
-            list(range(s, min(s + args.chunk, args.documents))) for s in range(0, args.documents, args.chunk)
+        jobs = [
+            (partners[i // args.chunk % len(partners)], list(range(i, min(i + args.chunk, args.documents))))
+            for i in range(0, args.documents, args.chunk)
         ]
-
-        def work(chunk: list[int]) -> int:
-            partner = partners[chunk[0] // args.chunk % len(partners)]
-            with db.unit_of_work() as session:
-                submitted = submit_documents(
-                    session,
-                    blobs=ctx.blobs,
-                    box=ctx.box,
-                    partner_id=partner,
-                    document_type="order_acknowledgment",
-                    submissions=[
-                        Submission(template | {"po_number": f"PO-{n}"}, f"k{n}", f"c{n}") for n in chunk
-                    ],
-                    actor="bench",
-                    lease=lease,
-                    policy=policy,
-                )
-            generated = [item.generated for item in submitted if item.generated is not None]
-            assert len(generated) == len(chunk)
-            assert ctx.publisher is not None
-            ctx.publisher.publish(SEND_MESSAGE, {"message_ids": [str(item.message_id) for item in generated]})
-            outcomes = send_messages(
-                ctx, [item.message_id for item in generated], transports=transports, after=settle_hook(ctx)
-            )
-            assert {outcome.status for outcome in outcomes} == {"sent"}
-            return len(generated)
-
-        started = time.perf_counter()
-        if args.workers == 1:  # in this thread (profilers see it)
-            done = sum(work(chunk) for chunk in chunks)
-        else:
-            with ThreadPoolExecutor(args.workers) as pool:
-                done = sum(pool.map(work, chunks))
-        elapsed = time.perf_counter() - started
+        shares = [jobs[p :: args.processes] for p in range(args.processes)]
+        start = (settings_data, args.workers)
+        with ProcessPoolExecutor(
+            args.processes, mp_context=spawn, initializer=_start_worker, initargs=start
+        ) as pool:
+            list(pool.map(_start_noop, range(args.processes)))  # every process up before the clock starts
+            started = time.perf_counter()
+            done = sum(pool.map(_work_chunks, shares))
+            elapsed = time.perf_counter() - started
         with db.unit_of_work(read_only=True) as session:
-            from sqlalchemy import func, select
-
-            from gateway.store.models import Interchange, Message
-
             sent = session.scalar(select(func.count()).select_from(Message).where(Message.status == "sent"))
             distinct = session.scalar(
                 select(func.count(func.distinct(Interchange.partner_id + Interchange.control_number)))
             )
-        figures = {
+        received = int(httpx.get(f"{sink_url}/count").text)
+        return {
             "benchmark": "outbound",
             "backend": "postgres+redis",
             "documents": done,
-            "workers": args.workers,
+            "processes": args.processes,
+            "threads_per_process": args.workers,
             "chunk": args.chunk,
             "partners": args.partners,
             "seconds": round(elapsed, 2),
             "documents_per_second": round(done / elapsed, 1),
             "sent": sent,
-            "received_by_partner": _Sink.received,
+            "received_by_partner": received,
             "distinct_control_numbers": distinct,
             "target_per_second": TARGET_PER_SECOND,
         }
-        return figures
     finally:
-        sink.shutdown()
+        sink.terminate()
         db.dispose()
         with psycopg.connect(dsn, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _start_noop(_: int) -> None:
+    time.sleep(0.2)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run, print the figures; exit 1 when documents were lost or (full run) slow."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=int, default=10_000)
-    parser.add_argument("--workers", type=int, default=8, help="concurrent generating/sending threads")
+    parser.add_argument("--processes", type=int, default=2, help="worker processes (the outbound fleet)")
+    parser.add_argument("--workers", type=int, default=4, help="generating/sending threads per process")
     parser.add_argument("--chunk", type=int, default=25, help="documents per database transaction")
     parser.add_argument("--partners", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="500 documents, no speed target (CI)")
@@ -188,7 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         args.documents = min(args.documents, 500)
     figures = run(args)
     print(json.dumps(figures))
-    ok = figures["sent"] == figures["documents"] == figures["distinct_control_numbers"] == args.documents
+    ok = (
+        figures["sent"] == figures["documents"] == figures["distinct_control_numbers"]
+        == figures["received_by_partner"] == args.documents
+    )
     if not ok:
         print(f"lost or duplicated documents: {figures}", file=sys.stderr)
         return 1
