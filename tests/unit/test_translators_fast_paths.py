@@ -10,22 +10,24 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from pathlib import Path
 from typing import Any
 
+import pydantic_core
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import corpus_files
 from translators.errors import MappingError
-from translators.maps import _engine, ack855, asn856, inv810, po850
+from translators.maps import _engine, ack855, asn856, inv810, po850, to_canonical_json
 from translators.maps._engine import MAX_LENGTH, TEXT, Context, SegmentTable
 from translators.schemas import segment_dictionary
 from translators.schemas.model import SyntaxNote
 from translators.settings import MappingSettings
 from translators.validation import validate_transaction
-from translators.validation._compile import _notes_function
+from translators.validation._compile import Slot, segment_pattern
 from translators.x12.model import Delimiters, Segment, TransactionSet
 from translators.x12.reader import read_transactions
 from translators.x12.writer import WriteError, _format_checked, format_segment, format_transaction
@@ -80,7 +82,7 @@ def test_generated_sets_raw_text_and_validation_agree(body: list[tuple[str, list
         _check_set(ts)
 
 
-# --- generated syntax-note functions against the notes' definitions ---------------------
+# --- syntax notes folded into the segment regex, against the notes' definitions -------
 
 def _present(e: list[str], q: int) -> bool:
     return len(e) >= q and e[q - 1] != ""
@@ -100,24 +102,30 @@ def _note_holds(note: SyntaxNote, e: list[str]) -> bool:
 
 
 @pytest.mark.parametrize("version", ["004010", "005010"])
-def test_notes_functions_follow_the_note_definitions(version: str) -> None:
+def test_segment_regex_notes_follow_the_note_definitions(version: str) -> None:
     rnd = random.Random(version)
+    checked = 0
     for tag, defn in segment_dictionary(version).items():
         if defn.elements is None:
             continue
-        ok = _notes_function(defn)
-        if ok is None:
-            continue
         composites = [r.position for r in defn.elements
                       if r.composite is not None and r.composite.syntax]
-        for n in range(len(defn.elements) + 2):
+        if not defn.syntax and not composites:
+            continue
+        # Every element optional and any value valid: only the notes can reject a shape.
+        slots = [Slot("X", False, "X?")] * len(defn.elements)
+        for n in range(len(defn.elements) + 1):
+            pattern = segment_pattern(defn, slots, "*", n)
+            assert pattern is not None
+            shape = re.compile(pattern)
             shapes: Any = (itertools.product(["", "X"], repeat=n) if n <= 10 else
                            (tuple(rnd.choice(["", "X"]) for _ in range(n)) for _ in range(500)))
-            for shape in shapes:
-                e = list(shape)
+            for e in map(list, shapes):
                 expected = (all(_note_holds(note, e) for note in defn.syntax)
                             and not any(_present(e, q) for q in composites))
-                assert ok(e) == expected, (tag, e)
+                assert (shape.fullmatch("*".join(e)) is not None) == expected, (tag, e)
+                checked += 1
+    assert checked > 10_000
 
 
 # --- writer ----------------------------------------------------------------------------
@@ -284,3 +292,65 @@ def test_duplicate_set_control_numbers_are_found_exactly(first: str, second: str
             "GE*2*1~\nIEA*1*000000001~\n").encode()
     issues = [i for ts in read_transactions(data) for i in ts.issues]
     assert any("is used twice" in i.message for i in issues) == duplicate
+
+
+# --- unrolled item pairs and the JSON encoder -------------------------------------------
+
+def _reference_item(el: list[str], start: int, ctx: Context) -> dict[str, Any]:
+    """read_item as the plain loop it was before it was unrolled."""
+    item: dict[str, Any] = {}
+    ids: list[dict[str, Any]] = []
+    _engine._read_pairs(el, start, ctx, item, ids)
+    if ids:
+        item["ids"] = ids
+    if ctx.items_in:
+        _engine._cross_reference(item, ctx)
+    return item
+
+
+_PAIR_VALUE = st.sampled_from(["", " ", "UP", "VP", "BP", "SK", "EN", "ZZ", "0123", " 12 ", "A B", "X"])
+
+
+@PROPERTY
+@given(st.lists(_PAIR_VALUE, max_size=45), st.sampled_from([1, 5]), st.booleans())
+def test_unrolled_item_reader_equals_the_pair_loop(elements: list[str], start: int,
+                                                   xref: bool) -> None:
+    settings_ = MappingSettings.model_validate(
+        {"items": {"0123": {"sku": "S-1"}}}) if xref else None
+    fast_ctx, slow_ctx = Context(settings_), Context(settings_)
+    fast = _engine.read_item(elements, start, fast_ctx)
+    slow = _reference_item(elements, start, slow_ctx)
+    assert fast == slow
+    assert list(fast) == list(slow)
+    assert fast_ctx.invalid == slow_ctx.invalid
+
+
+def _canonical_data(ts: TransactionSet) -> Any:
+    from translators.maps import _read
+    return _read(ts.set_id, ts.body, None)
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("path", corpus_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_corpus_canonical_json_is_what_pydantic_core_writes(path: Path) -> None:
+    orjson = pytest.importorskip("orjson")
+    for ts in read_transactions(path.read_bytes()):
+        if ts.set_id not in ("850", "855", "856", "810"):
+            continue
+        try:
+            data = _canonical_data(ts)
+        except MappingError:
+            continue
+        assert orjson.dumps(data) == pydantic_core.to_json(data)
+        assert to_canonical_json(ts) == pydantic_core.to_json(data)
+
+
+_JSON_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
+
+
+@PROPERTY
+@given(st.recursive(st.one_of(st.none(), _JSON_TEXT), lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(_JSON_TEXT, inner, max_size=4)), max_leaves=20))
+def test_json_encoder_writes_the_bytes_pydantic_core_writes(value: Any) -> None:
+    orjson = pytest.importorskip("orjson")
+    assert orjson.dumps(value) == pydantic_core.to_json(value)

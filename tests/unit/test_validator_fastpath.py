@@ -26,10 +26,7 @@ NOISE = ["", "A", "12", "-1", "1.5", "-.5", "1.", ".", "1.2.3", "20240230", "202
 
 
 def fast_ok(cseg: CSeg, elements: Sequence[str]) -> bool:
-    assert cseg.match is not None
-    if cseg.match(DELIMS.element.join(elements)) is None:
-        return False
-    return cseg.notes_ok is None or cseg.notes_ok(elements)
+    return cseg.accepts(elements)
 
 
 def slow_ok(cseg: CSeg, elements: list[str]) -> bool:

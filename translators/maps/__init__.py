@@ -41,6 +41,13 @@ __all__ = [
 _MAPS: dict[str, ModuleType] = {"850": po850, "855": ack855, "856": asn856, "810": inv810}
 SUPPORTED_VERSIONS = ("004010", "005010")
 
+_dumps: Callable[[Any], bytes]
+try:  # a C encoder ~3x faster than pydantic_core.to_json on plain data, same bytes out
+    from orjson import dumps as _orjson_dumps
+    _dumps = _orjson_dumps
+except ImportError:  # pragma: no cover - orjson is a dependency; keep working without it
+    _dumps = pydantic_core.to_json
+
 
 def document_type_for(set_id: str) -> str:
     """The canonical document type of an X12 set id ("850" -> "purchase_order")."""
@@ -77,7 +84,11 @@ def to_canonical_json(ts: TransactionSet, settings: MappingSettings | None = Non
     ``to_json_bytes(to_canonical(ts))`` describes (same fields and values, keys in
     reading order); ``parse_document_json`` of it equals ``to_canonical(ts)``.
     """
-    return pydantic_core.to_json(_read(ts.set_id, ts.body, settings))
+    data = _read(ts.set_id, ts.body, settings)
+    try:
+        return _dumps(data)
+    except TypeError:  # what only pydantic_core encodes (non-str keys from partner defaults...)
+        return pydantic_core.to_json(data)
 
 
 def _read(set_id: str, body: Sequence[Segment], settings: MappingSettings | None

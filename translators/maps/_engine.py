@@ -12,14 +12,13 @@ Inbound documents are built as plain dicts and validated once at the end.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter
 from typing import Any, NamedTuple, Protocol
 
-from translators.canonical._types import CANONICAL_DECIMAL, decimal_or_none
+from translators.canonical._types import decimal_or_none
 from translators.errors import MappingError
 from translators.settings import MappingSettings
 from translators.x12.model import Segment
@@ -107,7 +106,6 @@ class Kind(NamedTuple):
 
 TEXT = Kind(None, _same)
 DECIMAL = Kind(decimal_or_none, _same)
-CANONICAL_DECIMAL_MATCH = re.compile(CANONICAL_DECIMAL).match  # decimal_or_none(v) is v
 IMPLIED_2 = Kind(implied_2, out_implied_2)
 DATE = Kind(x12_date, out_date)
 TIME = Kind(x12_time, out_time)
@@ -304,10 +302,15 @@ def _compile_reader(fields: Sequence[tuple[int, str, Kind, str, str]]) -> Reader
             convert = [f"    c = conv{i}(v)", "    if c is None:", f"        ctx.bad({eid!r}, v)",
                        "    else:", f"        d[{name!r}] = c"]
             if kind is DECIMAL:  # text already canonical is what decimal_or_none returns
-                env["canonical"] = CANONICAL_DECIMAL_MATCH
-                convert = ["    if (v.isdigit() and v.isascii() and (v[0] != '0' or len(v) == 1)"
-                           "            or canonical(v) is not None):",
-                           f"        d[{name!r}] = v", "    else:", *("    " + line for line in convert)]
+                # Canonical integers and plain decimals ("12", "1.25") are recognised with
+                # string methods, a regex call costs more; anything else goes to the converter.
+                convert = ["    if v.isdigit() and v.isascii() and (v[0] != '0' or len(v) == 1):",
+                           f"        d[{name!r}] = v", "    else:",
+                           "        w, p, f = v.partition('.')",
+                           "        if (p and f.isdigit() and w.isdigit() and w.isascii() and f.isascii()",
+                           "                and f[-1] != '0' and (w[0] != '0' or len(w) == 1)):",
+                           f"            d[{name!r}] = v", "        else:",
+                           *("        " + line for line in convert)]
             step += convert
         else:
             step += ["    if ' ' in v and (v[0] == ' ' or v[-1] == ' '):", "        v = v.strip()",
@@ -382,8 +385,19 @@ ITEM_FIELDS_OUT: dict[str, str] = {
 
 def read_item(el: list[str], start: int, ctx: Context) -> Data:
     """Item from the qualifier/value pairs of ``el`` starting at 0-based index ``start``."""
-    item: Data = {}
-    ids: list[Data] = []
+    return item_reader(start)(el, ctx)
+
+
+def item_reader(start: int) -> Callable[[list[str], Context], Data]:
+    """``read_item`` for pairs from index ``start`` on, as one function ``(el, ctx)``."""
+    reader = _ITEM_READERS.get(start)
+    if reader is None:
+        reader = _ITEM_READERS[start] = _compile_item_reader(start)
+    return reader
+
+
+def _read_pairs(el: list[str], start: int, ctx: Context, item: Data, ids: list[Data]) -> None:
+    """The pairs from index ``start`` on into ``item`` and ``ids`` (the first of a kind names)."""
     names = ITEM_QUALIFIERS
     for i in range(start, len(el) - 1, 2):
         q, v = el[i], el[i + 1]
@@ -399,11 +413,36 @@ def read_item(el: list[str], start: int, ctx: Context) -> Data:
         name = names.get(q)
         if name is not None and name not in item:
             item[name] = v
-    if ids:
-        item["ids"] = ids
-    if ctx.items_in:
-        _cross_reference(item, ctx)
-    return item
+
+
+_UNROLLED_PAIRS = 15  # LIN02..LIN31; PO1/IT1 have 10
+_ITEM_READERS: dict[int, Callable[[list[str], Context], Data]] = {}
+
+
+def _compile_item_reader(start: int) -> Callable[[list[str], Context], Data]:
+    """``read_item`` for one start index, the pair loop unrolled (the maps' hottest code).
+
+    It does what ``_read_pairs`` does, then adds ``ids`` and the partner's cross-reference."""
+    done = ["if ids:", "    item['ids'] = ids", "if ctx.items_in:", "    cross(item, ctx)",
+            "return item"]
+    lines = ["def read_item(el, ctx):", "    item = {}", "    ids = []", "    n = len(el)"]
+    for k in range(_UNROLLED_PAIRS):
+        i = start + 2 * k
+        lines += [f"    if n <= {i + 1}:", *("        " + line for line in done),
+                  f"    q = el[{i}]", f"    v = el[{i + 1}]", "    if v:",
+                  "        if ' ' in v and (v[0] == ' ' or v[-1] == ' '):",
+                  "            v = v.strip()", "        if v:",
+                  "            ids.append({'qualifier': q, 'value': v})",
+                  "            name = names_get(q)",
+                  "            if name is not None and name not in item:",
+                  "                item[name] = v", "    elif q:", f"        ctx.bad('pair@{i + 1:02d}', q)"]
+    lines += [f"    read_pairs(el, {start + 2 * _UNROLLED_PAIRS}, ctx, item, ids)",
+              *("    " + line for line in done)]
+    env: dict[str, Any] = {"names_get": ITEM_QUALIFIERS.get, "cross": _cross_reference,
+                           "read_pairs": _read_pairs}
+    exec("\n".join(lines), env)  # generated from the constants above, no input
+    reader: Callable[[list[str], Context], Data] = env["read_item"]
+    return reader
 
 
 def _cross_reference(item: Data, ctx: Context) -> None:

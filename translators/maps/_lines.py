@@ -20,11 +20,11 @@ from translators.maps._engine import (
     SegmentTable,
     append_to,
     item_pairs,
+    item_reader,
     on_msg,
     on_n9,
     on_nte,
     on_pid,
-    read_item,
     set_object,
     write_all,
     write_dates,
@@ -53,10 +53,16 @@ MAX_PAIRS = 10  # PO106..PO125
 
 def on_line(table: SegmentTable, loop: Handlers) -> Handler:
     """Handler for PO1/IT1: a new line in ``target["lines"]``, opening its loop."""
+    read = table.read
+    read_item_at = item_reader(ITEM_PAIRS_AT)
+
     def handler(seg: Segment, target: Data, ctx: Context) -> Scope | None:
-        line = table.read(seg, ctx)
-        line["item"] = read_item(seg.elements, ITEM_PAIRS_AT, ctx)
-        target.setdefault("lines", []).append(line)
+        line = read(seg, ctx)
+        line["item"] = read_item_at(seg.elements, ctx)
+        lines = target.get("lines")
+        if lines is None:
+            lines = target["lines"] = []
+        lines.append(line)
         return (loop, line)
     return handler
 

@@ -2,8 +2,9 @@
 
 The regex of a segment fullmatches only element text that is valid in every respect a regex
 can see (characters, lengths, numeric and date/time shapes, code lists, repetitions,
-components). Relational syntax notes are checked by a small generated function. Anything the
-fast path rejects goes to the precise checks in ``_elements``, which say what is wrong.
+components) and that satisfies the segment's relational syntax notes, which the regex checks
+at its end with conditionals on empty groups marking the elements that are present. Anything
+the fast path rejects goes to the precise checks in ``_elements``, which say what is wrong.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from translators.schemas.model import (
     CompositeDef,
@@ -21,7 +22,6 @@ from translators.schemas.model import (
     LoopDef,
     SegmentDef,
     SegmentUse,
-    SyntaxNote,
     TransactionSchema,
 )
 from translators.validation.rules import PartnerRules, split_segment_id
@@ -61,19 +61,57 @@ class ElementRule:
     partner_codes: bool
 
 
-class CSeg:
-    """A segment definition compiled for one delimiter set and one set of partner rules."""
+Matcher = Callable[..., object]
+"""``fullmatch(text, pos=0)`` of a compiled segment regex: None when the text is rejected."""
 
-    __slots__ = ("defn", "match", "notes_ok", "rules", "tag")
+
+class Slot(NamedTuple):
+    """One element position as regex text: its value, whether it is mandatory, "empty or value"."""
+
+    value: str
+    mandatory: bool
+    optional: str
+
+
+class CSeg:
+    """A segment definition compiled for one delimiter set and one set of partner rules.
+
+    ``by_count[n]`` matches the element text (without the tag) of the segment when it has
+    exactly ``n`` elements; each regex is compiled on first use. None: no element checks."""
+
+    __slots__ = ("by_count", "defn", "element_sep", "rules", "slots", "tag")
 
     def __init__(self, defn: SegmentDef, rules: tuple[ElementRule, ...] | None,
-                 match: Callable[..., object] | None,
-                 notes_ok: Callable[[Sequence[str]], bool] | None) -> None:
+                 slots: list[Slot] | None, element_sep: str) -> None:
         self.tag = defn.tag
         self.defn = defn
         self.rules = rules
-        self.match = match
-        self.notes_ok = notes_ok
+        self.slots = slots
+        self.element_sep = element_sep
+        self.by_count: list[Matcher] | None = (
+            None if slots is None else [self._first_use(n) for n in range(len(slots) + 1)])
+
+    def _first_use(self, count: int) -> Matcher:
+        def match(text: str, pos: int = 0) -> object:
+            assert self.slots is not None and self.by_count is not None
+            pattern = segment_pattern(self.defn, self.slots, self.element_sep, count)
+            fn = _reject if pattern is None else re.compile(pattern, re.DOTALL).fullmatch
+            self.by_count[count] = fn
+            return fn(text, pos)
+        return match
+
+    def accepts(self, elements: Sequence[str]) -> bool:
+        """True when the fast path finds nothing wrong with these elements."""
+        if self.by_count is None:
+            return True
+        if len(elements) >= len(self.by_count):
+            return False
+        return self.by_count[len(elements)](self.element_sep.join(elements)) is not None
+
+
+def _reject(text: str, pos: int = 0) -> None:
+    """The matcher of an element count that can never be valid (a mandatory element is absent)."""
+    return None
 
 
 class CLoop:
@@ -141,8 +179,9 @@ class CLoop:
 
 
 Move = tuple[Any, ...]
-"""(target State | None, depth, same, max, missing, match, notes_ok, offset of element 01 in
-the segment's raw text, (loop id, is loop, CSeg)); the last item is only read on errors."""
+"""(target State | None, depth, same, max, missing, matchers by element count (CSeg.by_count),
+offset of element 01 in the segment's raw text, (loop id, is loop, CSeg)); the last item is
+only read on errors."""
 
 
 class State:
@@ -170,13 +209,12 @@ class State:
 
         A move whose target is None means the tag cannot be placed here."""
         cseg = segs.get(tag)
-        match: Callable[..., object] | None = None
-        notes_ok: Callable[[Sequence[str]], bool] | None = None
+        match: list[Matcher] | None = None
         check: CSeg | None = None
         if cseg is not None and tag not in ("ST", "SE"):
-            match, notes_ok, check = cseg.match, cseg.notes_ok, cseg
+            match, check = cseg.by_count, cseg
         skip = len(tag) + 1
-        result: Move = (None, 0, False, 0, (), match, notes_ok, skip, (self.loop.id, False, check))
+        result: Move = (None, 0, False, 0, (), match, skip, (self.loop.id, False, check))
         missing: list[tuple[str, str, bool]] = []
         for depth in range(len(self.frames) - 1, -1, -1):
             fl, fi = self.frames[depth]
@@ -189,10 +227,10 @@ class State:
             child = fl.children[j]
             if isinstance(child, CLoop):
                 result = (child.state(0), depth, j == fi, fl.maxes[j], tuple(missing), match,
-                          notes_ok, skip, (child.id, True, check))
+                          skip, (child.id, True, check))
             else:
                 result = (fl.state(j), depth, j == fi, fl.maxes[j], tuple(missing), match,
-                          notes_ok, skip, (fl.id, False, check))
+                          skip, (fl.id, False, check))
             break
         self.trans[tag] = result
         return result
@@ -345,10 +383,11 @@ def element_rules(defn: SegmentDef, rules: PartnerRules | None) -> tuple[Element
 def compile_segment(defn: SegmentDef, delims: Delims, rules: PartnerRules | None) -> CSeg:
     """The fast checks of one segment definition."""
     if defn.elements is None:
-        return CSeg(defn, None, None, None)
+        return CSeg(defn, None, None, delims.element)
     erules = element_rules(defn, rules)
     cc = _char_class(delims)
-    items = []
+    simple = re.compile(re.escape(cc) + r"\{(\d+),(\d+)\}")
+    slots = []
     for er in erules:
         ref = er.ref
         if ref.composite is not None:
@@ -356,53 +395,113 @@ def compile_segment(defn: SegmentDef, delims: Delims, rules: PartnerRules | None
         else:
             assert ref.element is not None
             pat = _value_pattern(ref.element, er.codes, cc)
+        bounds = simple.fullmatch(pat)
         if ref.repeat > 1 and delims.repetition:
             pat = (f"(?>{pat})(?:{re.escape(delims.repetition)}(?>{pat}))"
                    f"{{0,{ref.repeat - 1}}}+")
-        items.append((pat, er.mandatory))
-    regex = re.compile(_sequence(items, re.escape(delims.element)), re.DOTALL)
-    return CSeg(defn, erules, regex.fullmatch, _notes_function(defn))
+        elif bounds is not None:
+            # One possessive character-class run: no backtracking state in sre at all.
+            lo, hi = bounds.groups()
+            pat = f"{pat}+"
+            if int(lo) <= 1:
+                slots.append(Slot(pat, er.mandatory, f"{cc}{{0,{hi}}}+"))
+                continue
+        slots.append(Slot(pat, er.mandatory, f"(?:{pat})?+"))
+    return CSeg(defn, erules, slots, delims.element)
 
 
-def _notes_function(defn: SegmentDef) -> Callable[[Sequence[str]], bool] | None:
-    """A generated function that is True when the elements satisfy every syntax note.
+_FAIL = "(?!)"
 
-    Composites with notes of their own send the segment to the slow path when present."""
+
+def segment_pattern(defn: SegmentDef, slots: Sequence[Slot], element_sep: str,
+                    count: int) -> str | None:
+    """The regex of the segment's element text when it has exactly ``count`` elements.
+
+    None when a mandatory element would be absent. Without trailing optional elements to
+    allow for, the pattern is flat: each position's value or "empty or value", joined by the
+    separator, which no value can contain, so sre never backtracks across elements.
+
+    Syntax notes: a paired note on two neighbouring optional elements becomes one alternation
+    ("both, or neither"); for the other notes every position they name gets a group that is
+    set only when the element is present, and the notes follow as conditionals on those groups.
+    A composite that has syntax notes of its own fails the match when present, so the precise
+    checks see it."""
     assert defn.elements is not None
-    notes: list[SyntaxNote] = list(defn.syntax)
-    composite_positions = [r.position for r in defn.elements
-                           if r.composite is not None and r.composite.syntax]
-    if not notes and not composite_positions:
+    if count > len(slots) or any(slot.mandatory for slot in slots[count:]):
         return None
-    lines = ["def ok(e):", "    n = len(e)"]
-    for pos in composite_positions:
-        lines.append(f"    if n >= {pos} and e[{pos - 1}]: return False")
-    # R notes first (they fail when everything is absent); the others only matter once their
-    # first position is present, so they come by first position after a length check. Up to
-    # that length, elements are indexed without a guard.
-    ordered = sorted(notes, key=lambda n: (n.kind != "R", min(n.positions)))
-    safe = 0
-    for note in ordered:
-        if note.kind != "R":
-            safe = min(note.positions)
-            lines.append(f"    if n < {safe}: return True")
-        p = [f"e[{q - 1}]" if q <= safe else f"(n >= {q} and e[{q - 1}])" for q in note.positions]
-        first, rest = p[0], p[1:]
-        if note.kind == "P":
-            broken = (f"(not {first}) != (not {rest[0]})" if len(p) == 2
-                      else f"({' or '.join(p)}) and not ({' and '.join(p)})")
-        elif note.kind == "R":
-            broken = f"not ({' or '.join(p)})"
-        elif note.kind == "E":
-            broken = " or ".join(f"({a} and {b})" for k, a in enumerate(p) for b in p[k + 1:])
-        elif note.kind == "C":
-            broken = f"{first} and not ({' and '.join(rest)})"
-        else:  # L
-            broken = f"{first} and not ({' or '.join(rest)})"
-        lines.append(f"    if {broken}: return False")
-    lines.append("    return True")
-    namespace: dict[str, object] = {}
-    exec("\n".join(lines), namespace)
-    fn = namespace["ok"]
-    assert callable(fn)
-    return fn
+    sep = re.escape(element_sep)
+    composites = [r.position for r in defn.elements
+                  if r.composite is not None and r.composite.syntax and r.position <= count]
+    uses: dict[int, int] = {}
+    for note in defn.syntax:
+        for p in note.positions:
+            uses[p] = uses.get(p, 0) + 1
+    for p in composites:
+        uses[p] = uses.get(p, 0) + 1
+    fused: dict[int, int] = {}  # first position -> second, of paired neighbours
+    for note in defn.syntax:
+        a, *rest = note.positions
+        if (note.kind == "P" and rest == [a + 1] and a + 1 <= count and uses[a] == uses[a + 1] == 1
+                and not slots[a - 1].mandatory and not slots[a].mandatory
+                and re.fullmatch(slots[a - 1].value, "") is None
+                and re.fullmatch(slots[a].value, "") is None):
+            fused[a] = a + 1
+    always = {k for k in range(1, count + 1) if slots[k - 1].mandatory}
+    marked = {p for p in uses if p <= count and p not in always} - set(fused) - set(fused.values())
+    items = []
+    k = 1
+    while k <= count:
+        slot = slots[k - 1]
+        if k in fused:
+            items.append(f"(?:{slot.value}{sep}{slots[k].value}|{sep})")
+            k += 2
+            continue
+        if k in marked:
+            if re.fullmatch(slot.value, "") is None:
+                items.append(f"(?P<p{k}>{slot.value})?+")
+            else:  # a value pattern that matches empty text needs a lookahead to mean "present"
+                items.append(f"(?:(?=[^{sep}])(?P<p{k}>){slot.value})?+")
+        else:
+            items.append(slot.value if slot.mandatory else slot.optional)
+        k += 1
+    notes = [note for note in defn.syntax if note.positions[0] not in fused]
+    return (sep.join(items)
+            + "".join(_note_condition(n.kind, n.positions, always, marked) for n in notes)
+            + "".join(_if(p, _FAIL, "", always, marked) for p in composites))
+
+
+def _if(position: int, yes: str, no: str, always: set[int], marked: set[int]) -> str:
+    """``yes`` when element ``position`` is present, else ``no``."""
+    if position in always:
+        return yes
+    return f"(?(p{position}){yes}|{no})" if position in marked else no
+
+
+def _note_condition(kind: str, positions: Sequence[int], always: set[int], marked: set[int]) -> str:
+    """A zero-width pattern that fails exactly when the note is broken."""
+
+    def when(p: int, yes: str, no: str) -> str:
+        return _if(p, yes, no, always, marked)
+
+    def every(ps: Sequence[int]) -> str:
+        return when(ps[0], every(ps[1:]), _FAIL) if ps else ""
+
+    def none(ps: Sequence[int]) -> str:
+        return when(ps[0], _FAIL, none(ps[1:])) if ps else ""
+
+    def some(ps: Sequence[int]) -> str:
+        return when(ps[0], "", some(ps[1:])) if ps else _FAIL
+
+    def at_most_one(ps: Sequence[int]) -> str:
+        return when(ps[0], none(ps[1:]), at_most_one(ps[1:])) if ps else ""
+
+    first, rest = positions[0], positions[1:]
+    if kind == "P":
+        return when(first, every(rest), none(rest))
+    if kind == "R":
+        return some(positions)
+    if kind == "E":
+        return at_most_one(positions)
+    if kind == "C":
+        return when(first, every(rest), "")
+    return when(first, some(rest), "")  # L

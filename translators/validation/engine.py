@@ -1,8 +1,8 @@
 """The validator: one engine walks any transaction set schema.
 
 Structure is checked by a loop state machine over the compiled schema (dict lookups per
-segment); elements by one precompiled regex per segment definition, with precise checks only
-for the segments the regex rejects. Every issue carries the positions a 997/999 needs.
+segment); elements and syntax notes by one precompiled regex per segment definition, with
+precise checks only for the segments the regex rejects. Every issue carries the positions a 997/999 needs.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ class _Walk:
             mv = trans.get(tag)
             if mv is None:
                 mv = state.move(tag, segs)
-            target, depth, same, mx, missing, match, notes_ok, skip, where = mv
+            target, depth, same, mx, missing, match, skip, where = mv
             if target is None:
                 if not self._misplaced(state, tag, seg):
                     continue
@@ -159,10 +159,12 @@ class _Walk:
                 state = target
                 trans = state.trans
             if match is not None:
-                # The elements as read are the raw text after the tag: no need to join them.
+                # One regex per element count; the elements as read are the raw text after the
+                # tag, so there is no need to join them.
+                n = len(seg.elements)
                 raw = seg.raw
-                if (match(raw, skip) if raw is not None else match(esep.join(seg.elements))) is None \
-                        or (notes_ok is not None and not notes_ok(seg.elements)):
+                if n >= len(match) or (match[n](raw, skip) if raw is not None
+                                       else match[n](esep.join(seg.elements))) is None:
                     self.check_elements(where[2], seg, delims, where[0], self.ctx, self.issues)
         if self.compiled.schema.hierarchy is not None and "HL" in segs:
             # Collected after the walk: a known tag, so the walk never skips an HL.

@@ -355,7 +355,7 @@ class _InterchangeParser:
         max_segments = self.limits.max_transaction_segments
         max_bytes = self.limits.max_transaction_bytes
         term_is_space = self.terminator in (b"\n", b"\r")
-        new = object.__new__
+        new = _ReadSegment
         # The open set's segment list and byte limit, refreshed after every control segment
         # (only those open, close or overflow a set); None when no set takes body segments.
         segs, limit = self._body_target(max_bytes)
@@ -375,8 +375,8 @@ class _InterchangeParser:
                 tag = parts.pop(0)
                 if segs is not None and tag not in control_tags:
                     # Segment(tag, parts, seg_offset, position, component, repetition, text)
-                    # without the cost of a type call that runs __init__ (the hot path).
-                    seg = new(Segment)
+                    # without the cost of running __init__ (the hot path).
+                    seg = new()
                     seg.tag = tag
                     seg.elements = parts
                     seg.offset = seg_offset
@@ -616,6 +616,13 @@ class _InterchangeParser:
 
 
 _CONTROL_TAGS = frozenset({"SE", "ST", "GS", "GE", "IEA", "ISA"})
+
+
+class _ReadSegment(Segment):
+    """A Segment whose fields the reader sets one by one: created without running __init__."""
+
+    __slots__ = ()
+    __init__ = object.__init__
 
 
 def _cn_key(cn: str) -> str | int:
