@@ -197,6 +197,19 @@ def test_one_rejected_set_of_two_makes_the_group_partially_accepted() -> None:
     assert only(ack, "AK9").elements == ["P", "2", "2", "1"]
 
 
+def test_a_set_without_st01_or_st02_gets_no_ak2_but_the_ak9_counts_it_rejected() -> None:
+    unnamed = segment_issue(SegmentError.MANDATORY_SEGMENT_MISSING, segment_tag="ST")
+    group = GroupOutcome(gs(), [
+        TransactionOutcome("", "", "", [unnamed]),
+        TransactionOutcome("850", "0002"),
+    ], [], 2)
+    for kind in ("997", "999"):
+        ack = build(kind, group)
+        assert [s.elements[:2] for s in segments(ack, "AK2")] == [["850", "0002"]]
+        assert only(ack, "AK9").elements[:4] == ["P", "2", "2", "1"]
+        assert pyx12_errors(ack.text) == []
+
+
 def test_all_sets_rejected_makes_the_group_rejected() -> None:
     ack = build("999", one_set_group(segment_issue(SegmentError.UNEXPECTED_SEGMENT),
                                      header=gs5010()))

@@ -279,6 +279,10 @@ def functional_ack_body(
         ak1.append(_clean(header.version, delimiters, 12))
     body: list[SegmentSpec] = [("AK1", ak1)]
     for outcome in group.transactions:
+        if not outcome.set_id and not outcome.control_number:
+            # An ST with neither ST01 nor ST02 cannot be named in an AK2/IK2; AK9 still counts
+            # it as received and not accepted, which tells the sender a set went wrong.
+            continue
         ak2: list[Element] = [_clean(outcome.set_id, delimiters, 3),
                               _clean(outcome.control_number, delimiters, 9)]
         if dialect.v5010 and outcome.implementation_reference:
