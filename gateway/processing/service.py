@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -41,7 +42,7 @@ from gateway.processing.x12_parse import (
     parse_x12,
 )
 from gateway.store.blobs import record_blob
-from gateway.store.control_numbers import allocate
+from gateway.store.control_numbers import allocate_many
 from gateway.store.duplicates import find_duplicate_interchange
 from gateway.store.enums import (
     AckStatus,
@@ -586,10 +587,26 @@ def _store_acks(w: _Writer, item: ParsedInterchange, interchange: Interchange) -
     if profile is None:
         return
     ack_settings = profile.profile.x12.acknowledgment
-    partner_id = w.snap.partner_id
+    # A dry run counts the numbers each kind needs, so that one statement allocates them all
+    # (it takes the partner's counter lock, held to commit: the last thing this unit does).
+    needed: Counter[str] = Counter()
+
+    def count(kind: str) -> int:
+        needed[kind] += 1
+        return needed[kind]
+
+    if not build_acknowledgments(item.outcome, ack_settings, now=w.now, next_control_number=count):
+        return
+    firsts = allocate_many(
+        w.session,
+        partner_id=w.snap.partner_id,
+        counts={_CONTROL_KINDS[kind]: n for kind, n in needed.items()},
+    )
+    handed: Counter[str] = Counter()
 
     def next_number(kind: str) -> int:
-        return allocate(w.session, partner_id=partner_id, kind=_CONTROL_KINDS[kind])
+        handed[kind] += 1
+        return firsts[_CONTROL_KINDS[kind]] + handed[kind] - 1
 
     for ack in build_acknowledgments(item.outcome, ack_settings, now=w.now, next_control_number=next_number):
         _store_ack(w, item, interchange, ack)

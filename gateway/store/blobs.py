@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from gateway.archive.blob_store import BlobRef
 from gateway.store.models import Blob
+from gateway.store.statements import multi_row_insert, row_params
 from gateway.store.types import utcnow
+
+_COLUMNS = ("sha256", "size", "created_at")
 
 
 def record_blob(session: Session, ref: BlobRef) -> None:
@@ -24,13 +25,10 @@ def record_blobs(session: Session, refs: Sequence[BlobRef]) -> None:
     unique = {ref.sha256: ref for ref in refs}
     if not unique:
         return
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     now = utcnow()
-    result = session.execute(
-        insert(Blob)
-        .values([{"sha256": ref.sha256, "size": ref.size, "created_at": now} for ref in unique.values()])
-        .on_conflict_do_nothing(index_elements=[Blob.sha256])
-    )
+    rows = [(ref.sha256, ref.size, now) for ref in unique.values()]
+    statement = multi_row_insert(Blob.__table__, _COLUMNS, len(rows), "ON CONFLICT (sha256) DO NOTHING")
+    result = session.execute(statement, row_params(_COLUMNS, rows))
     if getattr(result, "rowcount", len(unique)) == len(unique):
         return
     # Some were known already: their catalogued sizes must agree with what was just archived.

@@ -20,9 +20,18 @@ from sqlalchemy.orm import Session
 from gateway.store.enums import ControlNumberKind
 from gateway.store.events import append_event
 from gateway.store.models import ControlCounter
+from gateway.store.statements import multi_row_insert, row_params
 from gateway.store.types import utcnow
 
 MAX_VALUE = 999_999_999  # nine digits for all three
+_COUNTER_COLUMNS = ("partner_id", "kind", "next_value", "updated_at")
+# A new counter starts at 1 + count; an existing one moves on by count, unless that passes MAX_VALUE.
+_ADVANCE = (
+    "ON CONFLICT (partner_id, kind) DO UPDATE SET "
+    "next_value = control_counters.next_value + excluded.next_value - 1, updated_at = excluded.updated_at "
+    "WHERE control_counters.next_value + excluded.next_value - 2 <= :max_value "
+    "RETURNING kind, next_value"
+)
 
 
 class ControlNumberError(Exception):
@@ -82,19 +91,10 @@ def allocate_many(
     """Reserve ``counts[kind]`` consecutive numbers of each kind in one statement; the firsts."""
     if any(count < 1 for count in counts.values()):
         raise ControlNumberError("count must be at least 1")
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    table = ControlCounter.__table__
-    statement = module.insert(ControlCounter).values(
-        [{"partner_id": partner_id, "kind": kind, "next_value": 1 + count, "updated_at": utcnow()}
-         for kind, count in sorted(counts.items(), key=lambda item: item[0].value)]
-    )
-    added = statement.excluded.next_value - 1
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c.partner_id, table.c.kind],
-        set_={"next_value": table.c.next_value + added, "updated_at": statement.excluded.updated_at},
-        where=table.c.next_value + added - 1 <= MAX_VALUE,
-    ).returning(table.c.kind, table.c.next_value)
-    advanced = {ControlNumberKind(kind): value for kind, value in session.execute(statement).all()}
+    rows = [(partner_id, kind, 1 + count, utcnow()) for kind, count in sorted(counts.items())]
+    statement = multi_row_insert(ControlCounter.__table__, _COUNTER_COLUMNS, len(rows), _ADVANCE)
+    result = session.execute(statement, row_params(_COUNTER_COLUMNS, rows) | {"max_value": MAX_VALUE})
+    advanced = {ControlNumberKind(kind): value for kind, value in result.all()}
     firsts = {}
     for kind, count in counts.items():
         if kind not in advanced or advanced[kind] - 1 > MAX_VALUE:
