@@ -79,11 +79,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings shared by the API (publishing) and the workers (consuming)."""
     broker = settings.effective_broker_url()
     transport_options: dict[str, Any] = {}
+    prefetch = 1  # Redis delivers as soon as a slot frees; one at a time keeps the queues fair
     if broker.startswith("sqla+"):
         from gateway.processing.sqla_broker import broker_url
 
         broker = broker_url(broker)
-        transport_options["polling_interval"] = 0.1
+        transport_options["polling_interval"] = 0.05
+        # The polling transport fetches only for free slots and then sleeps a polling interval;
+        # a few reserved tasks per process keep it busy (unacked: a crash returns them).
+        prefetch = 4
     elif broker.startswith(("redis://", "rediss://")):
         transport_options["visibility_timeout"] = 3600
     return {
@@ -95,7 +99,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_ignore_result": settings.result_backend is None,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": 1,
+        "worker_prefetch_multiplier": prefetch,
         "task_default_queue": "inbound",
         "task_queues": task_queues(),
         "task_routes": {name: {"queue": queue} for name, queue in TASK_QUEUES.items()},

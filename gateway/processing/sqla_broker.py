@@ -1,9 +1,11 @@
-"""kombu's SQLAlchemy broker transport with a configurable polling interval.
+"""kombu's SQLAlchemy broker transport with a configurable polling interval and WAL on SQLite.
 
 kombu hands every transport option to ``create_engine``, so the virtual transport's
 ``polling_interval`` (1 s by default: a second of latency per hop) cannot be set for it. This
 subclass keeps that option away from the engine; :func:`register` makes ``edigate-sqla+…``
-URLs use it.
+URLs use it. On SQLite it also switches the broker file to WAL with ``synchronous=NORMAL``
+(like the main database): the default rollback journal with full syncs cost ~14 ms per
+publish. A task lost to a power cut is only late: the outbox sweep publishes it again.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport.sqlalchemy import Channel as _Channel
 from kombu.transport.sqlalchemy import Transport as _Transport
+from sqlalchemy import event
 
 SCHEME = "edigate-sqla"
 _ENGINE_IGNORES = ("polling_interval",)
@@ -25,9 +28,20 @@ class Channel(_Channel):
         client = self.connection.client
         saved = {k: client.transport_options.pop(k) for k in _ENGINE_IGNORES if k in client.transport_options}
         try:
-            return super()._engine_from_config()  # type: ignore[no-untyped-call]
+            engine = super()._engine_from_config()  # type: ignore[no-untyped-call]
         finally:
             client.transport_options.update(saved)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout = 30000")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
 
 
 class Transport(_Transport):
