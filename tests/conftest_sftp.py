@@ -374,12 +374,12 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def start_sftp_worker(env: dict[str, str], log: Path) -> Any:
+def start_sftp_worker(env: dict[str, str], log: Path, *, concurrency: int = 2, pool: str = "prefork") -> Any:
     """A real ``celery worker`` child whose registry has the ``sftp`` sender."""
     import sys
 
     from tests.conftest_pipeline import ChildProcess
 
-    argv = [sys.executable, "-c", SFTP_WORKER_CODE, "worker", "--loglevel", "INFO", "--pool", "prefork",
-            "--concurrency", "2"]
+    argv = [sys.executable, "-c", SFTP_WORKER_CODE, "worker", "--loglevel", "INFO", "--pool", pool,
+            "--concurrency", str(concurrency)]
     return ChildProcess(argv, env, log).start()

@@ -35,7 +35,8 @@ def _types(hosted: HostedSftp) -> list[str]:
 
 
 def _inbound(hosted: HostedSftp) -> Path:
-    return hosted.server.layout.folder(USERNAME, "inbound")
+    folder: Path = hosted.server.layout.folder(USERNAME, "inbound")
+    return folder
 
 
 def test_password_login_upload_is_received_published_and_leaves_inbound(hosted_sftp: HostedSftp) -> None:
@@ -47,6 +48,7 @@ def test_password_login_upload_is_received_published_and_leaves_inbound(hosted_s
     [message] = hosted_sftp.messages()
     assert (message.partner_id, message.filename, message.transport.value) == (PARTNER_ID, "po.x12", "sftp")
     assert message.size == PO.stat().st_size
+    wait_for(lambda: hosted_sftp.publisher.published, message="the publish (doorbell thread)")
     assert [name for name, _ in hosted_sftp.publisher.published] == ["edigate.process_message"]
     assert list(_inbound(hosted_sftp).iterdir()) == []
     types = _types(hosted_sftp)

@@ -28,7 +28,8 @@ def test_a_malformed_hash_never_verifies(stored: str) -> None:
 
 def _openssh_line(private: object) -> str:
     public = private.public_key()  # type: ignore[attr-defined]
-    return public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    raw: bytes = public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return raw.decode()
 
 
 def test_ed25519_and_rsa_2048_keys_are_accepted() -> None:

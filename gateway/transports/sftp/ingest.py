@@ -6,6 +6,11 @@ A complete upload is first *renamed* (atomic, same filesystem) from where it was
 entry (the recovery sweep ingests it; if intake had already committed, the message with that
 id is found and the entry is just removed) or nothing to do. So a file is never lost and
 never becomes two messages; a lock on the entry keeps two processes from ingesting it at once.
+
+A live close (:meth:`SpoolIngestor.receive`) locks its new entry before the file enters it, so
+no sweep can race it and no earlier run can have recorded it. When the upload's hash was
+computed while it was written, the spooled file is hard-linked into the archive (its bytes were
+fsynced at the close) instead of being read and copied again.
 """
 
 from __future__ import annotations
@@ -18,22 +23,25 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 
-from gateway.archive.blob_store import BlobStore, BlobTooLarge
-from gateway.intake.service import IntakeError, Received, publish_received, record_received
+from gateway.archive.blob_store import BlobRef, BlobStore, BlobTooLarge
+from gateway.intake.service import IntakeError, Received, default_lease, publish_received, record_received
 from gateway.processing.publisher import Publisher
 from gateway.store.db import Database
 from gateway.store.enums import Transport
 from gateway.store.events import append_event
 from gateway.store.models import Message
+from gateway.transports.sftp.doorbell import Doorbell
 from gateway.transports.sftp.paths import MailboxLayout
 
 log = logging.getLogger("edigate.sftp.ingest")
 CHUNK = 1024 * 1024
 TRANSPORT_ID_PREFIX = "sftp:hosted:"
+_READ_ONLY = 0o444  # archived blobs are read-only
 
 
 @dataclass(frozen=True)
@@ -54,13 +62,17 @@ class SpoolBusy(Exception):
     """Another process is ingesting this spool entry right now."""
 
 
-def spool_upload(layout: MailboxLayout, written: Path, *, partner_id: str, name: str) -> Path:
-    """Move a completely written upload into the spool (atomic rename); returns its spool path."""
+def _new_entry(layout: MailboxLayout, partner_id: str) -> Path:
     entry = layout.spool / partner_id / uuid.uuid4().hex
     entry.mkdir(parents=True, mode=0o700)
-    target = entry / name
+    return entry
+
+
+def spool_upload(layout: MailboxLayout, written: Path, *, partner_id: str, name: str) -> Path:
+    """Move a completely written upload into the spool (atomic rename); returns its spool path."""
+    target = _new_entry(layout, partner_id) / name
     os.replace(written, target)
-    _fsync_dir(entry)
+    _fsync_dir(target.parent)
     return target
 
 
@@ -87,13 +99,33 @@ def _existing(db: Database, transport_id: str) -> Message | None:
 class SpoolIngestor:
     """Turns spool entries into received messages; also the crash-recovery sweep."""
 
-    def __init__(self, db: Database, blobs: BlobStore, layout: MailboxLayout, *,
-                 publisher: Publisher | None, max_bytes: int | None) -> None:
+    def __init__(self, db: Database, blobs: BlobStore, layout: MailboxLayout, *, publisher: Publisher | None,
+                 max_bytes: int | None, background_publish: bool = False) -> None:
         self.db = db
         self.blobs = blobs
         self.layout = layout
         self.publisher = publisher
         self.max_bytes = max_bytes
+        self.lease: timedelta = default_lease()  # read once, not per file
+        self.doorbell = Doorbell(db, publisher) if background_publish and publisher is not None else None
+
+    def receive(self, written: Path, *, partner_id: str, name: str, username: str | None,
+                address: str | None = None, known: BlobRef | None = None) -> Ingested:
+        """Spool a completely written upload under a new locked entry and ingest it (a close).
+
+        ``known``: the hash and size computed while the file was written, when they cover it.
+        """
+        entry = _new_entry(self.layout, partner_id)
+        lock_fd = os.open(entry, os.O_RDONLY)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)  # before the file appears: the sweep skips the entry
+            spooled = entry / name
+            os.replace(written, spooled)
+            os.fsync(lock_fd)  # the entry directory: the rename is durable
+            return self._ingest_locked(spooled, partner_id=partner_id, username=username, address=address,
+                                       fresh=True, known=known)
+        finally:
+            os.close(lock_fd)
 
     def ingest(self, spooled: Path, *, partner_id: str, username: str | None, address: str | None = None
                ) -> Ingested:
@@ -111,16 +143,16 @@ class SpoolIngestor:
         finally:
             os.close(lock_fd)
 
-    def _ingest_locked(self, spooled: Path, *, partner_id: str, username: str | None, address: str | None
-                       ) -> Ingested:
+    def _ingest_locked(self, spooled: Path, *, partner_id: str, username: str | None, address: str | None,
+                       fresh: bool = False, known: BlobRef | None = None) -> Ingested:
         entry = spooled.parent
         transport_id = TRANSPORT_ID_PREFIX + entry.name
-        found = _existing(self.db, transport_id)
+        found = None if fresh else _existing(self.db, transport_id)
         if found is not None:
             self._remove(entry)
             return Ingested(found.id, found.size, found.content_sha256, duplicate_run=True)
         try:
-            blob = self.blobs.put_stream(_chunks(spooled), max_bytes=self.max_bytes)
+            blob = self._archive(spooled, known)
         except BlobTooLarge as exc:
             self._set_aside(entry, partner_id)
             raise IngestRefused(str(exc)) from exc
@@ -130,7 +162,7 @@ class SpoolIngestor:
                 received = record_received(
                     session, blob, partner_id=partner_id, transport=Transport.SFTP,
                     content_type="application/edi-x12", filename=spooled.name,
-                    transport_message_id=transport_id, actor=actor,
+                    transport_message_id=transport_id, actor=actor, lease=self.lease,
                 )
                 append_event(
                     session, event_type="sftp.file_received", actor=actor,
@@ -146,8 +178,38 @@ class SpoolIngestor:
         self._remove(entry)
         return Ingested(received.message_id, blob.size, blob.sha256)
 
+    def _archive(self, spooled: Path, known: BlobRef | None) -> BlobRef:
+        if known is not None and (self.max_bytes is None or known.size <= self.max_bytes):
+            try:
+                return self._link_into_archive(spooled, known)
+            except OSError as exc:  # another filesystem, or no hard links there: copy instead
+                log.debug("cannot link %s into the archive (%s); copying", spooled, exc)
+        return self.blobs.put_stream(_chunks(spooled), max_bytes=self.max_bytes)
+
+    def _link_into_archive(self, spooled: Path, known: BlobRef) -> BlobRef:
+        """The blob as a second name of the spooled file, whose bytes the close made durable."""
+        final = self.blobs.path_for(known.sha256)
+        if final.exists():
+            return known
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(spooled, _READ_ONLY)
+        try:
+            os.link(spooled, final)
+        except FileExistsError:  # the same bytes were archived meanwhile
+            return known
+        _fsync_dir(final.parent)
+        return known
+
     def _publish(self, received: Received) -> None:
-        publish_received(self.db, self.publisher, received)
+        if self.doorbell is not None:
+            self.doorbell.ring(received)
+        else:
+            publish_received(self.db, self.publisher, received)
+
+    def close(self) -> None:
+        """Publish what the background doorbell still holds."""
+        if self.doorbell is not None:
+            self.doorbell.stop()
 
     def _remove(self, entry: Path) -> None:
         shutil.rmtree(entry, ignore_errors=True)

@@ -10,6 +10,7 @@ every file event is audited.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import stat
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import paramiko
 from sqlalchemy import select
 
+from gateway.archive.blob_store import BlobRef
 from gateway.store.enums import Transport
 from gateway.store.models import Message
 from gateway.transports.sftp._ssh import (
@@ -37,7 +39,7 @@ from gateway.transports.sftp._ssh import (
 )
 from gateway.transports.sftp.accounts import Account
 from gateway.transports.sftp.audit import record_event
-from gateway.transports.sftp.ingest import IngestRefused, spool_upload
+from gateway.transports.sftp.ingest import IngestRefused
 from gateway.transports.sftp.paths import (
     FOLDERS,
     INBOUND,
@@ -109,17 +111,22 @@ class Connection:
             while len(self.recent) > RECENT_UPLOADS:
                 self.recent.pop(next(iter(self.recent)))
 
-    def complete_upload(self, written: Path, name: str) -> tuple[int, str | None]:
-        """Spool a finished upload and take it through intake; the SFTP status to answer."""
-        server = self.server
-        spooled = spool_upload(server.layout, written, partner_id=self.partner_id, name=name)
+    def complete_upload(self, written: Path, name: str, known: BlobRef | None = None
+                        ) -> tuple[int, str | None]:
+        """Spool a finished upload and take it through intake; the SFTP status to answer.
+
+        ``known``: the upload's hash and size, computed while it was written.
+        """
         try:
-            result = server.ingestor.ingest(spooled, partner_id=self.partner_id, username=self.username,
-                                            address=self.address)
+            result = self.server.ingestor.receive(written, partner_id=self.partner_id, name=name,
+                                                  username=self.username, address=self.address, known=known)
         except IngestRefused as exc:
             self.audit("sftp.upload_refused", filename=name, reason=str(exc))
             return SFTP_PERMISSION_DENIED, f"upload refused: {exc}"
         except Exception:
+            if written.exists():  # it never reached the spool: nothing was kept
+                log.exception("spooling %s from %s failed", name, self.username)
+                return SFTP_FAILURE, "upload failed; send it again"
             log.exception("intake of %s from %s failed; the spool recovery will retry", name, self.username)
             return SFTP_FAILURE, "upload kept, intake failed; do not resend"
         self.files_received += 1
@@ -144,8 +151,19 @@ def _file_attrs(name: str, st: os.stat_result) -> paramiko.SFTPAttributes:
     return attrs
 
 
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
 class UploadHandle(paramiko.SFTPHandle):  # type: ignore[misc]
-    """A file being uploaded into ``inbound/``."""
+    """A file being uploaded into ``inbound/``.
+
+    A final-name upload is a new file only this handle writes: while the client writes it in
+    order (as clients do), it is hashed on the way, so intake need not read it again.
+    """
 
     def __init__(self, conn: Connection, name: str, path: Path, fd: int, *, final: bool, flags: int) -> None:
         super().__init__(flags)
@@ -153,6 +171,8 @@ class UploadHandle(paramiko.SFTPHandle):  # type: ignore[misc]
         self.size = os.fstat(fd).st_size
         self.too_large = False
         self._closed = False
+        self._digest = hashlib.sha256() if final else None
+        self._hashed_to = 0
 
     def write(self, offset: int, data: bytes) -> int:
         """Write at ``offset``; past the size limit the upload fails and will be discarded."""
@@ -161,9 +181,20 @@ class UploadHandle(paramiko.SFTPHandle):  # type: ignore[misc]
         if self.too_large or end > limit:
             self.too_large = True
             return SFTP_FAILURE
-        os.pwrite(self.fd, data, offset)
+        _pwrite_all(self.fd, data, offset)
         self.size = max(self.size, end)
+        if self._digest is not None:
+            if offset == self._hashed_to:
+                self._digest.update(data)
+                self._hashed_to = end
+            else:  # out of order or rewritten: intake hashes the file itself
+                self._digest = None
         return SFTP_OK
+
+    def _known(self) -> BlobRef | None:
+        if self._digest is None or os.fstat(self.fd).st_size != self._hashed_to:
+            return None
+        return BlobRef(sha256=self._digest.hexdigest(), size=self._hashed_to)
 
     def read(self, offset: int, length: int) -> int:
         """Uploads cannot be read back."""
@@ -184,6 +215,7 @@ class UploadHandle(paramiko.SFTPHandle):  # type: ignore[misc]
         self._closed = True
         try:
             os.fsync(self.fd)
+            known = self._known()
         finally:
             os.close(self.fd)
         if self.too_large:
@@ -193,7 +225,7 @@ class UploadHandle(paramiko.SFTPHandle):  # type: ignore[misc]
             return SFTP_FAILURE, f"file larger than the limit of {limit} bytes"
         if not self.final:
             return SFTP_OK, None
-        return self.conn.complete_upload(self.path, self.name)
+        return self.conn.complete_upload(self.path, self.name, known)
 
     def close(self) -> None:
         """The session ended with the handle open: the upload is incomplete and never processed."""

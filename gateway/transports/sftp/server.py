@@ -1,8 +1,9 @@
 """The hosted SFTP server (paramiko): accepts partners, authenticates them, runs their mailbox.
 
 One thread per connection; a maintenance thread re-ingests whatever the spool holds (crash
-recovery) and removes abandoned partial uploads. Host keys come from the database (made once,
-shared by every process), so partners pin them once for every replica.
+recovery) and removes abandoned partial uploads; a doorbell thread publishes what was received.
+Host keys come from the database (made once, shared by every process), so partners pin them
+once for every replica.
 """
 
 from __future__ import annotations
@@ -100,11 +101,12 @@ class HostedSftpServer:
         self.box = SecretBox.from_settings(settings)
         self.layout = MailboxLayout.from_settings(settings)
         self.blobs = BlobStore(settings.archive_dir())
-        self.publisher = publisher if publisher is not None else _LockedPublisher(CeleryPublisher(settings))
+        self.publisher = publisher if publisher is not None else CeleryPublisher(settings)
         self.max_file_bytes = self.tuning.max_file_bytes or settings.max_body_bytes
         self.login = LoginService(self.db, self.box, self.tuning)
+        # Only the doorbell's thread publishes: a close is answered without waiting for the broker.
         self.ingestor = SpoolIngestor(self.db, self.blobs, self.layout, publisher=self.publisher,
-                                      max_bytes=self.max_file_bytes)
+                                      max_bytes=self.max_file_bytes, background_publish=True)
         self.host = host or settings.host
         self.port = settings.sftp_port if port is None else port
         self.host_keys: list[paramiko.PKey] = []
@@ -147,6 +149,7 @@ class HostedSftpServer:
             transport.close()
         for thread in self._threads:
             thread.join(timeout=5)
+        self.ingestor.close()
         if self._own_db:
             self.db.dispose()
 
@@ -261,19 +264,6 @@ class HostedSftpServer:
         except Exception:
             log.exception("lookup of %s/outbound/%s failed", username, name)
             return None
-
-
-class _LockedPublisher:
-    """A publisher shared by connection threads (one publish at a time)."""
-
-    def __init__(self, inner: Publisher) -> None:
-        self._inner = inner
-        self._lock = threading.Lock()
-
-    def publish(self, task_name: str, kwargs: dict[str, object]) -> bool:
-        """Publish under the lock."""
-        with self._lock:
-            return self._inner.publish(task_name, dict(kwargs))
 
 
 def run_sftp_server(
