@@ -3,14 +3,21 @@
 Starts the API (uvicorn, its own process, AS2 mounted at /as2) on a fresh data dir — the
 embedded SQLite default, or PostgreSQL (+ Redis broker) with ``--database-url``/``--broker-url``
 — stores our key pair and an AS2 partner, pre-builds the messages, then POSTs them at
-concurrency 1, 4 and 16 and verifies every MDN (signature, disposition, MIC). Prints messages/s
-and p50/p99 MDN latency per concurrency. ``--quick`` sends a few messages (what CI runs).
-No worker runs: the benchmark measures what the partner waits for (archive, commit, MDN).
+concurrency 1, 4 and 16 and verifies every MDN (signature, disposition, MIC). Prints messages/s,
+p50/p99 MDN latency and the CPU time per message of the server and of this client per
+concurrency (CPU time, unlike wall time, holds up on a shared machine). ``--quick`` sends a few
+messages (what CI runs). No worker runs: the benchmark measures what the partner waits for
+(archive, commit, MDN).
+
+``--large-mb 50`` instead sends one signed + encrypted payload of that size and prints the
+server's peak RSS growth while it receives it (the target: at most 100 MB for 50 MB), after
+checking its MDN and that the archived payload is the one sent.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import socket
 import statistics
@@ -174,9 +181,94 @@ def _run(
     return len(messages) / total, latencies
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU (user + system) of a process and its descendants, from /proc (0 where unreadable)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for current in _tree(pid):
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _tree(pid: int) -> list[int]:
+    """A process and its descendants."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text()
+        except OSError:
+            continue
+        pending.extend(int(child) for child in children.split())
+    return found
+
+
+def _memory_kb(pid: int, field: str) -> int:
+    """``VmRSS`` or ``VmHWM`` (peak RSS) of a process, in kB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _large(
+    url: str, server_pid: int, megabytes: int, partner: KeyPair, ours: KeyPair, env: dict[str, str]
+) -> None:
+    """Send one large signed+encrypted payload; print the server's peak RSS growth while receiving it."""
+    line = b"PO1*1*10*EA*9.99**UP*012345678901~\n"
+    payload = line * (megabytes * 1024 * 1024 // len(line) + 1)
+    options = BuildOptions(sign="sha256", encrypt="aes256-cbc", mdn_signed=True, mdn_digests=("sha256",))
+    message = build_message(
+        payload,
+        content_type="application/EDI-X12",
+        filename="large.edi",
+        as2_from=PARTNER_ID,
+        as2_to=OUR_ID,
+        message_id=f"<{uuid.uuid4().hex}@{PARTNER_ID}>",
+        options=options,
+        signer=partner,
+        recipients=[ours.cert],
+    )
+    pids = _tree(server_pid)
+    baseline = {pid: _memory_kb(pid, "VmRSS") for pid in pids}
+    for pid in pids:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    started = time.perf_counter()
+    response = httpx.post(url, content=message.body, headers=message.headers, timeout=600)
+    elapsed = time.perf_counter() - started
+    growth = max(_memory_kb(pid, "VmHWM") - baseline[pid] for pid in pids) / 1024
+    mdn = parse_mdn(response.headers.get("content-type", ""), response.content, partner_certs=[ours.cert])
+    if not (mdn.signed and mdn.disposition.ok and mdn.mic and same_mic(mdn.mic, message.mic)):
+        raise SystemExit(f"the large message's MDN did not verify: {mdn.disposition} {mdn.mic}")
+    os.environ.update({k: v for k, v in env.items() if k.startswith("EDIGATE_")})
+    from sqlalchemy import select
+
+    from gateway.settings import Settings
+    from gateway.store.db import Database
+    from gateway.store.models import Message
+
+    db = Database.from_settings(Settings())
+    with db.unit_of_work(read_only=True) as session:
+        stored = session.scalars(select(Message.content_sha256)).all()
+    db.dispose()
+    if stored != [hashlib.sha256(payload).hexdigest()]:
+        raise SystemExit("the archived payload is not the one sent")
+    base = sum(baseline.values()) / 1024
+    print(
+        f"{len(payload) / 2**20:.1f} MB signed+encrypted payload "
+        f"({len(message.body) / 2**20:.1f} MB on the wire): MDN verified in {elapsed:.1f} s, "
+        f"archived payload identical; server peak RSS growth {growth:.1f} MB (baseline {base:.0f} MB)"
+    )
 
 
 def main() -> int:
@@ -188,6 +280,7 @@ def main() -> int:
     parser.add_argument("--database-schema", help="PostgreSQL schema")
     parser.add_argument("--broker-url", help="Celery broker (e.g. redis://127.0.0.1:6379/15)")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--large-mb", type=int, help="send one payload of this size and report peak RSS")
     args = parser.parse_args()
     count = 10 if args.quick else args.messages
     partner, ours = (KeyPair(*self_signed(PARTNER_ID)), KeyPair(*self_signed(OUR_ID)))
@@ -201,9 +294,12 @@ def main() -> int:
         ):
             if option:
                 env[name] = option
+        if args.large_mb:
+            env["EDIGATE_MAX_BODY_BYTES"] = str(max(2 * args.large_mb * 1024 * 1024, 100 * 1024 * 1024))
         _setup({k: v for k, v in env.items() if k.startswith("EDIGATE_")}, partner, ours)
         port = _free_port()
-        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+        paths = [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
         server = subprocess.Popen(
             [
                 sys.executable,
@@ -235,15 +331,23 @@ def main() -> int:
                     if time.monotonic() > deadline or server.poll() is not None:
                         raise SystemExit("the server did not start") from None
                     time.sleep(0.1)
+            if args.large_mb:
+                _large(url, server.pid, args.large_mb, partner, ours, env)
+                return 0
             backend = "postgresql" if args.database_url else "embedded sqlite"
             print(
                 f"AS2 receive, {backend}, {count} signed+encrypted 850s per level, sync signed MDNs verified"
             )
             for concurrency in (1, 4, 16):
-                rate, latencies = _run(url, _messages(count, partner, ours), concurrency, ours)
+                messages = _messages(count, partner, ours)
+                server_cpu, client_cpu = _cpu_seconds(server.pid), time.process_time()
+                rate, latencies = _run(url, messages, concurrency, ours)
+                server_cpu = (_cpu_seconds(server.pid) - server_cpu) * 1000 / count
+                client_cpu = (time.process_time() - client_cpu) * 1000 / count
                 p50, p99 = statistics.median(latencies) * 1000, _percentile(latencies, 0.99) * 1000
                 line = f"concurrency {concurrency:2d}: {rate:7.1f} messages/s"
-                print(f"{line}  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms")
+                cpu = f"CPU/message: server {server_cpu:5.1f} ms, client {client_cpu:4.1f} ms"
+                print(f"{line}  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  {cpu}")
         finally:
             server.terminate()
             server.wait(timeout=10)

@@ -10,6 +10,7 @@ retired; several active ones are kept during a rotation.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -239,22 +240,46 @@ def set_key_status(session: Session, key_id: uuid.UUID, status: str, *, actor: s
 
 def usable_key_pairs(session: Session, box: SecretBox) -> list[KeyPair]:
     """Our active key pairs, decrypted, newest activation first (the first one signs)."""
-    rows = session.scalars(
-        select(As2KeyPair)
-        .where(As2KeyPair.status == "active")
-        .order_by(As2KeyPair.activated_at.desc(), As2KeyPair.created_at.desc())
+    listing = key_pair_listing(session)
+    active = [row[0] for row in listing if row[2] == "active"]
+    loaded = load_key_pairs(session, box, active)
+    return [loaded[key_id] for key_id in active if key_id in loaded]
+
+
+_LISTING = (
+    select(As2KeyPair.id, As2KeyPair.as2_id, As2KeyPair.status)
+    .where(As2KeyPair.status != "retired")
+    .order_by(As2KeyPair.activated_at.desc(), As2KeyPair.created_at.desc())
+)
+
+
+def key_pair_listing(session: Session) -> tuple[tuple[uuid.UUID, str, str], ...]:
+    """``(id, as2_id, status)`` of every non-retired key pair, in signing order (newest activation first).
+
+    A key pair's key and certificate never change, so this listing is all a cache of parsed keys
+    has to compare to notice an added, activated, deactivated or retired key.
+    """
+    return tuple((row[0], row[1], row[2]) for row in session.execute(_LISTING))
+
+
+def load_key_pairs(
+    session: Session, box: SecretBox, key_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, KeyPair]:
+    """The named key pairs, private keys decrypted and parsed (RSA only)."""
+    if not key_ids:
+        return {}
+    rows = session.execute(
+        select(
+            As2KeyPair.id, As2KeyPair.as2_id, As2KeyPair.certificate_pem, As2KeyPair.private_key_ciphertext
+        ).where(As2KeyPair.id.in_(list(key_ids)))
     )
-    pairs = []
-    for row in rows:
-        pem = box.decrypt(row.private_key_ciphertext, context=_key_context(row.id))
+    pairs: dict[uuid.UUID, KeyPair] = {}
+    for key_id, as2_id, certificate_pem, ciphertext in rows:
+        pem = box.decrypt(ciphertext, context=_key_context(key_id))
         key = serialization.load_pem_private_key(pem, password=None)
-        if not isinstance(key, rsa.RSAPrivateKey):
-            continue
-        pairs.append(
-            KeyPair(
-                key, x509.load_pem_x509_certificate(row.certificate_pem.encode()), str(row.id), row.as2_id
-            )
-        )
+        if isinstance(key, rsa.RSAPrivateKey):
+            cert = x509.load_pem_x509_certificate(certificate_pem.encode())
+            pairs[key_id] = KeyPair(key, cert, str(key_id), as2_id)
     return pairs
 
 

@@ -5,13 +5,18 @@
 and AuthEnvelopedData (AES-GCM) with RSA v1.5 or OAEP key transport and any number of
 recipients; ``compress``/``decompress`` handle RFC 3274 CompressedData. BER input (indefinite
 lengths from streaming senders) is accepted everywhere.
+
+Inbound content is streamed: ``decrypt_to`` and ``decompress_to`` read a ``Span`` and write a
+``Spool`` a chunk at a time, and ``verify_detached`` hashes a span, so a large message is never
+held in memory. The byte-string forms wrap them.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -23,13 +28,27 @@ from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import hashes, padding
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from gateway.transports.as2 import ber
 from gateway.transports.as2.algorithms import UnsupportedAlgorithm, digest_bytes, hash_for, normalize_digest
+from gateway.transports.as2.spans import Span, Spool
 
 ZLIB_OID = "1.2.840.113549.1.9.16.3.8"
+SMALL_STRUCTURE = 1024 * 1024  # recipient infos, algorithm identifiers, MACs: never larger
+CHUNK_OUT = 1024 * 1024  # inflate at most this much at a time
+_CONTENT_CIPHERS = (
+    "aes128_cbc",
+    "aes192_cbc",
+    "aes256_cbc",
+    "tripledes_3key",
+    "aes128_gcm",
+    "aes192_gcm",
+    "aes256_gcm",
+)
 CIPHERS = ("aes128-cbc", "aes192-cbc", "aes256-cbc", "aes128-gcm", "aes256-gcm", "3des")
 _CIPHER_SPEC: dict[str, tuple[str, int]] = {
     "aes128-cbc": ("aes128_cbc", 16),
@@ -77,24 +96,24 @@ class Verified:
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def load_content_info(data: bytes) -> cms.ContentInfo:
-    """Parse DER or BER CMS, raising ``CmsError`` for anything unreadable or truncated."""
-    try:
-        info = cms.ContentInfo.load(data)
-        _ = info["content_type"].native
-        info["content"].native  # noqa: B018 - forces a full parse; truncation shows up here
-    except Exception as exc:  # asn1crypto raises ValueError/TypeError/etc. on bad input
-        raise CmsError(f"not a readable CMS structure: {exc}") from exc
-    return info
-
-
-def content_type_of(data: bytes) -> str:
+def content_type_of(data: bytes | Span) -> str:
     """``signed_data``, ``enveloped_data``, ``authenticated_enveloped_data``, ``compressed_data``…"""
-    return str(load_content_info(data)["content_type"].native)
+    span = data if isinstance(data, Span) else Span.of(data)
+    try:
+        top = ber.header_at(span, 0)
+        first = next(ber.children(span, top))
+        if not first.is_(ber.UNIVERSAL, ber.OID):
+            raise CmsError("not a CMS ContentInfo")
+        return str(cms.ContentType.load(ber.read_tlv(span, first, 256)).native)
+    except (ValueError, TypeError, StopIteration) as exc:
+        raise CmsError(f"not a readable CMS structure: {exc}") from exc
 
 
+@functools.lru_cache(maxsize=64)
 def _asn1_cert(cert: x509.Certificate) -> asn1_x509.Certificate:
-    return asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
+    parsed = asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
+    parsed.native  # noqa: B018 - parse it all now: the cached object is then only read, by any thread
+    return parsed
 
 
 def _matches(identifier: cms.Asn1Value, cert: x509.Certificate) -> bool:
@@ -102,7 +121,10 @@ def _matches(identifier: cms.Asn1Value, cert: x509.Certificate) -> bool:
     ours = _asn1_cert(cert)
     if identifier.name == "issuer_and_serial_number":
         chosen = identifier.chosen
-        return bool(chosen["issuer"] == ours.issuer and chosen["serial_number"].native == ours.serial_number)
+        if chosen["serial_number"].native != ours.serial_number:
+            return False
+        # Identical DER is the usual case; otherwise compare names as X.500 does (case, spaces).
+        return bool(chosen["issuer"].dump() == ours.issuer.dump() or chosen["issuer"] == ours.issuer)
     if identifier.name in ("subject_key_identifier", "rid"):
         return bool(identifier.chosen.native == ours.key_identifier)
     return False
@@ -131,6 +153,42 @@ def _tlv(tag: int, contents: bytes) -> bytes:
 # --- signatures -----------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)
+def _signer_pieces(cert: x509.Certificate) -> tuple[bytes, bytes]:
+    """DER of the certificate's IssuerAndSerialNumber and of the certificate itself."""
+    return bytes(_issuer_and_serial(cert).dump()), cert.public_bytes(Encoding.DER)
+
+
+@functools.lru_cache(maxsize=32)
+def _algorithm_pieces(digest: str, pss: bool) -> tuple[bytes, bytes]:
+    """DER of the DigestAlgorithm and the SignedDigestAlgorithm (with RSASSA-PSS parameters)."""
+    digest_algorithm = bytes(algos.DigestAlgorithm({"algorithm": digest}).dump())
+    if not pss:
+        signature_algorithm = algos.SignedDigestAlgorithm({"algorithm": "rsassa_pkcs1v15"})
+    else:
+        signature_algorithm = algos.SignedDigestAlgorithm(
+            {
+                "algorithm": "rsassa_pss",
+                "parameters": algos.RSASSAPSSParams(
+                    {
+                        "hash_algorithm": {"algorithm": digest},
+                        "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": digest}},
+                        "salt_length": hash_for(digest).digest_size,
+                    }
+                ),
+            }
+        )
+    return digest_algorithm, bytes(signature_algorithm.dump())
+
+
+_OID_DATA = bytes(core.ObjectIdentifier("1.2.840.113549.1.7.1").dump())
+_OID_SIGNED_DATA = bytes(core.ObjectIdentifier("1.2.840.113549.1.7.2").dump())
+_OID_CONTENT_TYPE = bytes(core.ObjectIdentifier("1.2.840.113549.1.9.3").dump())
+_OID_MESSAGE_DIGEST = bytes(core.ObjectIdentifier("1.2.840.113549.1.9.4").dump())
+_OID_SIGNING_TIME = bytes(core.ObjectIdentifier("1.2.840.113549.1.9.5").dump())
+_V1 = b"\x02\x01\x01"
+
+
 def sign(
     content: bytes,
     signer: KeyPair,
@@ -139,124 +197,151 @@ def sign(
     pss: bool = False,
     signed_attributes: bool = True,
 ) -> bytes:
-    """A detached DER SignedData over ``content`` (no CMSAlgorithmProtection: IBM Sterling)."""
+    """A detached DER SignedData over ``content`` (no CMSAlgorithmProtection: IBM Sterling).
+
+    Written as DER directly (the same bytes asn1crypto would produce), since an MDN is signed
+    for every message: content type, signing time and message digest as signed attributes.
+    """
     hash_alg = hash_for(digest)
-    message_digest = digest_bytes(digest, content)
-    signer_info: dict[str, object] = {
-        "version": "v1",
-        "sid": cms.SignerIdentifier({"issuer_and_serial_number": _issuer_and_serial(signer.cert)}),
-        "digest_algorithm": algos.DigestAlgorithm({"algorithm": digest}),
-    }
+    sid, certificate = _signer_pieces(signer.cert)
+    digest_algorithm, signature_algorithm = _algorithm_pieces(digest, pss)
+    attributes = b""
     if signed_attributes:
-        attributes = [
-            cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
-            cms.CMSAttribute({"type": "signing_time", "values": [cms.Time({"utc_time": datetime.now(UTC)})]}),
-            cms.CMSAttribute({"type": "message_digest", "values": [message_digest]}),
+        signing_time = datetime.now(UTC).strftime("%y%m%d%H%M%SZ").encode("ascii")
+        parts = [
+            _tlv(0x30, _OID_CONTENT_TYPE + _tlv(0x31, _OID_DATA)),
+            _tlv(0x30, _OID_SIGNING_TIME + _tlv(0x31, _tlv(0x17, signing_time))),
+            _tlv(0x30, _OID_MESSAGE_DIGEST + _tlv(0x31, _tlv(0x04, digest_bytes(digest, content)))),
         ]
-        attributes.sort(key=lambda attr: attr.dump())  # DER SET OF order: openssl re-encodes to check
-        attrs = cms.CMSAttributes(attributes)
-        signer_info["signed_attrs"] = attrs
-        to_sign = _attr_set_der(attrs)
+        encoded = b"".join(sorted(parts))  # DER SET OF order: openssl re-encodes to check
+        to_sign = _tlv(0x31, encoded)
+        attributes = _tlv(0xA0, encoded)  # [0] IMPLICIT in the SignerInfo
     else:
         to_sign = content
     if pss:
         pad: asym_padding.AsymmetricPadding = asym_padding.PSS(
             mgf=asym_padding.MGF1(hash_alg), salt_length=hash_alg.digest_size
         )
-        signer_info["signature_algorithm"] = algos.SignedDigestAlgorithm(
-            {
-                "algorithm": "rsassa_pss",
-                "parameters": algos.RSASSAPSSParams(
-                    {
-                        "hash_algorithm": {"algorithm": digest},
-                        "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": digest}},
-                        "salt_length": hash_alg.digest_size,
-                    }
-                ),
-            }
-        )
     else:
         pad = asym_padding.PKCS1v15()
-        signer_info["signature_algorithm"] = algos.SignedDigestAlgorithm({"algorithm": "rsassa_pkcs1v15"})
-    signer_info["signature"] = signer.key.sign(to_sign, pad, hash_alg)
-    signed_data = cms.SignedData(
-        {
-            "version": "v1",
-            "digest_algorithms": [algos.DigestAlgorithm({"algorithm": digest})],
-            "encap_content_info": {"content_type": "data"},
-            "certificates": [cms.CertificateChoices({"certificate": _asn1_cert(signer.cert)})],
-            "signer_infos": [cms.SignerInfo(signer_info)],
-        }
+    signature = signer.key.sign(to_sign, pad, hash_alg)
+    signer_info = _tlv(
+        0x30, _V1 + sid + digest_algorithm + attributes + signature_algorithm + _tlv(0x04, signature)
     )
-    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump())
+    signed_data = _tlv(
+        0x30,
+        _V1
+        + _tlv(0x31, digest_algorithm)
+        + _tlv(0x30, _OID_DATA)
+        + _tlv(0xA0, certificate)
+        + _tlv(0x31, signer_info),
+    )
+    return _tlv(0x30, _OID_SIGNED_DATA + _tlv(0xA0, signed_data))
 
 
 def _verify_with(
-    cert: x509.Certificate, signature: bytes, data: bytes, info: cms.SignerInfo, digest: str
+    cert: x509.Certificate,
+    signature: bytes,
+    data: bytes | None,
+    content_digest: Callable[[str], bytes],
+    info: cms.SignerInfo,
+    digest: str,
 ) -> None:
+    """Check one signature; ``data`` is what was signed, or None to verify the content's digest."""
     public_key = cert.public_key()
     algorithm = info["signature_algorithm"]
-    hash_alg = hash_for(digest)
+
+    def message(name: str) -> tuple[bytes, hashes.HashAlgorithm | Prehashed]:
+        if data is not None:
+            return data, hash_for(name)
+        return content_digest(name), Prehashed(hash_for(name))
+
     if isinstance(public_key, rsa.RSAPublicKey):
         if algorithm.signature_algo == "rsassa_pss":
             params = algorithm["parameters"]
             if params.native is None:
                 # RFC 4055 says absent means SHA-1, but pyas2lib/oscrypto omit them while hashing
                 # with the signer's digest: accept either reading.
-                candidates = [(hash_alg, hash_alg), (hashes.SHA1(), hashes.SHA1())]
+                candidates = [(digest, digest), ("sha1", "sha1")]
             else:
+                mgf = params["mask_gen_algorithm"]
                 candidates = [
                     (
-                        hash_for(normalize_digest(params["hash_algorithm"]["algorithm"].native) or ""),
-                        hash_for(
-                            normalize_digest(params["mask_gen_algorithm"]["parameters"]["algorithm"].native)
-                            or ""
-                        ),
+                        normalize_digest(params["hash_algorithm"]["algorithm"].native) or "",
+                        normalize_digest(mgf["parameters"]["algorithm"].native) or "",
                     )
                 ]
             for index, (pss_hash, mgf_hash) in enumerate(candidates):
+                signed, algorithm_used = message(pss_hash)
                 try:
                     public_key.verify(
                         signature,
-                        data,
-                        asym_padding.PSS(mgf=asym_padding.MGF1(mgf_hash), salt_length=asym_padding.PSS.AUTO),
-                        pss_hash,
+                        signed,
+                        asym_padding.PSS(
+                            mgf=asym_padding.MGF1(hash_for(mgf_hash)), salt_length=asym_padding.PSS.AUTO
+                        ),
+                        algorithm_used,
                     )
                     return
                 except InvalidSignature:
                     if index == len(candidates) - 1:
                         raise
         else:
-            public_key.verify(signature, data, asym_padding.PKCS1v15(), hash_alg)
+            signed, algorithm_used = message(digest)
+            public_key.verify(signature, signed, asym_padding.PKCS1v15(), algorithm_used)
     elif isinstance(public_key, ec.EllipticCurvePublicKey):
-        public_key.verify(signature, data, ec.ECDSA(hash_alg))
+        signed, algorithm_used = message(digest)
+        public_key.verify(signature, signed, ec.ECDSA(algorithm_used))
     else:
         raise SignatureInvalid(f"unsupported signer key type {type(public_key).__name__}")
 
 
+def _signer_infos(signature_der: bytes) -> list[cms.SignerInfo]:
+    """The SignerInfos of a SignedData, every field we read parsed now (``CmsError`` if unreadable)."""
+    try:
+        info = cms.ContentInfo.load(signature_der)
+        if info["content_type"].native != "signed_data":
+            raise CmsError("the signature is not a CMS SignedData")
+        signers = list(info["content"]["signer_infos"])
+        for signer in signers:
+            for name in ("sid", "digest_algorithm", "signed_attrs", "signature_algorithm", "signature"):
+                signer[name].native  # noqa: B018 - a malformed field shows up here, not mid-verification
+    except CmsError:
+        raise
+    except Exception as exc:  # asn1crypto raises ValueError/TypeError/etc. on bad input
+        raise CmsError(f"not a readable CMS structure: {exc}") from exc
+    return signers
+
+
 def verify_detached(
     signature_der: bytes,
-    content: bytes,
+    content: bytes | Span,
     certificates: Sequence[x509.Certificate],
     *,
     at: datetime | None = None,
     allow_expired: bool = False,
 ) -> Verified:
-    """Verify a detached SignedData over ``content`` with one of the configured certificates."""
-    info = load_content_info(signature_der)
-    if info["content_type"].native != "signed_data":
-        raise CmsError("the signature is not a CMS SignedData")
-    signed_data = info["content"]
+    """Verify a detached SignedData over ``content`` (bytes, or a span hashed as it streams)."""
+    signers = _signer_infos(signature_der)
     if not certificates:
         raise SignatureInvalid("no certificate is configured to verify this partner's signatures")
+    span = content if isinstance(content, Span) else Span.of(content)
+    digests: dict[str, bytes] = {}
+
+    def content_digest(name: str) -> bytes:
+        if name not in digests:
+            digests[name] = digest_bytes(name, span.chunks())
+        return digests[name]
+
     now = at or datetime.now(UTC)
     problems: list[str] = []
-    for signer in signed_data["signer_infos"]:
+    for signer in signers:
         digest = normalize_digest(signer["digest_algorithm"]["algorithm"].native or "")
         if digest is None or digest == "md5":
             raise UnsupportedAlgorithm(f"signature digest {signer['digest_algorithm']['algorithm'].native}")
         signature = signer["signature"].native
         attrs = signer["signed_attrs"]
+        data: bytes | None = None
         if attrs.native is not None and len(attrs):
             by_type = {attr["type"].native: attr["values"] for attr in attrs}
             content_type = by_type.get("content_type")
@@ -264,16 +349,14 @@ def verify_detached(
                 problems.append("signed content type is not id-data")
                 continue
             expected = by_type.get("message_digest")
-            if expected is None or expected[0].native != digest_bytes(digest, content):
+            if expected is None or expected[0].native != content_digest(digest):
                 problems.append("message digest does not match the content")
                 continue
             data = _attr_set_der(attrs)
-        else:
-            data = content
         named = [c for c in certificates if _matches(signer["sid"], c)]
         for cert in named + [c for c in certificates if c not in named]:
             try:
-                _verify_with(cert, signature, data, signer, digest)
+                _verify_with(cert, signature, data, content_digest, signer, digest)
             except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
                 continue
             if not allow_expired and not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
@@ -290,11 +373,6 @@ def verify_detached(
 def _pad(data: bytes, block_bits: int) -> bytes:
     padder = padding.PKCS7(block_bits).padder()
     return padder.update(data) + padder.finalize()
-
-
-def _unpad(data: bytes, block_bits: int) -> bytes:
-    unpadder = padding.PKCS7(block_bits).unpadder()
-    return unpadder.update(data) + unpadder.finalize()
 
 
 def _recipient_info(cert: x509.Certificate, cek: bytes, oaep: bool) -> cms.RecipientInfo:
@@ -401,72 +479,132 @@ def _unwrap_key(info: cms.KeyTransRecipientInfo, key: rsa.RSAPrivateKey) -> byte
     return key.decrypt(encrypted_key, asym_padding.PKCS1v15())
 
 
+@dataclass(frozen=True)
+class _Envelope:
+    """The parts of an EnvelopedData/AuthEnvelopedData that decryption needs (content left on disk)."""
+
+    recipients: cms.RecipientInfos
+    algorithm: algos.EncryptionAlgorithm
+    content: ber.Tlv | None
+    mac: bytes | None
+
+
+def _envelope(span: Span) -> _Envelope:
+    """Walk a ContentInfo holding (Auth)EnvelopedData; raises ``ValueError`` when malformed."""
+    top = ber.header_at(span, 0)
+    fields = ber.children(span, top)
+    kind = cms.ContentType.load(ber.read_tlv(span, next(fields), 256)).native
+    if kind not in ("enveloped_data", "authenticated_enveloped_data"):
+        raise ValueError(f"{kind} is not an envelope")
+    envelope = ber.header_at(span, next(fields).start)
+    recipients: cms.RecipientInfos | None = None
+    algorithm: algos.EncryptionAlgorithm | None = None
+    content: ber.Tlv | None = None
+    mac: bytes | None = None
+    for part in ber.children(span, envelope):
+        if recipients is None and part.is_(ber.UNIVERSAL, ber.SET):
+            recipients = cms.RecipientInfos.load(ber.read_tlv(span, part, SMALL_STRUCTURE))
+        elif algorithm is None and part.is_(ber.UNIVERSAL, ber.SEQUENCE):
+            inner = ber.children(span, part)
+            next(inner)  # the content type: always id-data for AS2
+            algorithm = algos.EncryptionAlgorithm.load(ber.read_tlv(span, next(inner), SMALL_STRUCTURE))
+            content = next(inner, None)
+            if kind == "enveloped_data":
+                break  # nothing after the content is needed: do not walk past it
+        elif algorithm is not None and part.is_(ber.UNIVERSAL, ber.OCTET_STRING):
+            pieces = list(ber.string_pieces(span, part))
+            if sum(len(piece) for piece in pieces) > SMALL_STRUCTURE:
+                raise ValueError("the MAC is too large")
+            mac = b"".join(piece.read() for piece in pieces)
+            break
+    if recipients is None or algorithm is None or (kind != "enveloped_data" and mac is None):
+        raise ValueError("the envelope lacks recipients, an algorithm or its MAC")
+    return _Envelope(recipients, algorithm, content, mac)
+
+
+def _ciphertext(span: Span, content: ber.Tlv | None) -> Iterator[bytes]:
+    if content is None:
+        return
+    for piece in ber.string_pieces(span, content):
+        yield from piece.chunks()
+
+
 def _decrypt_content(
-    algorithm: cms.EncryptionAlgorithm, cek: bytes, ciphertext: bytes, mac: bytes | None
-) -> bytes:
+    algorithm: algos.EncryptionAlgorithm,
+    cek: bytes,
+    ciphertext: Iterator[bytes],
+    mac: bytes | None,
+    out: Spool,
+) -> None:
+    """Decrypt into ``out``; raises ``ValueError``/``InvalidTag`` when the key or content is wrong."""
     name = algorithm["algorithm"].native
     if name in ("aes128_gcm", "aes192_gcm", "aes256_gcm"):
         params = algos.CcmParams.load(algorithm["parameters"].dump())
-        nonce = params["aes_nonce"].native
-        return AESGCM(cek).decrypt(nonce, ciphertext + (mac or b""), None)
-    iv = algorithm.encryption_iv
+        if mac is None:
+            raise ValueError("AES-GCM without a MAC")
+        opener = Cipher(algorithms.AES(cek), modes.GCM(params["aes_nonce"].native, mac)).decryptor()
+        for chunk in ciphertext:
+            out.write(opener.update(chunk))
+        out.write(opener.finalize())  # checks the tag; the caller discards ``out`` when it fails
+        return
     if name == "tripledes_3key":
-        decryptor = Cipher(TripleDES(cek), modes.CBC(iv)).decryptor()
-        return _unpad(decryptor.update(ciphertext) + decryptor.finalize(), 64)
-    if name in ("aes128_cbc", "aes192_cbc", "aes256_cbc"):
-        decryptor = Cipher(algorithms.AES(cek), modes.CBC(iv)).decryptor()
-        return _unpad(decryptor.update(ciphertext) + decryptor.finalize(), 128)
-    raise UnsupportedAlgorithm(f"content encryption {name}")
+        decryptor = Cipher(TripleDES(cek), modes.CBC(algorithm.encryption_iv)).decryptor()
+        unpadder = padding.PKCS7(64).unpadder()
+    elif name in ("aes128_cbc", "aes192_cbc", "aes256_cbc"):
+        decryptor = Cipher(algorithms.AES(cek), modes.CBC(algorithm.encryption_iv)).decryptor()
+        unpadder = padding.PKCS7(128).unpadder()
+    else:
+        raise UnsupportedAlgorithm(f"content encryption {name}")
+    for chunk in ciphertext:
+        out.write(unpadder.update(decryptor.update(chunk)))
+    out.write(unpadder.update(decryptor.finalize()) + unpadder.finalize())
 
 
-def decrypt(data: bytes, keys: Sequence[KeyPair]) -> bytes:
-    """Open an EnvelopedData/AuthEnvelopedData with whichever of our keys it was made for.
+def decrypt_to(data: Span, keys: Sequence[KeyPair], out: Spool) -> None:
+    """Open an EnvelopedData/AuthEnvelopedData into ``out`` with whichever of our keys it was made for.
 
     Every recipient info is tried against every key (named ones first); every failure raises
     the same ``DecryptionFailed`` after the same work, so errors reveal nothing (no oracle).
+    The ciphertext streams from ``data``; ``out`` holds only the plaintext of a successful attempt.
     """
     try:
-        info = load_content_info(data)
-    except CmsError:
+        envelope = _envelope(data)
+        name = envelope.algorithm["algorithm"].native
+        recipients = list(envelope.recipients)
+    except (ValueError, TypeError, KeyError, StopIteration):
         raise DecryptionFailed() from None
-    kind = info["content_type"].native
-    if kind == "enveloped_data":
-        envelope = info["content"]
-        content_info = envelope["encrypted_content_info"]
-        mac = None
-    elif kind == "authenticated_enveloped_data":
-        envelope = info["content"]
-        content_info = envelope["auth_encrypted_content_info"]
-        mac = envelope["mac"].native
-    else:
-        raise DecryptionFailed()
-    algorithm = content_info["content_encryption_algorithm"]
-    if algorithm["algorithm"].native not in (
-        "aes128_cbc",
-        "aes192_cbc",
-        "aes256_cbc",
-        "tripledes_3key",
-        "aes128_gcm",
-        "aes192_gcm",
-        "aes256_gcm",
-    ):
-        raise UnsupportedAlgorithm(f"content encryption {algorithm['algorithm'].native}")
-    ciphertext = content_info["encrypted_content"].native or b""
+    if name not in _CONTENT_CIPHERS:
+        raise UnsupportedAlgorithm(f"content encryption {name}")
     attempts: list[tuple[cms.KeyTransRecipientInfo, KeyPair]] = []
-    for recipient in envelope["recipient_infos"]:
+    for recipient in recipients:
         if recipient.name != "ktri":
             continue
         ktri = recipient.chosen
-        named = [k for k in keys if _matches(ktri["rid"], k.cert)]
+        try:
+            named = [k for k in keys if _matches(ktri["rid"], k.cert)]
+        except (ValueError, TypeError):
+            continue
         attempts.extend((ktri, k) for k in named)
         attempts.extend((ktri, k) for k in keys if k not in named)
     for ktri, pair in attempts:
         try:
             cek = _unwrap_key(ktri, pair.key)
-            return _decrypt_content(algorithm, cek, ciphertext, mac)
+            _decrypt_content(envelope.algorithm, cek, _ciphertext(data, envelope.content), envelope.mac, out)
+            return
         except (ValueError, InvalidTag, TypeError, UnsupportedAlgorithm):
+            out.truncate()
             continue
     raise DecryptionFailed()
+
+
+def decrypt(data: bytes, keys: Sequence[KeyPair]) -> bytes:
+    """``decrypt_to`` for a byte string: the plaintext as bytes."""
+    out = Spool(memory=len(data) + 64)
+    try:
+        decrypt_to(Span.of(data), keys, out)
+        return out.span().read()
+    finally:
+        out.close()
 
 
 # --- compression ----------------------------------------------------------------------------------
@@ -484,20 +622,60 @@ def compress(content: bytes) -> bytes:
     return bytes(cms.ContentInfo({"content_type": "compressed_data", "content": compressed}).dump())
 
 
-def decompress(data: bytes, *, max_bytes: int | None = None) -> bytes:
-    """The content of a CompressedData (zlib), bounded by ``max_bytes`` (zip bombs)."""
-    info = load_content_info(data)
-    if info["content_type"].native != "compressed_data":
-        raise CmsError("not a CMS CompressedData")
-    compressed = info["content"]
-    if compressed["compression_algorithm"]["algorithm"].dotted != ZLIB_OID:
-        raise UnsupportedAlgorithm("compression algorithm")
-    raw = compressed["encap_content_info"]["content"].native or b""
-    inflater = zlib.decompressobj()
+def _compressed_content(span: Span) -> Iterator[Span]:
+    """The zlib stream inside a CompressedData, piece by piece (``CmsError`` when malformed)."""
     try:
-        out = inflater.decompress(raw, max_bytes or 0)
+        top = ber.header_at(span, 0)
+        fields = ber.children(span, top)
+        kind = cms.ContentType.load(ber.read_tlv(span, next(fields), 256)).native
+        if kind != "compressed_data":
+            raise CmsError("not a CMS CompressedData")
+        compressed = ber.header_at(span, next(fields).start)
+        parts = ber.children(span, compressed)
+        next(parts)  # version
+        algorithm = cms.CompressionAlgorithm.load(ber.read_tlv(span, next(parts), SMALL_STRUCTURE))
+        if algorithm["algorithm"].dotted != ZLIB_OID:
+            raise UnsupportedAlgorithm("compression algorithm")
+        encapsulated = ber.children(span, next(parts))
+        next(encapsulated)  # the content type
+        explicit = next(encapsulated, None)
+        if explicit is None:
+            return
+        yield from ber.string_pieces(span, ber.header_at(span, explicit.start))
+    except (CmsError, UnsupportedAlgorithm):
+        raise
+    except (ValueError, TypeError, KeyError, StopIteration) as exc:
+        raise CmsError(f"not a readable CMS structure: {exc}") from exc
+
+
+def decompress_to(data: Span, out: Spool, *, max_bytes: int | None = None) -> None:
+    """Inflate a CompressedData (zlib) into ``out`` a chunk at a time, at most ``max_bytes`` (zip bombs)."""
+    inflater = zlib.decompressobj()
+    size = 0
+    try:
+        for piece in _compressed_content(data):
+            for chunk in piece.chunks():
+                pending = chunk
+                while pending and not inflater.eof:
+                    inflated = inflater.decompress(pending, CHUNK_OUT)
+                    size += len(inflated)
+                    if max_bytes and size > max_bytes:
+                        raise CmsError(f"decompressed content exceeds {max_bytes} bytes")
+                    out.write(inflated)
+                    pending = inflater.unconsumed_tail
+        tail = inflater.flush()
     except zlib.error as exc:
         raise CmsError(f"compressed content is corrupt: {exc}") from exc
-    if max_bytes and inflater.unconsumed_tail:
+    if max_bytes and size + len(tail) > max_bytes:
         raise CmsError(f"decompressed content exceeds {max_bytes} bytes")
-    return out
+    out.write(tail)
+
+
+def decompress(data: bytes, *, max_bytes: int | None = None) -> bytes:
+    """``decompress_to`` for a byte string: the content as bytes."""
+    out = Spool(memory=max(max_bytes or 0, 64 * len(data), SMALL_STRUCTURE))
+    try:
+        decompress_to(Span.of(data), out, max_bytes=max_bytes)
+        return out.span().read()
+    finally:
+        out.close()

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from cryptography import x509
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.processing.profiles import ProfileMissing, load_profile
@@ -23,7 +23,7 @@ from gateway.secrets import SecretBox
 from gateway.store.enums import PartnerStatus
 from gateway.store.models import Partner, PartnerProfileVersion
 from gateway.transports.as2.certificates import CertificateError, load_certificate, partner_certificates
-from gateway.transports.as2.models import As2PartnerOptions
+from gateway.transports.as2.models import As2PartnerCertificate, As2PartnerOptions
 from partner_profiles.schema import As2Transport, PartnerProfile
 
 INDEX_SECONDS = 5.0
@@ -156,3 +156,63 @@ def as2_partner_from_profile(session: Session, profile: PartnerProfile, as2: As2
             verify.append(configured)
             encrypt.append(configured)
     return As2Partner(profile.id, profile, as2, load_options(session, profile.id), verify, encrypt)
+
+
+_STAMP = (
+    select(
+        Partner.status,
+        Partner.deleted_at,
+        Partner.current_version,
+        PartnerProfileVersion.profile_sha256,
+        As2PartnerOptions.updated_at,
+        As2PartnerCertificate.id,
+        As2PartnerCertificate.status,
+        As2PartnerCertificate.usage,
+    )
+    .select_from(Partner)
+    .outerjoin(
+        PartnerProfileVersion,
+        and_(
+            PartnerProfileVersion.partner_id == Partner.id,
+            PartnerProfileVersion.version == Partner.current_version,
+        ),
+    )
+    .outerjoin(As2PartnerOptions, As2PartnerOptions.partner_id == Partner.id)
+    .outerjoin(As2PartnerCertificate, As2PartnerCertificate.partner_id == Partner.id)
+    .where(Partner.id == bindparam("partner_id"))
+    .order_by(As2PartnerCertificate.id)
+)
+
+
+def partner_stamp(session: Session, partner_id: str) -> tuple[tuple[Any, ...], ...]:
+    """What ``load_as2_partner`` depends on, in one query: changes whenever its answer may.
+
+    The partner's status and current profile version (with its hash), its options row's
+    ``updated_at``, and each of its certificates' id, status and usage. Empty for no partner.
+    """
+    return tuple(tuple(row) for row in session.execute(_STAMP, {"partner_id": partner_id}))
+
+
+class PartnerCache:
+    """Loaded AS2 partners, reused while their ``partner_stamp`` is unchanged (one query a message).
+
+    Keep one per database: stamps of partners in different databases may look alike.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[tuple[tuple[Any, ...], ...], As2Partner | None]] = {}
+
+    def get(self, session: Session, partner_id: str, box: SecretBox | None) -> As2Partner | None:
+        """The partner as ``load_as2_partner`` returns it, loaded again only after a change."""
+        stamp = partner_stamp(session, partner_id)
+        if not stamp:
+            return None
+        with self._lock:
+            entry = self._entries.get(partner_id)
+        if entry is not None and entry[0] == stamp:
+            return entry[1]
+        partner = load_as2_partner(session, partner_id, box)
+        with self._lock:
+            self._entries[partner_id] = (stamp, partner)
+        return partner

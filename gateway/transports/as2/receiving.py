@@ -12,29 +12,24 @@ processed afresh (the partner may have fixed its certificate).
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from gateway.archive.blob_store import BlobRef, BlobStore
-from gateway.intake.service import publish_received, record_received, require_partner
-from gateway.processing.publisher import Publisher
-from gateway.secrets import SecretBox
-from gateway.store.blobs import record_blob
-from gateway.store.db import Database
+from gateway.archive.blob_store import BlobRef
+from gateway.intake.service import Received, publish_received, record_received
+from gateway.store.blobs import record_blobs
 from gateway.store.enums import Transport
 from gateway.store.events import append_event
 from gateway.store.models import Message
 from gateway.store.types import utcnow
 from gateway.transports.as2 import cms
 from gateway.transports.as2.algorithms import SUPPORTED_DIGESTS, choose_mic_digest
-from gateway.transports.as2.certificates import our_as2_ids, usable_key_pairs
+from gateway.transports.as2.context import ReceiveContext
 from gateway.transports.as2.mdn import (
     DUPLICATE_WARNING,
     UNEXPECTED_ERROR,
@@ -51,11 +46,11 @@ from gateway.transports.as2.mime import (
     unquote_as2_name,
 )
 from gateway.transports.as2.models import As2Exchange
-from gateway.transports.as2.partners import As2Partner, find_partner_id_by_as2_id, load_as2_partner
+from gateway.transports.as2.partners import As2Partner, find_partner_id_by_as2_id
+from gateway.transports.as2.spans import Span
 from gateway.transports.as2.unwrap import UnwrapError, Unwrapped, top_entity, unwrap
 
 UNKNOWN_PARTNER = "error: unknown-trading-partner"
-KEYS_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -111,35 +106,7 @@ class As2Answer:
     async_mdn: BuiltMdn | None = None
     async_url: str | None = None
     disposition: str | None = None
-
-
-@dataclass
-class ReceiveContext:
-    """What receiving needs: database, archive, secret box, publisher and limits."""
-
-    db: Database
-    blobs: BlobStore
-    box: SecretBox
-    publisher: Publisher | None = None
-    max_bytes: int | None = None
-    _keys: tuple[float, list[cms.KeyPair], set[str]] | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def keys(self, session: Session) -> tuple[list[cms.KeyPair], set[str]]:
-        """Our active key pairs and AS2 names, decrypted once every few seconds."""
-        with self._lock:
-            cached = self._keys
-        if cached is not None and time.monotonic() - cached[0] < KEYS_SECONDS:
-            return cached[1], cached[2]
-        pairs, names = usable_key_pairs(session, self.box), our_as2_ids(session)
-        with self._lock:
-            self._keys = (time.monotonic(), pairs, names)
-        return pairs, names
-
-    def forget_keys(self) -> None:
-        """Reload our keys on the next message (after a key change)."""
-        with self._lock:
-            self._keys = None
+    received: Received | None = None
 
 
 def _mdn_answer(mdn: BuiltMdn | None, request: MdnRequest) -> tuple[int, dict[str, str], bytes]:
@@ -161,12 +128,9 @@ def _choose_digest(request: MdnRequest, unwrapped: Unwrapped | None) -> tuple[st
 
 
 def _make_mdn(
-    *,
     partner: As2Partner | None,
-    our_id: str,
-    partner_as2_id: str,
-    message_id: str,
-    request: MdnRequest,
+    inbound: _Inbound,
+    *,
     disposition: Disposition,
     mic: str | None,
     signer: cms.KeyPair | None,
@@ -174,11 +138,11 @@ def _make_mdn(
 ) -> BuiltMdn:
     sign_digest = digest if digest and digest != "sha1" else "sha256"
     legacy = partner.options.legacy_micalg if partner else False
-    use_signer = signer if (request.signed and partner is not None and digest is not None) else None
+    use_signer = signer if (inbound.request.signed and partner is not None and digest is not None) else None
     return build_mdn(
-        our_as2_id=our_id,
-        partner_as2_id=partner_as2_id,
-        original_message_id=message_id,
+        our_as2_id=inbound.as2_to,
+        partner_as2_id=inbound.as2_from,
+        original_message_id=inbound.message_id,
         disposition=disposition,
         mic=mic,
         signer=use_signer,
@@ -205,126 +169,151 @@ class _Previous:
     message_id: uuid.UUID | None
 
 
+# Built once: building and cache-keying a statement costs more than running it on SQLite.
+_PREVIOUS = (
+    select(
+        As2Exchange.raw_sha256,
+        As2Exchange.mdn_sha256,
+        As2Exchange.mic,
+        As2Exchange.disposition,
+        As2Exchange.message_id,
+    )
+    .where(
+        As2Exchange.partner_id == bindparam("partner_id"),
+        As2Exchange.direction == "inbound",
+        As2Exchange.as2_message_id == bindparam("message_id"),
+        As2Exchange.status == "processed",
+    )
+    .order_by(As2Exchange.id)
+    .limit(1)
+)
+
+
+_INSERT_EXCHANGE = insert(As2Exchange).returning(As2Exchange.id)
+
+
 def _previous(session: Session, partner_id: str, message_id: str) -> _Previous | None:
-    row = session.scalars(
-        select(As2Exchange)
-        .where(
-            As2Exchange.partner_id == partner_id,
-            As2Exchange.direction == "inbound",
-            As2Exchange.as2_message_id == message_id,
-            As2Exchange.status == "processed",
-        )
-        .order_by(As2Exchange.id)
-    ).first()
-    if row is None:
-        return None
-    return _Previous(row.raw_sha256, row.mdn_sha256, row.mic, row.disposition, row.message_id)
+    row = session.execute(_PREVIOUS, {"partner_id": partner_id, "message_id": message_id}).first()
+    return None if row is None else _Previous(*row)
 
 
 def _record_exchange(
     session: Session,
-    *,
     partner_id: str | None,
-    message_id: str,
-    as2_from: str,
-    as2_to: str,
-    raw: BlobRef,
+    inbound: _Inbound,
+    *,
     mdn_blob: BlobRef | None,
     disposition: str | None,
     mic: str | None,
     status: str,
-    request: MdnRequest,
     error: str | None = None,
     message: uuid.UUID | None = None,
-) -> As2Exchange:
-    record_blob(session, raw)
-    if mdn_blob is not None:
-        record_blob(session, mdn_blob)
-    exchange = As2Exchange(
-        direction="inbound",
-        partner_id=partner_id,
-        message_id=message,
-        as2_message_id=message_id[:1000],
-        as2_from=as2_from[:128],
-        as2_to=as2_to[:128],
-        raw_sha256=raw.sha256,
-        mdn_sha256=mdn_blob.sha256 if mdn_blob else None,
-        disposition=disposition,
-        mic=mic,
-        status=status,
-        mdn_mode=request.mode,
-        mdn_url=request.async_url,
-        mdn_status="pending" if request.mode == "async" and mdn_blob else ("sent" if mdn_blob else None),
-        mdn_attempts=0,
-        mdn_next_attempt_at=utcnow() if request.mode == "async" else None,
-        error=error,
-    )
-    session.add(exchange)
-    session.flush()
-    return exchange
+    mdn_sha256: str | None = None,
+) -> int:
+    """Catalogue the raw request and MDN blobs and insert the exchange row; its id."""
+    request = inbound.request
+    record_blobs(session, [inbound.raw] if mdn_blob is None else [inbound.raw, mdn_blob])
+    values = {
+        "direction": "inbound",
+        "partner_id": partner_id,
+        "message_id": message,
+        "as2_message_id": inbound.message_id[:1000],
+        "as2_from": inbound.as2_from[:128],
+        "as2_to": inbound.as2_to[:128],
+        "raw_sha256": inbound.raw.sha256,
+        "mdn_sha256": mdn_blob.sha256 if mdn_blob else mdn_sha256,
+        "disposition": disposition,
+        "mic": mic,
+        "status": status,
+        "mdn_mode": request.mode,
+        "mdn_url": request.async_url,
+        "mdn_status": "pending" if request.mode == "async" and mdn_blob else ("sent" if mdn_blob else None),
+        "mdn_attempts": 0,
+        "mdn_next_attempt_at": utcnow() if request.mode == "async" else None,
+        "error": error,
+    }
+    exchange_id: int = session.execute(_INSERT_EXCHANGE, values).scalar_one()
+    return exchange_id
+
+
+@dataclass(frozen=True)
+class _Inbound:
+    """One AS2 POST as receiving sees it: headers (lower-cased), body, archived request, MDN wishes."""
+
+    headers: dict[str, str]
+    body: Span
+    raw: BlobRef
+    request: MdnRequest
+    as2_from: str
+    as2_to: str
+    message_id: str
+
+    @property
+    def actor(self) -> str:
+        """Who the events name."""
+        return f"as2:{self.as2_from}"[:200]
 
 
 def receive_as2(
     ctx: ReceiveContext,
     headers: dict[str, str],
-    body: bytes,
+    body: bytes | Span,
     raw: BlobRef,
     *,
     correlation_id: str | None = None,
+    publish: bool = True,
 ) -> As2Answer:
-    """Process one AS2 POST whose raw request is archived as ``raw``; the answer to send back."""
+    """Process one AS2 POST whose raw request is archived as ``raw``; the answer to send back.
+
+    ``body`` may be a span on the archived request, for bodies too large to hold in memory.
+    With ``publish=False`` the caller rings intake's doorbell for ``answer.received`` itself
+    (``ctx.ring``), e.g. after the response is out: the outbox row is committed.
+    """
     headers = {k.lower(): v for k, v in headers.items()}
-    as2_from = unquote_as2_name(headers.get("as2-from"))
-    as2_to = unquote_as2_name(headers.get("as2-to"))
-    message_id = (headers.get("message-id") or "").strip()
-    request = parse_mdn_request(headers)
-    if not as2_from or not as2_to or not message_id:
+    inbound = _Inbound(
+        headers,
+        body if isinstance(body, Span) else Span.of(body),
+        raw,
+        parse_mdn_request(headers),
+        unquote_as2_name(headers.get("as2-from")),
+        unquote_as2_name(headers.get("as2-to")),
+        (headers.get("message-id") or "").strip(),
+    )
+    if not inbound.as2_from or not inbound.as2_to or not inbound.message_id:
         return As2Answer(
             400, {"Content-Type": "text/plain"}, b"AS2-From, AS2-To and Message-ID are required\n"
         )
     with ctx.db.unit_of_work(read_only=True) as session:
-        partner_id = find_partner_id_by_as2_id(session, as2_from)
-        partner = load_as2_partner(session, partner_id, ctx.box) if partner_id else None
+        partner_id = find_partner_id_by_as2_id(session, inbound.as2_from)
+        partner = ctx.partners.get(session, partner_id, ctx.box) if partner_id else None
         keys, names = ctx.keys(session)
-        previous = _previous(session, partner.partner_id, message_id) if partner else None
+        previous = _previous(session, partner.partner_id, inbound.message_id) if partner else None
     if partner is not None:
         names = names | {partner.profile.x12.our_id.id}
         if partner.options.our_as2_id:
             names.add(partner.options.our_as2_id)
-    our_id = as2_to
     signer = keys[0] if keys else None
     # AS2-From can be spoofed: an async MDN goes to the partner's configured URL, or to the URL
     # the request names only once its signature has verified (below), never to an unvetted one.
-    claimed_url = request.async_url
+    claimed_url = inbound.request.async_url
     configured_url = partner.as2.mdn.async_url if partner is not None else None
-    request = replace(request, async_url=configured_url if claimed_url else None)
-    if partner is None or as2_to not in names:
+    vetted = replace(inbound.request, async_url=configured_url if claimed_url else None)
+    inbound = replace(inbound, request=vetted)
+    if partner is None or inbound.as2_to not in names:
         return _fail(
             ctx,
             None,
-            headers,
-            raw,
-            request,
-            as2_from,
-            as2_to,
-            message_id,
+            inbound,
             Disposition("processed", UNKNOWN_PARTNER),
-            f"unknown AS2 relationship {as2_from!r} -> {as2_to!r}",
+            f"unknown AS2 relationship {inbound.as2_from!r} -> {inbound.as2_to!r}",
             None,
         )
     if previous is not None:
-        return _duplicate(
-            ctx, partner, previous, raw, request, as2_from, as2_to, message_id, signer, headers, body
-        )
-    # Every failure below answers this partner, for this request, with its own disposition.
-    def fail(disposition: Disposition, error: str, signer: cms.KeyPair | None) -> As2Answer:
-        return _fail(ctx, partner, headers, raw, request, as2_from, our_id, message_id,
-                     disposition, error, signer)
-
+        return _duplicate(ctx, partner, previous, inbound, signer)
     try:
         entity = top_entity(
             headers.get("content-type", ""),
-            body,
+            inbound.body,
             headers.get("content-transfer-encoding"),
             headers.get("content-disposition"),
         )
@@ -334,50 +323,52 @@ def receive_as2(
             verify_certs=partner.verify_certs,
             allow_expired=partner.options.allow_expired_certificates,
             max_bytes=ctx.max_bytes,
+            spool_dir=ctx.blobs.tmp_dir,
         )
     except UnwrapError as exc:
-        return fail(
-            Disposition("processed", exc.modifier),
-            str(exc),
-            signer,
-        )
+        return _fail(ctx, partner, inbound, Disposition("processed", exc.modifier), str(exc), signer)
     except MimeError as exc:
-        return fail(
-            Disposition("processed", UNEXPECTED_ERROR),
-            str(exc),
-            signer,
-        )
-    if claimed_url and configured_url is None and "verified" in unwrapped.layers:
-        request = replace(request, async_url=claimed_url)
+        return _fail(ctx, partner, inbound, Disposition("processed", UNEXPECTED_ERROR), str(exc), signer)
+    try:
+        if claimed_url and configured_url is None and "verified" in unwrapped.layers:
+            inbound = replace(inbound, request=replace(inbound.request, async_url=claimed_url))
+        return _accept(ctx, partner, inbound, unwrapped, signer, correlation_id, publish)
+    finally:
+        unwrapped.close()
+
+
+def _accept(
+    ctx: ReceiveContext,
+    partner: As2Partner,
+    inbound: _Inbound,
+    unwrapped: Unwrapped,
+    signer: cms.KeyPair | None,
+    correlation_id: str | None,
+    publish: bool,
+) -> As2Answer:
+    """Archive the opened payload and its MDN, record both in one transaction, then answer."""
+    request, message_id = inbound.request, inbound.message_id
     digest, unsupported = _choose_digest(request, unwrapped)
     if unsupported and request.signed_required:
-        return fail(
+        return _fail(
+            ctx,
+            partner,
+            inbound,
             Disposition("failed", UNSUPPORTED_MIC),
             f"no supported MIC algorithm in {request.micalgs}",
             None,
         )
     mic = unwrapped.mic(digest, legacy=partner.options.legacy_micalg) if digest else None
-    mdn = _make_mdn(
-        partner=partner,
-        our_id=our_id,
-        partner_as2_id=as2_from,
-        message_id=message_id,
-        request=request,
-        disposition=Disposition(),
-        mic=mic,
-        signer=signer,
-        digest=digest,
-    )
+    mdn = _make_mdn(partner, inbound, disposition=Disposition(), mic=mic, signer=signer, digest=digest)
     payload = unwrapped.payload
-    payload_blob = ctx.blobs.put_bytes(payload.decoded_body())
+    payload_blob = ctx.blobs.put_stream(unwrapped.payload_content().chunks())
     mdn_blob = ctx.blobs.put_bytes(mdn.raw) if request.wanted else None
     filename = sanitize_filename(filename_of(payload), fallback=f"as2-{uuid.uuid4().hex[:12]}.edi")
     content_type = payload.headers.get("content-type", "application/edi-x12")
-    with ctx.db.unit_of_work() as session:
+    with ctx.writing() as session:
         _lock_message_id(session, partner.partner_id, message_id)
         again = _previous(session, partner.partner_id, message_id)
         if again is None:
-            require_partner(session, partner.partner_id)
             received = record_received(
                 session,
                 payload_blob,
@@ -387,30 +378,29 @@ def receive_as2(
                 filename=filename,
                 transport_message_id=message_id[:500],
                 correlation_id=correlation_id,
-                actor=f"as2:{as2_from}"[:200],
+                actor=inbound.actor,
+                lease=ctx.lease,
             )
-            stored = session.get(Message, received.message_id)
-            if stored is not None and mdn_blob is not None:
-                record_blob(session, mdn_blob)
-                stored.receipt_sha256 = mdn_blob.sha256
-            exchange = _record_exchange(
+            exchange_id = _record_exchange(
                 session,
-                partner_id=partner.partner_id,
-                message_id=message_id,
-                as2_from=as2_from,
-                as2_to=as2_to,
-                raw=raw,
+                partner.partner_id,
+                inbound,
                 mdn_blob=mdn_blob,
                 disposition=str(Disposition()),
                 mic=mic,
                 status="processed",
-                request=request,
                 message=received.message_id,
             )
+            if mdn_blob is not None:  # catalogued with the exchange just above
+                session.execute(
+                    update(Message)
+                    .where(Message.id == received.message_id)
+                    .values(receipt_sha256=mdn_blob.sha256)
+                )
             append_event(
                 session,
                 event_type="as2.received",
-                actor=f"as2:{as2_from}"[:200],
+                actor=inbound.actor,
                 partner_id=partner.partner_id,
                 message_id=received.message_id,
                 subject_type="message",
@@ -420,17 +410,15 @@ def receive_as2(
                     "as2_message_id": message_id,
                     "mic": mic,
                     "layers": unwrapped.layers,
-                    "raw_sha256": raw.sha256,
+                    "raw_sha256": inbound.raw.sha256,
                     "mdn_sha256": mdn_blob.sha256 if mdn_blob else None,
                     "mdn_mode": request.mode,
                 },
             )
-            exchange_id = exchange.id
     if again is not None:  # a concurrent copy won the race: answer like a duplicate
-        return _duplicate(
-            ctx, partner, again, raw, request, as2_from, as2_to, message_id, signer, headers, body
-        )
-    publish_received(ctx.db, ctx.publisher, received)
+        return _duplicate(ctx, partner, again, inbound, signer)
+    if publish:
+        publish_received(ctx.db, ctx.publisher, received)
     status, out_headers, out_body = _mdn_answer(mdn, request)
     return As2Answer(
         status,
@@ -441,77 +429,59 @@ def receive_as2(
         mdn if request.mode == "async" else None,
         request.async_url,
         str(Disposition()),
+        received,
     )
 
 
 def _fail(
     ctx: ReceiveContext,
     partner: As2Partner | None,
-    headers: dict[str, str],
-    raw: BlobRef,
-    request: MdnRequest,
-    as2_from: str,
-    our_id: str,
-    message_id: str,
+    inbound: _Inbound,
     disposition: Disposition,
     error: str,
     signer: cms.KeyPair | None,
 ) -> As2Answer:
     """Record a message we could not accept and answer with the failure MDN (nothing processed)."""
+    # Unknown partners never get an async MDN: we do not post to URLs nobody vouched for.
+    request = inbound.request if partner is not None else _sync_only(inbound.request)
+    inbound = replace(inbound, request=request)
     digest, _ = _choose_digest(request, None)
-    mdn = _make_mdn(
-        partner=partner,
-        our_id=our_id,
-        partner_as2_id=as2_from,
-        message_id=message_id,
-        request=request if partner is not None else _sync_only(request),
-        disposition=disposition,
-        mic=None,
-        signer=signer,
-        digest=digest,
-    )
+    mdn = _make_mdn(partner, inbound, disposition=disposition, mic=None, signer=signer, digest=digest)
     mdn_blob = ctx.blobs.put_bytes(mdn.raw) if request.wanted else None
-    with ctx.db.unit_of_work() as session:
-        exchange = _record_exchange(
+    with ctx.writing() as session:
+        exchange_id = _record_exchange(
             session,
-            partner_id=partner.partner_id if partner else None,
-            message_id=message_id,
-            as2_from=as2_from,
-            as2_to=our_id,
-            raw=raw,
+            partner.partner_id if partner else None,
+            inbound,
             mdn_blob=mdn_blob,
             disposition=str(disposition),
             mic=None,
             status="failed",
-            request=request if partner is not None else _sync_only(request),
             error=error[:2000],
         )
         append_event(
             session,
             event_type="as2.rejected",
-            actor=f"as2:{as2_from}"[:200],
+            actor=inbound.actor,
             partner_id=partner.partner_id if partner else None,
             subject_type="as2_exchange",
-            subject_id=str(exchange.id),
+            subject_id=str(exchange_id),
             data={
-                "as2_message_id": message_id,
+                "as2_message_id": inbound.message_id,
                 "disposition": str(disposition),
                 "error": error[:500],
-                "raw_sha256": raw.sha256,
+                "raw_sha256": inbound.raw.sha256,
             },
         )
-        exchange_id = exchange.id
-    # Unknown partners never get an async MDN: we do not post to URLs nobody vouched for.
-    effective = request if partner is not None else _sync_only(request)
-    status, out_headers, out_body = _mdn_answer(mdn if request.wanted else None, effective)
+    status, out_headers, out_body = _mdn_answer(mdn if request.wanted else None, request)
     return As2Answer(
         status,
         out_headers,
         out_body,
         exchange_id,
         None,
-        mdn if effective.mode == "async" else None,
-        effective.async_url,
+        mdn if request.mode == "async" else None,
+        request.async_url,
         str(disposition),
     )
 
@@ -524,17 +494,12 @@ def _duplicate(
     ctx: ReceiveContext,
     partner: As2Partner,
     previous: _Previous,
-    raw: BlobRef,
-    request: MdnRequest,
-    as2_from: str,
-    as2_to: str,
-    message_id: str,
+    inbound: _Inbound,
     signer: cms.KeyPair | None,
-    headers: dict[str, str],
-    body: bytes,
 ) -> As2Answer:
     """A resend of a processed message: the original MDN back (or a duplicate-document warning)."""
-    same_bytes = previous.raw_sha256 is not None and _same_body(ctx, previous.raw_sha256, body)
+    request = inbound.request
+    same_bytes = previous.raw_sha256 is not None and _same_body(ctx, previous.raw_sha256, inbound.body)
     mdn: BuiltMdn | None = None
     if previous.mdn_sha256 and same_bytes and partner.options.duplicate_mdn == "original":
         with ctx.blobs.open(previous.mdn_sha256) as handle:
@@ -551,11 +516,8 @@ def _duplicate(
     else:
         digest, _ = _choose_digest(request, None)
         mdn = _make_mdn(
-            partner=partner,
-            our_id=as2_to,
-            partner_as2_id=as2_from,
-            message_id=message_id,
-            request=request,
+            partner,
+            inbound,
             disposition=Disposition("processed", DUPLICATE_WARNING),
             mic=previous.mic if same_bytes else None,
             signer=signer,
@@ -563,34 +525,32 @@ def _duplicate(
         )
         mdn_blob = ctx.blobs.put_bytes(mdn.raw) if request.wanted else None
         disposition = str(Disposition("processed", DUPLICATE_WARNING))
-    with ctx.db.unit_of_work() as session:
-        exchange = _record_exchange(
+    with ctx.writing() as session:
+        exchange_id = _record_exchange(
             session,
-            partner_id=partner.partner_id,
-            message_id=message_id,
-            as2_from=as2_from,
-            as2_to=as2_to,
-            raw=raw,
+            partner.partner_id,
+            inbound,
             mdn_blob=mdn_blob,
             disposition=disposition,
             mic=previous.mic,
             status="duplicate",
-            request=request,
             message=previous.message_id,
+            mdn_sha256=None if mdn_blob is not None else previous.mdn_sha256,
         )
-        if mdn_blob is None and previous.mdn_sha256:
-            exchange.mdn_sha256 = previous.mdn_sha256
         append_event(
             session,
             event_type="as2.duplicate",
-            actor=f"as2:{as2_from}"[:200],
+            actor=inbound.actor,
             partner_id=partner.partner_id,
             message_id=previous.message_id,
             subject_type="as2_exchange",
-            subject_id=str(exchange.id),
-            data={"as2_message_id": message_id, "same_bytes": same_bytes, "raw_sha256": raw.sha256},
+            subject_id=str(exchange_id),
+            data={
+                "as2_message_id": inbound.message_id,
+                "same_bytes": same_bytes,
+                "raw_sha256": inbound.raw.sha256,
+            },
         )
-        exchange_id = exchange.id
     status, out_headers, out_body = _mdn_answer(mdn if request.wanted else None, request)
     return As2Answer(
         status,
@@ -615,11 +575,14 @@ def _title(name: str) -> str:
     return special.get(name, "-".join(part.capitalize() for part in name.split("-")))
 
 
-def _same_body(ctx: ReceiveContext, raw_sha256: str, body: bytes) -> bool:
-    """Whether a stored raw request ends with exactly this body."""
+def _same_body(ctx: ReceiveContext, raw_sha256: str, body: Span) -> bool:
+    """Whether a stored raw request ends with exactly this body (compared a chunk at a time)."""
     with ctx.blobs.open(raw_sha256) as handle:
-        stored = handle.read()
-    return stored.endswith(b"\r\n\r\n" + body) or stored == body
+        stored = Span.of_file(handle)
+        if len(stored) == len(body) and stored.same_bytes(body):
+            return True
+        tail = len(stored) - len(body)
+        return tail >= 4 and stored.read(tail - 4, tail) == b"\r\n\r\n" and stored.sub(tail).same_bytes(body)
 
 
 def split_stored_request(stored: bytes) -> tuple[dict[str, str], bytes]:

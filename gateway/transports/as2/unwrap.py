@@ -1,9 +1,14 @@
 """Open an inbound AS2 body: decrypt, verify, decompress (in either order), find the payload, MIC.
 
-Pure: no database, no I/O. The MIC follows RFC 4130 §7.3.1 and RFC 5402 §4: over the signed
+No database, no network. The MIC follows RFC 4130 §7.3.1 and RFC 5402 §4: over the signed
 entity (headers included) when signed; over the decrypted entity when encrypted but unsigned;
 over the content alone otherwise. Signatures are checked over the bytes exactly as received,
 falling back to CRLF canonicalisation only for text parts or parts without a transfer encoding.
+
+Bodies are spans: each layer streams into a spool (memory while small, a temporary file past
+``spans.SPOOL_MEMORY``) and the signed part, the signature and the payload are windows on the
+layer they sit in, so a large message is held neither in memory nor twice. ``Unwrapped.close``
+releases the spools.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cryptography import x509
 
@@ -25,13 +31,17 @@ from gateway.transports.as2.mdn import (
 from gateway.transports.as2.mime import (
     Entity,
     MimeError,
-    decode_transfer_encoding,
-    parse_entity,
-    render_headers,
-    split_multipart,
+    Part,
+    canonical_span,
+    decoded_span,
+    parse_part,
+    split_parts,
 )
+from gateway.transports.as2.spans import Span, Spool
 
 MAX_LAYERS = 6
+MAX_SIGNATURE_BYTES = 1024 * 1024
+_PKCS7_MIME = ("application/pkcs7-mime", "application/x-pkcs7-mime")
 
 
 class UnwrapError(Exception):
@@ -44,70 +54,90 @@ class UnwrapError(Exception):
 
 @dataclass
 class Unwrapped:
-    """The payload entity and what was done to reach it."""
+    """The payload and what was done to reach it; ``close()`` releases its spools."""
 
-    payload: Entity
+    payload: Part
+    content: Span | None = None  # the payload's body, transfer encoding undone
     encrypted: bool = False
     signed: bool = False
     compressed: bool = False
     signature_digest: str | None = None
-    mic_source: bytes | None = None
+    mic_source: Span | None = None
     layers: list[str] = field(default_factory=list)
+    spool_dir: Path | None = None
+    spools: list[Spool] = field(default_factory=list, repr=False)
+
+    def spool(self) -> Spool:
+        """A new spool released with this result."""
+        spool = Spool(self.spool_dir)
+        self.spools.append(spool)
+        return spool
+
+    def payload_content(self) -> Span:
+        """The payload's body with its transfer encoding undone."""
+        if self.content is None:
+            self.content = decoded_span(self.payload, self.spool())
+        return self.content
 
     def mic(self, digest: str, *, legacy: bool = False) -> str:
         """``base64(digest), alg`` over the right bytes for this message."""
-        source = self.mic_source if self.mic_source is not None else self.payload.decoded_body()
-        value = base64.b64encode(digest_bytes(digest, source)).decode("ascii")
+        source = self.mic_source if self.mic_source is not None else self.payload_content()
+        value = base64.b64encode(digest_bytes(digest, source.chunks())).decode("ascii")
         return f"{value}, {micalg_name(digest, legacy=legacy)}"
+
+    def close(self) -> None:
+        """Delete the temporary files behind the layers."""
+        for spool in self.spools:
+            spool.close()
+        self.spools.clear()
 
 
 def top_entity(
     content_type: str,
-    body: bytes,
+    body: bytes | Span,
     content_transfer_encoding: str | None = None,
     content_disposition: str | None = None,
-) -> Entity:
-    """The outer entity from HTTP headers (base64 on the HTTP level undone)."""
-    headers = [("Content-Type", content_type or "application/octet-stream")]
+) -> Part:
+    """The outer entity from HTTP headers (a transfer encoding on the HTTP level is undone when read)."""
+    headers = {"content-type": (content_type or "application/octet-stream").strip()}
     if content_disposition:
-        headers.append(("Content-Disposition", content_disposition))
-    entity = parse_entity(render_headers(headers) + body)
+        headers["content-disposition"] = content_disposition.strip()
     if content_transfer_encoding:
-        entity = Entity(
-            entity.raw, entity.headers, decode_transfer_encoding(entity.body, content_transfer_encoding)
-        )
-    return entity
+        headers["content-transfer-encoding"] = content_transfer_encoding.strip()
+    return Part(headers, body if isinstance(body, Span) else Span.of(body))
 
 
-def _smime_type(entity: Entity) -> str:
+def _smime_type(entity: Part) -> str:
     return (entity.param("smime-type") or "").lower()
 
 
 def _verify(
-    entity: Entity, certs: Sequence[x509.Certificate], allow_expired: bool
-) -> tuple[bytes, cms.Verified]:
+    result: Unwrapped, entity: Part, certs: Sequence[x509.Certificate], allow_expired: bool
+) -> tuple[Span, cms.Verified]:
     boundary = entity.param("boundary")
     if not boundary:
         raise UnwrapError(AUTHENTICATION_FAILED, "multipart/signed without a boundary")
-    parts = split_multipart(entity.body, boundary)
+    parts = split_parts(decoded_span(entity, result.spool()), boundary)
     if len(parts) < 2:
         raise UnwrapError(AUTHENTICATION_FAILED, "multipart/signed without a signature part")
     signed_part = parts[0]
-    signature_entity = parse_entity(parts[1])
-    signature = signature_entity.decoded_body()
+    if len(parts[1]) > MAX_SIGNATURE_BYTES:
+        raise UnwrapError(AUTHENTICATION_FAILED, "the signature part is too large")
+    signature = parse_part(parts[1]).decoded_body()
     try:
         return signed_part, cms.verify_detached(signature, signed_part, certs, allow_expired=allow_expired)
     except cms.SignatureInvalid as first:
-        inner = parse_entity(signed_part)
+        inner = parse_part(signed_part)
         textual = inner.content_type.startswith("text/") or "content-transfer-encoding" not in inner.headers
-        canonical = signed_part.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        if textual and canonical != signed_part:
-            try:
-                return canonical, cms.verify_detached(
-                    signature, canonical, certs, allow_expired=allow_expired
-                )
-            except cms.CmsError:
-                pass
+        if textual:
+            canonical = canonical_span(signed_part, result.spool())
+            if len(canonical) != len(signed_part):  # canonicalising only ever adds CRs
+                try:
+                    return canonical, cms.verify_detached(
+                        signature, canonical, certs, allow_expired=allow_expired
+                    )
+                except cms.CmsError:
+                    pass
         modifier = INTEGRITY_CHECK_FAILED if "digest does not match" in str(first) else AUTHENTICATION_FAILED
         raise UnwrapError(modifier, str(first)) from first
     except (cms.CmsError, UnsupportedAlgorithm) as exc:
@@ -115,72 +145,92 @@ def _verify(
 
 
 def unwrap(
-    entity: Entity,
+    entity: Part | Entity,
     *,
     keys: Sequence[cms.KeyPair],
     verify_certs: Sequence[x509.Certificate],
     allow_expired: bool = False,
     max_bytes: int | None = None,
+    spool_dir: Path | None = None,
 ) -> Unwrapped:
-    """Peel encryption, signature and compression layers until the payload is reached."""
-    result = Unwrapped(entity)
-    current = entity
+    """Peel encryption, signature and compression layers until the payload is reached.
+
+    Layers are spooled under ``spool_dir`` (the system's temporary directory by default); on
+    success the caller closes the result, on failure the spools are already released.
+    """
+    current = Part(entity.headers, Span.of(entity.body)) if isinstance(entity, Entity) else entity
+    result = Unwrapped(current, spool_dir=spool_dir)
+    try:
+        _peel(result, current, keys, verify_certs, allow_expired, max_bytes)
+    except BaseException:
+        result.close()
+        raise
+    return result
+
+
+def _peel(
+    result: Unwrapped,
+    current: Part,
+    keys: Sequence[cms.KeyPair],
+    verify_certs: Sequence[x509.Certificate],
+    allow_expired: bool,
+    max_bytes: int | None,
+) -> None:
     try:
         for _ in range(MAX_LAYERS):
             kind = current.content_type
             smime = _smime_type(current)
             if (
-                kind in ("application/pkcs7-mime", "application/x-pkcs7-mime")
+                kind in _PKCS7_MIME
                 and smime in ("enveloped-data", "authenveloped-data", "")
-                and not (smime == "" and _is_compressed(current))
+                and not (smime == "" and _is_compressed(result, current))
             ):
                 if result.encrypted:
                     raise UnwrapError(UNEXPECTED_ERROR, "encrypted twice")
+                opened = result.spool()
                 try:
-                    opened = cms.decrypt(current.decoded_body(), keys)
+                    cms.decrypt_to(decoded_span(current, result.spool()), keys, opened)
                 except (cms.CmsError, UnsupportedAlgorithm, MimeError):
                     raise UnwrapError(DECRYPTION_FAILED, "decryption failed") from None
                 result.encrypted = True
                 result.layers.append("decrypted")
-                current = parse_entity(opened)
+                current = parse_part(opened.span())
                 if not result.signed:
-                    result.mic_source = opened
+                    result.mic_source = opened.span()
                 continue
             if kind == "multipart/signed":
                 if result.signed:
                     raise UnwrapError(UNEXPECTED_ERROR, "signed twice")
-                signed_part, verified = _verify(current, verify_certs, allow_expired)
+                signed_part, verified = _verify(result, current, verify_certs, allow_expired)
                 result.signed = True
                 result.signature_digest = verified.digest
                 result.mic_source = signed_part
                 result.layers.append("verified")
-                current = parse_entity(signed_part)
+                current = parse_part(signed_part)
                 continue
-            if kind in ("application/pkcs7-mime", "application/x-pkcs7-mime") and smime in (
-                "compressed-data",
-                "",
-            ):
+            if kind in _PKCS7_MIME and smime in ("compressed-data", ""):
                 if result.compressed:
                     raise UnwrapError(UNEXPECTED_ERROR, "compressed twice")
+                inflated = result.spool()
                 try:
-                    inflated = cms.decompress(current.decoded_body(), max_bytes=max_bytes)
-                except cms.CmsError as exc:
+                    cms.decompress_to(decoded_span(current, result.spool()), inflated, max_bytes=max_bytes)
+                except (cms.CmsError, UnsupportedAlgorithm) as exc:
                     raise UnwrapError(UNEXPECTED_ERROR, f"decompression failed: {exc}") from exc
                 result.compressed = True
                 result.layers.append("decompressed")
-                current = parse_entity(inflated)
+                current = parse_part(inflated.span())
                 continue
             break
         else:
             raise UnwrapError(UNEXPECTED_ERROR, "too many nested layers")
+        result.payload = current
+        result.payload_content()
     except MimeError as exc:
         raise UnwrapError(UNEXPECTED_ERROR, f"malformed MIME: {exc}") from exc
-    result.payload = current
-    return result
 
 
-def _is_compressed(entity: Entity) -> bool:
+def _is_compressed(result: Unwrapped, entity: Part) -> bool:
     try:
-        return cms.content_type_of(entity.decoded_body()) == "compressed_data"
+        return cms.content_type_of(decoded_span(entity, result.spool())) == "compressed_data"
     except (cms.CmsError, MimeError):
         return False

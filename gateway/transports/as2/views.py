@@ -3,27 +3,33 @@
 Authentication is AS2's own: the partner's signature checked against its configured
 certificates. The raw request (headers, then the body as it streams in, chunked or after an
 ``Expect: 100-continue``) is archived before anything else; the size limit applies while it
-streams (413, nothing kept). The CPU and database work runs in the thread pool.
+streams (413, nothing kept). A body over ``IN_MEMORY_BODY`` is not kept in memory: receiving
+reads it back from the archived request. The CPU and database work runs in the thread pool.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import httpx
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from gateway.archive.blob_store import BlobRef, BlobTooLarge
+from gateway.archive.blob_store import BlobRef, BlobTooLarge, BlobWriter
 from gateway.logging import current_correlation_id
 from gateway.processing.publisher import CeleryPublisher, Publisher
 from gateway.secrets import SecretBox
-from gateway.transports.as2.inbound_mdns import receive_async_mdn
+from gateway.transports.as2.context import ReceiveContext
+from gateway.transports.as2.inbound_mdns import MdnOutcome, receive_async_mdn
 from gateway.transports.as2.mdn_delivery import deliver_async_mdn
-from gateway.transports.as2.receiving import ReceiveContext, raw_request_bytes, receive_as2
+from gateway.transports.as2.receiving import As2Answer, raw_request_bytes, receive_as2
+from gateway.transports.as2.spans import Span
 
 router = APIRouter(tags=["as2"])
 WRITE_BATCH_BYTES = 256 * 1024
+IN_MEMORY_BODY = 1024 * 1024  # larger AS2 bodies are read back from the archive, never held
+MAX_MDN_BYTES = 10 * 1024 * 1024
 ASYNC_MDN_TIMEOUT = 30.0
 
 
@@ -48,11 +54,24 @@ def receive_context(request: Request) -> ReceiveContext:
     return ctx
 
 
-async def _archive_request(request: Request, max_bytes: int) -> tuple[BlobRef, bytes] | Response:
-    """Archive the raw request (headers + body) while reading the body; the body too."""
+@dataclass
+class _Archiving:
+    """A request being archived: the writer to commit, the header block's size, the body if small."""
+
+    writer: BlobWriter
+    header_size: int
+    body: bytes | None
+
+
+async def _archive_request(request: Request, max_bytes: int, keep_bytes: int) -> _Archiving | Response:
+    """Stream the raw request (headers + body) into an archive writer, keeping at most ``keep_bytes``.
+
+    A larger body is not held in memory: it is read back from the archived request.
+    """
     writer = request.app.state.blobs.writer(max_bytes=max_bytes + 64 * 1024)
-    writer.write(raw_request_bytes(list(request.headers.items())))
-    chunks: list[bytes] = []
+    head = raw_request_bytes(list(request.headers.items()))
+    writer.write(head)
+    chunks: list[bytes] | None = []
     pending: list[bytes] = []
     size = pending_size = 0
     try:
@@ -60,7 +79,10 @@ async def _archive_request(request: Request, max_bytes: int) -> tuple[BlobRef, b
             size += len(chunk)
             if size > max_bytes:
                 raise BlobTooLarge(f"the body exceeds {max_bytes} bytes")
-            chunks.append(chunk)
+            if chunks is not None and size <= keep_bytes:
+                chunks.append(chunk)
+            else:
+                chunks = None
             pending.append(chunk)
             pending_size += len(chunk)
             if pending_size >= WRITE_BATCH_BYTES:
@@ -77,8 +99,15 @@ async def _archive_request(request: Request, max_bytes: int) -> tuple[BlobRef, b
     if size == 0:
         writer.abort()
         return Response("the body is empty\n", status_code=400, media_type="text/plain")
-    blob: BlobRef = await run_in_threadpool(writer.commit)
-    return blob, b"".join(chunks)
+    return _Archiving(writer, len(head), b"".join(chunks) if chunks is not None else None)
+
+
+def _commit(writer: BlobWriter) -> BlobRef:
+    try:
+        return writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
 
 
 def _post_async_mdn(request: Request, exchange_id: int) -> None:
@@ -98,28 +127,41 @@ async def receive(request: Request) -> Response:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         return Response(f"the body exceeds {max_bytes} bytes\n", status_code=413, media_type="text/plain")
-    archived = await _archive_request(request, max_bytes)
+    archived = await _archive_request(request, max_bytes, IN_MEMORY_BODY)
     if isinstance(archived, Response):
         return archived
-    raw, body = archived
     ctx = receive_context(request)
-    answer = await run_in_threadpool(
-        receive_as2, ctx, dict(request.headers), body, raw, correlation_id=current_correlation_id()
-    )
+    headers, correlation_id = dict(request.headers), current_correlation_id()
+
+    def run() -> As2Answer:
+        # One trip to the thread pool: make the raw request durable, then receive it.
+        raw = _commit(archived.writer)
+        if archived.body is not None:
+            return receive_as2(ctx, headers, archived.body, raw, correlation_id=correlation_id, publish=False)
+        with ctx.blobs.open(raw.sha256) as stored:  # a large body is read back, not held
+            body = Span.of_file(stored, archived.header_size, raw.size)
+            return receive_as2(ctx, headers, body, raw, correlation_id=correlation_id, publish=False)
+
+    answer = await run_in_threadpool(run)
     if answer.async_mdn is not None and answer.exchange_id is not None:
         _post_async_mdn(request, answer.exchange_id)
+    if answer.received is not None:  # committed: publish its task off the request path
+        ctx.ring(answer.received)
     return Response(answer.body, status_code=answer.status_code, headers=answer.headers)
 
 
 @router.post("/as2/mdn", include_in_schema=False)
 async def receive_mdn(request: Request) -> Response:
     """An async MDN for a message we sent: verified, matched and recorded."""
-    archived = await _archive_request(request, 10 * 1024 * 1024)
+    archived = await _archive_request(request, MAX_MDN_BYTES, MAX_MDN_BYTES)
     if isinstance(archived, Response):
         return archived
-    raw, body = archived
     box = receive_context(request).box
-    outcome = await run_in_threadpool(
-        receive_async_mdn, request.app.state.db, box, dict(request.headers), body, raw
-    )
+    headers = dict(request.headers)
+
+    def run() -> MdnOutcome:
+        raw = _commit(archived.writer)
+        return receive_async_mdn(request.app.state.db, box, headers, archived.body or b"", raw)
+
+    outcome = await run_in_threadpool(run)
     return Response(f"{outcome.outcome}\n", status_code=outcome.status_code, media_type="text/plain")
