@@ -246,34 +246,7 @@ def header_param(value: str, name: str) -> str | None:
 
 def split_multipart(body: bytes, boundary: str) -> list[bytes]:
     """The raw bytes of each part of a multipart body, exactly as they were sent."""
-    delimiter = b"--" + boundary.encode("latin-1")
-    parts: list[bytes] = []
-    start: int | None = None
-    position = 0
-    while True:
-        index = body.find(delimiter, position)
-        if index < 0:
-            break
-        at_line_start = index == 0 or body[index - 1 : index] == b"\n"
-        if not at_line_start:
-            position = index + len(delimiter)
-            continue
-        if start is not None:
-            end = index - 1  # drop the LF
-            if end > start and body[end - 1 : end] == b"\r":
-                end -= 1
-            parts.append(body[start:end])
-        after = index + len(delimiter)
-        if body[after : after + 2] == b"--":
-            return parts
-        line_end = body.find(b"\n", after)
-        if line_end < 0:
-            break
-        start = line_end + 1
-        position = start
-    if not parts:
-        raise MimeError("multipart body has no parts")
-    raise MimeError("multipart body has no closing boundary")
+    return [part.read() for part in split_parts(Span.of(body), boundary)]
 
 
 def decode_transfer_encoding(body: bytes, encoding: str | None) -> bytes:
