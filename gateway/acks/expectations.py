@@ -8,14 +8,16 @@ rows are its sets (AK2/AK5). ``due_at`` comes from the profile's
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from gateway.store.enums import AckStatus
+from gateway.store.events import append_event
 from gateway.store.models import AckExpectation, FunctionalGroup, Interchange, TransactionSet
 from translators.acks import choose_ack_kind
 from translators.settings import EnvelopeSettings
@@ -101,3 +103,12 @@ def expectations_of_message(session: Session, message_id: uuid.UUID) -> list[Ack
         .order_by(AckExpectation.created_at)
     ).all()
     return sorted(rows, key=lambda r: (r.transaction_id is not None, r.transaction_control_number or ""))
+
+
+def append_expectation_event(
+    session: Session, row: AckExpectation, *, event_type: str, actor: str, data: Mapping[str, Any]
+) -> None:
+    """Append an event about an acknowledgment expectation (its message, partner and correlation)."""
+    append_event(session, event_type=event_type, data=data, actor=actor, partner_id=row.partner_id,
+                 message_id=row.message_id, subject_type="ack_expectation", subject_id=row.id,
+                 correlation_id=row.correlation_id)

@@ -13,11 +13,11 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from gateway.acks.expectations import append_expectation_event
 from gateway.acks.notify import ACK_OVERDUE, expectation_payload, notify, subject_for
 from gateway.acks.reconcile import refresh_message_ack_status
 from gateway.deliveries.service import RetryPolicy
 from gateway.store.enums import AckStatus
-from gateway.store.events import append_event
 from gateway.store.models import AckExpectation, FunctionalGroup
 
 
@@ -66,15 +66,11 @@ def mark_overdue(session: Session, *, policy: RetryPolicy, now: datetime, limit:
                 .execution_options(populate_existing=True)
             )
         )
-        append_event(
+        append_expectation_event(
             session,
+            group,
             event_type="ack.overdue",
             actor="sweeper",
-            partner_id=group.partner_id,
-            message_id=group.message_id,
-            subject_type="ack_expectation",
-            subject_id=group.id,
-            correlation_id=group.correlation_id,
             data={
                 "due_at": group.due_at.isoformat(),
                 "ack_type": group.ack_type,

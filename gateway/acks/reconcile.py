@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.acks.expectations import OPEN_STATUSES
+from gateway.acks.expectations import OPEN_STATUSES, append_expectation_event
 from gateway.acks.notify import (
     ACK_ACCEPTED,
     ACK_REJECTED,
@@ -34,7 +34,7 @@ from gateway.acks.notify import (
 )
 from gateway.deliveries.service import RetryPolicy
 from gateway.store.enums import AckStatus, Direction, EnvelopeStatus
-from gateway.store.events import append_event
+from gateway.store.events import append_message_event
 from gateway.store.models import AckExpectation, FunctionalGroup, Interchange, Message, TransactionSet
 from translators.acks import FunctionalAck, SetAck
 
@@ -162,7 +162,6 @@ def reconcile_functional_ack(
     if not groups:
         _unmatched(
             session,
-            partner_id,
             message,
             now,
             outcome,
@@ -238,15 +237,11 @@ def _apply(
         ACK_ACCEPTED if status in (AckStatus.ACCEPTED, AckStatus.ACCEPTED_WITH_ERRORS) else ACK_REJECTED
     )
     payload = expectation_payload(session, group, list(sets))
-    append_event(
+    append_expectation_event(
         session,
+        group,
         event_type="ack.reconciled",
         actor="worker",
-        partner_id=group.partner_id,
-        message_id=group.message_id,
-        subject_type="ack_expectation",
-        subject_id=group.id,
-        correlation_id=group.correlation_id,
         data={
             "status": status.value,
             "previous_status": previous.value,
@@ -319,7 +314,7 @@ def _reconcile_ta1(
         )
     ).first()
     if ours is None:
-        _unmatched(session, partner_id, message, now, outcome, {"kind": "TA1", **ta1})
+        _unmatched(session, message, now, outcome, {"kind": "TA1", **ta1})
         return
     groups = session.scalars(
         select(AckExpectation)
@@ -348,15 +343,11 @@ def _reconcile_ta1(
         for row in sets:
             row.status, row.acknowledged_at, row.ack_message_id = AckStatus.REJECTED, now, message.id
         _mirror_on_envelope(session, group, sets)
-        append_event(
+        append_expectation_event(
             session,
+            group,
             event_type="ack.reconciled",
             actor="worker",
-            partner_id=partner_id,
-            message_id=group.message_id,
-            subject_type="ack_expectation",
-            subject_id=group.id,
-            correlation_id=group.correlation_id,
             data={
                 "status": AckStatus.REJECTED.value,
                 "previous_status": previous.value,
@@ -384,21 +375,11 @@ def _reconcile_ta1(
 
 def _unmatched(
     session: Session,
-    partner_id: str,
     message: Message,
     now: datetime,
     outcome: ReconcileOutcome,
     data: dict[str, Any],
 ) -> None:
     outcome.unmatched.append(data)
-    append_event(
-        session,
-        event_type=ACK_UNMATCHED,
-        actor="worker",
-        partner_id=partner_id,
-        message_id=message.id,
-        subject_type="message",
-        subject_id=message.id,
-        correlation_id=message.correlation_id,
-        data={**data, "received_at": now.isoformat()},
-    )
+    data = {**data, "received_at": now.isoformat()}
+    append_message_event(session, message, event_type=ACK_UNMATCHED, actor="worker", data=data)

@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from gateway.acks.expectations import append_expectation_event
 from gateway.acks.notify import ACK_UNMATCHED, expectation_payload
 from gateway.store.enums import AckStatus
-from gateway.store.events import append_event
 from gateway.store.models import AckExpectation, Event
 
 MAX_PAGE = 200
@@ -183,15 +183,11 @@ def review_expectation(
             )
             .values(reviewed_at=now, reviewed_by=actor, review_note=note)
         )
-    append_event(
+    append_expectation_event(
         session,
+        row,
         event_type="ack.reviewed",
         actor=actor,
-        partner_id=row.partner_id,
-        message_id=row.message_id,
-        subject_type="ack_expectation",
-        subject_id=row.id,
-        correlation_id=row.correlation_id,
         data={"status": row.status.value, "note": note, "previous": previous},
     )
     return expectation_view(session, row, with_sets=True)

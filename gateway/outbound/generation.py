@@ -32,7 +32,7 @@ from gateway.store.enums import (
     OutboxStatus,
     Transport,
 )
-from gateway.store.events import append_event
+from gateway.store.events import append_message_event
 from gateway.store.models import Document, FunctionalGroup, Interchange, Message, OutboxEntry, TransactionSet
 from partner_profiles.schema import PartnerProfile
 from translators.canonical import DOCUMENT_TYPES, CanonicalDocument
@@ -262,15 +262,11 @@ def _record_generated(
     session: Session, rows: _Rows, documents: Sequence[tuple[Document, CanonicalDocument]], actor: str
 ) -> None:
     message = rows.message
-    append_event(
+    append_message_event(
         session,
+        message,
         event_type="message.generated",
         actor=actor,
-        partner_id=message.partner_id,
-        message_id=message.id,
-        subject_type="message",
-        subject_id=message.id,
-        correlation_id=message.correlation_id,
         data={
             "document_type": rows.document_type,
             "documents": [str(row.id) for row, _ in documents][:100],

@@ -702,15 +702,11 @@ def _finish(w: _Writer) -> ProcessOutcome:
     if w.ack_statuses:
         message.ack_status = max(w.ack_statuses, key=_ACK_SEVERITY.index)
     _mark_outbox_done(w.session, message.id)
-    append_event(
+    append_message_event(
         w.session,
+        message,
         event_type=event_type,
         actor="worker",
-        partner_id=w.snap.partner_id,
-        message_id=message.id,
-        subject_type="message",
-        subject_id=message.id,
-        correlation_id=w.snap.correlation_id,
         data={
             "documents": len(outcome.document_ids),
             "document_ids": [str(d) for d in outcome.document_ids[:100]],
