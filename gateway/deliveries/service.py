@@ -329,11 +329,13 @@ def _grouped_events(
         )
 
 
-def _event(session: Session, delivery: Delivery, event_type: str, data: dict[str, Any]) -> None:
+def _event(
+    session: Session, delivery: Delivery, event_type: str, data: dict[str, Any], *, actor: str = "worker"
+) -> None:
     append_event(
         session,
         event_type=event_type,
-        actor="worker",
+        actor=actor,
         partner_id=delivery.partner_id,
         message_id=delivery.message_id,
         subject_type="delivery",
@@ -467,16 +469,12 @@ def redeliver(session: Session, delivery_id: uuid.UUID, *, policy: RetryPolicy, 
     )
     session.add(row)
     session.flush()
-    append_event(
+    _event(
         session,
-        event_type="delivery.redelivery_requested",
+        row,
+        "delivery.redelivery_requested",
+        {"redelivery_of": str(original.id), "webhook_id": header_webhook_id(row)},
         actor=actor,
-        partner_id=row.partner_id,
-        message_id=row.message_id,
-        subject_type="delivery",
-        subject_id=row.id,
-        correlation_id=row.correlation_id,
-        data={"redelivery_of": str(original.id), "webhook_id": header_webhook_id(row)},
     )
     return row
 
@@ -501,20 +499,16 @@ def record_erp_outcome(
         document = session.get(Document, delivery.document_id)
         if document is not None:
             document.status = DocumentStatus.DELIVERED if accepted else DocumentStatus.FAILED
-    append_event(
+    _event(
         session,
-        event_type="delivery.accepted" if accepted else "delivery.rejected_by_erp",
-        actor=actor,
-        partner_id=delivery.partner_id,
-        message_id=delivery.message_id,
-        subject_type="delivery",
-        subject_id=delivery.id,
-        correlation_id=delivery.correlation_id,
-        data={
+        delivery,
+        "delivery.accepted" if accepted else "delivery.rejected_by_erp",
+        {
             "webhook_id": header_webhook_id(delivery),
             "reason": reason,
             "reference": reference,
             "document_id": str(delivery.document_id) if delivery.document_id else None,
         },
+        actor=actor,
     )
     return delivery
