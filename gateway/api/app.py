@@ -9,7 +9,6 @@ from fastapi import APIRouter, FastAPI, Request
 
 from gateway.api.errors import install_error_handlers
 from gateway.archive.blob_store import BlobStore
-from gateway.intake.service import default_lease
 from gateway.logging import install_request_logging
 from gateway.secrets import SecretBox
 from gateway.settings import Settings
@@ -46,7 +45,6 @@ def create_app(
     app.state.settings = settings
     app.state.db = database or open_database(settings)
     app.state.blobs = BlobStore(settings.archive_dir())
-    app.state.lease = default_lease()  # read once: building the tuning settings costs ~1 ms
     install_error_handlers(app)
     install_request_logging(app)
     # AS2 partners post to /as2 at the root, where their products expect it.

@@ -83,7 +83,6 @@ async def post_inbound(
         correlation_id=current_correlation_id(),
         actor=principal.actor,
         publisher=publisher_for(request),
-        lease=request.app.state.lease,
     )
     return {
         "message_id": str(received.message_id),

@@ -29,9 +29,9 @@ from gateway.store.types import utcnow
 
 def default_lease() -> timedelta:
     """How long a published processing task may take before the sweeper publishes it again."""
-    from gateway.processing.tuning import PipelineTuning
+    from gateway.processing.tuning import current_tuning
 
-    return timedelta(seconds=PipelineTuning().task_lease_seconds)
+    return timedelta(seconds=current_tuning().task_lease_seconds)
 
 
 class IntakeError(Exception):

@@ -24,7 +24,7 @@ from gateway.outbound import errors
 from gateway.outbound.routing import NoOutboundTransport
 from gateway.outbound.service import Submission, Submitted, submit_documents
 from gateway.processing.publisher import DELIVER, SEND_MESSAGE, CeleryPublisher, Publisher
-from gateway.processing.tuning import PipelineTuning
+from gateway.processing.tuning import PipelineTuning, current_tuning
 from gateway.settings import Settings
 from gateway.store.enums import ApiKeyRole
 
@@ -67,7 +67,7 @@ def _submit(
     batch: bool,
 ) -> list[Submitted]:
     settings: Settings = request.app.state.settings
-    tuning = PipelineTuning()
+    tuning = current_tuning()
     for attempt in range(2):
         try:
             with request.app.state.db.unit_of_work() as session:

@@ -6,6 +6,9 @@ pipeline reads them and tests shrink them to seconds; the defaults suit producti
 
 from __future__ import annotations
 
+import functools
+import os
+
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,3 +27,14 @@ class PipelineTuning(BaseSettings):
     transport_max_attempts: int = 8  # outbound sends (acks) before the message is failed
     worker_concurrency: int | None = None  # celery worker processes; default: CPU count
     sweep_batch_size: int = 500
+
+
+def current_tuning() -> PipelineTuning:
+    """The tuning for the environment as it is now, built again only when an EDIGATE_ variable changed."""
+    # Building the settings parses the environment (~1 ms); hot paths ask on every message.
+    return _tuning_for(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("EDIGATE_"))))
+
+
+@functools.lru_cache(maxsize=8)
+def _tuning_for(_environment: tuple[tuple[str, str], ...]) -> PipelineTuning:
+    return PipelineTuning()

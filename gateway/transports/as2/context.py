@@ -75,7 +75,6 @@ class ReceiveContext:
         default=None, repr=False
     )
     _parsed: dict[uuid.UUID, cms.KeyPair] = field(default_factory=dict, repr=False)
-    _lease: timedelta | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _doorbell: Doorbell | None = field(default=None, repr=False)
@@ -138,7 +137,5 @@ class ReceiveContext:
 
     @property
     def lease(self) -> timedelta:
-        """How long intake's outbox row waits for its publish (read from the tuning once)."""
-        if self._lease is None:
-            self._lease = default_lease()
-        return self._lease
+        """How long intake's outbox row waits for its publish."""
+        return default_lease()

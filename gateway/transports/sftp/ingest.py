@@ -23,13 +23,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 
 from gateway.archive.blob_store import BlobRef, BlobStore, BlobTooLarge
-from gateway.intake.service import IntakeError, Received, default_lease, publish_received, record_received
+from gateway.intake.service import IntakeError, Received, publish_received, record_received
 from gateway.processing.publisher import Publisher
 from gateway.store.db import Database
 from gateway.store.enums import Transport
@@ -106,7 +105,6 @@ class SpoolIngestor:
         self.layout = layout
         self.publisher = publisher
         self.max_bytes = max_bytes
-        self.lease: timedelta = default_lease()  # read once, not per file
         self.doorbell = Doorbell(db, publisher) if background_publish and publisher is not None else None
 
     def receive(self, written: Path, *, partner_id: str, name: str, username: str | None,
@@ -162,7 +160,7 @@ class SpoolIngestor:
                 received = record_received(
                     session, blob, partner_id=partner_id, transport=Transport.SFTP,
                     content_type="application/edi-x12", filename=spooled.name,
-                    transport_message_id=transport_id, actor=actor, lease=self.lease,
+                    transport_message_id=transport_id, actor=actor,
                 )
                 append_event(
                     session, event_type="sftp.file_received", actor=actor,
