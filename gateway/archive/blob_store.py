@@ -186,6 +186,24 @@ class BlobStore:
         # Side by side, the fsyncs share the filesystem's journal commits instead of queueing.
         return list(self._committers().map(BlobWriter.commit, writers))
 
+    def adopt(self, path: Path, ref: BlobRef) -> BlobRef:
+        """Archive a durable file whose hash and size the caller computed, as a hard link (no copy).
+
+        The file's bytes must already be fsynced and must never change again (it becomes
+        read-only); ``OSError`` when it cannot be linked (another filesystem): copy it instead.
+        """
+        final = self.path_for(ref.sha256)
+        if final.exists():
+            return ref
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, _READ_ONLY)
+        try:
+            os.link(path, final)
+        except FileExistsError:  # the same bytes were archived meanwhile
+            return ref
+        _fsync_dir(final.parent)
+        return ref
+
     def _committers(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None or self._pool_pid != os.getpid():  # threads do not survive a fork

@@ -7,6 +7,7 @@ import os
 import stat
 import tracemalloc
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +142,14 @@ def test_put_many_stores_each_item_in_order_and_skips_known_content(blob_store: 
         with blob_store.open(ref.sha256) as handle:
             assert handle.read() == item
     assert list(blob_store.tmp_dir.iterdir()) == []  # no temporary file left behind
+
+
+def test_adopt_links_a_durable_file_into_the_archive_read_only(blob_store: BlobStore, tmp_path: Path) -> None:
+    source = tmp_path / "spooled.x12"
+    source.write_bytes(b"ISA*already fsynced")
+    ref = BlobRef(hashlib.sha256(b"ISA*already fsynced").hexdigest(), 19)
+    assert blob_store.adopt(source, ref) == ref
+    stored = blob_store.path_for(ref.sha256)
+    assert stored.read_bytes() == b"ISA*already fsynced" and os.stat(stored).st_ino == os.stat(source).st_ino
+    assert not os.stat(stored).st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    assert blob_store.adopt(source, ref) == ref  # known content: nothing to do

@@ -40,7 +40,6 @@ from gateway.transports.sftp.paths import MailboxLayout
 log = logging.getLogger("edigate.sftp.ingest")
 CHUNK = 1024 * 1024
 TRANSPORT_ID_PREFIX = "sftp:hosted:"
-_READ_ONLY = 0o444  # archived blobs are read-only
 
 
 @dataclass(frozen=True)
@@ -179,24 +178,10 @@ class SpoolIngestor:
     def _archive(self, spooled: Path, known: BlobRef | None) -> BlobRef:
         if known is not None and (self.max_bytes is None or known.size <= self.max_bytes):
             try:
-                return self._link_into_archive(spooled, known)
+                return self.blobs.adopt(spooled, known)  # its bytes were fsynced at the close
             except OSError as exc:  # another filesystem, or no hard links there: copy instead
                 log.debug("cannot link %s into the archive (%s); copying", spooled, exc)
         return self.blobs.put_stream(_chunks(spooled), max_bytes=self.max_bytes)
-
-    def _link_into_archive(self, spooled: Path, known: BlobRef) -> BlobRef:
-        """The blob as a second name of the spooled file, whose bytes the close made durable."""
-        final = self.blobs.path_for(known.sha256)
-        if final.exists():
-            return known
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(spooled, _READ_ONLY)
-        try:
-            os.link(spooled, final)
-        except FileExistsError:  # the same bytes were archived meanwhile
-            return known
-        _fsync_dir(final.parent)
-        return known
 
     def _publish(self, received: Received) -> None:
         if self.doorbell is not None:
