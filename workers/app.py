@@ -192,6 +192,7 @@ def _register_tasks(app: Celery, res: WorkerResources) -> None:
         message_id: str | None = None,
         outbox_id: int | None = None,
         message_ids: list[str] | None = None,
+        acknowledgment: bool = False,
         **_options: Any,
     ) -> list[str]:
         from gateway.outbound.scheduled import before_send, settle_hook
@@ -202,7 +203,9 @@ def _register_tasks(app: Celery, res: WorkerResources) -> None:
             for ident in idents:
                 before_send(res.context, ident, control_numbers=_options.get("control_numbers"))
         ctx = res.context
-        outcomes = send_messages(ctx, idents, transports=res.transports, after=settle_hook(ctx))
+        # An acknowledgment has no documents to mark sent and no ack clock to start.
+        after = None if acknowledgment else settle_hook(ctx)
+        outcomes = send_messages(ctx, idents, transports=res.transports, after=after)
         deliveries = [str(d) for outcome in outcomes for d in outcome.delivery_ids]
         if deliveries and ctx.publisher is not None:
             ctx.publisher.publish(DELIVER, {"delivery_ids": deliveries})
