@@ -117,6 +117,7 @@ class ProcessOutcome:
     delivery_ids: list[uuid.UUID] = field(default_factory=list)
     send_entries: list[tuple[int, uuid.UUID]] = field(default_factory=list)
     error: str | None = None
+    acks_stay_local: bool = False  # the acks go into the partner's hosted mailbox on this host
 
 
 @dataclass(frozen=True)
@@ -278,11 +279,11 @@ def process_message(
     return outcome
 
 
-def publish_followups(ctx: PipelineContext, outcome: ProcessOutcome) -> None:
-    """Ring the doorbells for ack sends and webhook deliveries (best effort)."""
+def publish_followups(ctx: PipelineContext, outcome: ProcessOutcome, *, acks: bool = True) -> None:
+    """Ring the doorbells for ack sends (unless ``acks`` is False) and webhook deliveries (best effort)."""
     if ctx.publisher is None:
         return
-    for entry_id, ack_id in outcome.send_entries:
+    for entry_id, ack_id in outcome.send_entries if acks else []:
         ctx.publisher.publish(SEND_MESSAGE, {**_ack_send_args(ack_id), "outbox_id": entry_id})
     ids = [str(d) for d in outcome.delivery_ids]
     for start in range(0, len(ids), DELIVER_BATCH):
@@ -389,6 +390,11 @@ def _advisory_locks(session: Session, keys: list[str]) -> None:
     run(session, _ADVISORY_LOCKS, {"keys": sorted(numbers)})  # in one order everywhere: no deadlock
 
 
+def _hosted_only(profile: LoadedProfile | None) -> bool:
+    sftp = profile.profile.transports.sftp if profile is not None else None
+    return sftp is not None and sftp.hosted is not None and sftp.remote is None
+
+
 def _isa_key(parsed: ParsedInterchange) -> tuple[str, str, str, str, str]:
     header = parsed.outcome.header
     return (
@@ -423,6 +429,7 @@ def _write(
         row.ack_status,
     )
     writer = _Writer(session, ctx, snap, message, utcnow(), ProcessOutcome(snap.id, MessageStatus.PROCESSED))
+    writer.outcome.acks_stay_local = snap.transport is Transport.SFTP and _hosted_only(snap.profile)
     check_duplicates = check_duplicates and message.replay_of_id is None
     if check_duplicates:
         interchanges = parsed.x12.interchanges if parsed.x12 is not None else []
