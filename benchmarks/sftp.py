@@ -88,11 +88,12 @@ def po_file(n: int) -> bytes:
         b"IEA*1*000000101", f"IEA*1*{n:09d}".encode())
 
 
-def task_times(log: Path) -> dict[str, tuple[int, float]]:
-    """(count, mean seconds) of each task the worker log says succeeded."""
+def task_times(logs: list[Path]) -> dict[str, tuple[int, float]]:
+    """(count, mean seconds) of each task the worker logs say succeeded."""
     runs: dict[str, list[float]] = defaultdict(list)
-    for match in _TASK_DONE.finditer(log.read_text(errors="replace")):
-        runs[match.group(1)].append(float(match.group(2)))
+    for log in logs:
+        for match in _TASK_DONE.finditer(log.read_text(errors="replace")):
+            runs[match.group(1)].append(float(match.group(2)))
     return {name: (len(times), statistics.fmean(times)) for name, times in sorted(runs.items())}
 
 
@@ -139,8 +140,10 @@ def main() -> int:
     parser.add_argument("--database-url",
                         default=os.environ.get("EDIGATE_TEST_DATABASE_URL", DEFAULT_DATABASE_URL))
     parser.add_argument("--broker-url", default=os.environ.get("EDIGATE_BENCH_REDIS_URL", DEFAULT_BROKER_URL))
-    parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
-    parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
+    parser.add_argument("--worker-processes", type=int, default=os.cpu_count() or 1,
+                        help="worker processes (edigate serve: one per core)")
+    parser.add_argument("--concurrency", type=int, default=8, help="tasks at once per worker process")
+    parser.add_argument("--pool", default="threads", choices=["prefork", "threads", "solo"])
     parser.add_argument("--sweep-seconds", type=float, default=2.0, help="beat's outbox/delivery sweeps")
     args = parser.parse_args()
     files = args.files or (100 if args.quick else 1000)
@@ -175,8 +178,12 @@ def main() -> int:
         env = child_env(settings_env)
         beat = start_beat(env, tmp / "beat.log")
         teardown.callback(beat.stop)
-        worker = start_sftp_worker(env, tmp / "worker.log", concurrency=args.concurrency, pool=args.pool)
-        teardown.callback(worker.stop)
+        workers = [
+            start_sftp_worker(env, tmp / f"worker{n}.log", concurrency=args.concurrency, pool=args.pool)
+            for n in range(args.worker_processes)
+        ]
+        for worker in workers:
+            teardown.callback(worker.stop)
         server = HostedSftpServer(settings, db=db, port=0, tuning=SftpTuning(
             max_sessions_per_account=args.clients + 1, max_file_bytes=settings.max_body_bytes))
         server.start()
@@ -184,8 +191,9 @@ def main() -> int:
         rate = _small_files(server, db, erp, tmp, files, args.clients, SftpClient)
         large = _large_file(server, tmp, large_mb, SftpClient) if rate is not None and large_mb else None
         server.stop()
-        worker.stop()  # its log is complete once it has stopped
-        times = task_times(tmp / "worker.log")
+        for worker in workers:
+            worker.stop()  # its log is complete once it has stopped
+        times = task_times([tmp / f"worker{n}.log" for n in range(args.worker_processes)])
     print("worker task time (mean, wall): " + ", ".join(
         f"{name} {count} x {mean * 1000:.0f} ms" for name, (count, mean) in times.items()))
     ok = rate is not None and len(erp.requests) >= files and (large is not None or not large_mb)
