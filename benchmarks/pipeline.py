@@ -30,6 +30,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from process_cpu import group_cpu_seconds  # noqa: E402
 
 SECRET_KEY = "benchmark-secret-key-0123456789abcdef"
 ISA = (
@@ -196,21 +199,6 @@ def _children(
         subprocess.Popen(c, env=full, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
         for c in commands
     ]
-
-
-def group_cpu_seconds(leader: int) -> float:
-    """CPU seconds (user + system) used so far by every live process of ``leader``'s process group."""
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == leader:  # field 5 of stat: the process group
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 def _wait_ready(url: str, timeout: float = 30) -> None:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pydantic import SecretStr
 
@@ -188,7 +189,8 @@ def main() -> int:
             max_sessions_per_account=args.clients + 1, max_file_bytes=settings.max_body_bytes))
         server.start()
         teardown.callback(server.stop)
-        rate = _small_files(server, db, erp, tmp, files, args.clients, SftpClient)
+        rate = _small_files(server, db, erp, tmp, files, args.clients, SftpClient,
+                            workers=[worker.pid for worker in workers])
         large = _large_file(server, tmp, large_mb, SftpClient) if rate is not None and large_mb else None
         server.stop()
         for worker in workers:
@@ -203,8 +205,8 @@ def main() -> int:
     return 0 if met or (ok and args.quick) else 1
 
 
-def _small_files(server: Any, db: Any, erp: Any, tmp: Path, files: int, clients: int, client_cls: Any
-                 ) -> float | None:
+def _small_files(server: Any, db: Any, erp: Any, tmp: Path, files: int, clients: int, client_cls: Any,
+                 *, workers: list[int]) -> float | None:
     """Upload ``files`` small files, wait for their webhooks; files/s end to end (None: failed)."""
     from sqlalchemy import select
 
@@ -215,7 +217,10 @@ def _small_files(server: Any, db: Any, erp: Any, tmp: Path, files: int, clients:
     for n in range(files):
         (work / f"po{n:05d}.x12").write_bytes(po_file(1000 + n))
     batches = [[f"po{n:05d}.x12" for n in range(files) if n % clients == c] for c in range(clients)]
+    from process_cpu import group_cpu_seconds
+
     client = client_cls(server.port, work)
+    workers_cpu = sum(group_cpu_seconds(pid) for pid in workers)
     cpu = time.process_time()
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
@@ -232,6 +237,7 @@ def _small_files(server: Any, db: Any, erp: Any, tmp: Path, files: int, clients:
     while len(erp.requests) < files and time.monotonic() < deadline:
         time.sleep(0.05)
     delivered = time.perf_counter() - started
+    workers_cpu = sum(group_cpu_seconds(pid) for pid in workers) - workers_cpu
     with db.unit_of_work(read_only=True) as session:
         closes = {str(e.message_id): e.occurred_at.timestamp() for e in session.scalars(
             select(Event).where(Event.event_type == "sftp.file_received"))}
@@ -241,7 +247,8 @@ def _small_files(server: Any, db: Any, erp: Any, tmp: Path, files: int, clients:
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan")
     print(f"small files: {len(erp.requests)}/{files} delivered by {clients} sftp clients; "
           f"upload {files / uploaded:.0f} files/s (server CPU {cpu / files * 1000:.1f} ms/file), "
-          f"end to end {files / delivered:.0f} files/s; "
+          f"end to end {files / delivered:.0f} files/s "
+          f"(workers' CPU {workers_cpu / files * 1000:.1f} ms/file); "
           f"close→webhook p50 {p50 * 1000:.0f} ms p99 {p99 * 1000:.0f} ms")
     return files / delivered
 
