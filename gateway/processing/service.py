@@ -68,6 +68,7 @@ from gateway.store.models import (
 )
 from gateway.store.types import utcnow
 from translators.acks import AckCode, Acknowledgment, build_acknowledgments, group_counts, interchange_status
+from translators.errors import Level, TA1Note, X12Issue
 from translators.pipeline import TransactionResult
 
 FINISHED = frozenset({MessageStatus.PROCESSED, MessageStatus.REJECTED, MessageStatus.FAILED})
@@ -440,7 +441,12 @@ def _write(
             [f"content:{snap.partner_id}:{message.content_sha256}"]
             + ["isa:" + "|".join(_isa_key(item)) for item in interchanges],
         )
-        if _flag_duplicate_content(writer):
+        resend_of = _same_content(writer)
+        if resend_of is not None:
+            writer.outcome.is_duplicate, writer.outcome.duplicate_of = True, resend_of
+            if parsed.x12 is not None:  # its interchanges are recorded and answered as duplicates
+                _write_x12(writer, parsed.x12, check_duplicates=True, send_acks=send_acks,
+                           resend_of=resend_of)
             return _finish(writer)
     if parsed.error is not None:
         writer.errors.append(parsed.error)
@@ -451,8 +457,9 @@ def _write(
     return _finish(writer)
 
 
-def _flag_duplicate_content(w: _Writer) -> bool:
-    original = run(
+def _same_content(w: _Writer) -> uuid.UUID | None:
+    """The earlier original message with these exact bytes from this partner, if any."""
+    original: uuid.UUID | None = run(
         w.session,
         _SAME_CONTENT,
         {
@@ -462,14 +469,18 @@ def _flag_duplicate_content(w: _Writer) -> bool:
             "message_id": w.message.id,
         },
     ).scalar()
-    if original is None:
-        return False
-    w.outcome.is_duplicate = True
-    w.outcome.duplicate_of = original
-    return True
+    return original
 
 
-def _write_x12(w: _Writer, parsed: ParsedX12, *, check_duplicates: bool, send_acks: bool) -> None:
+def _write_x12(
+    w: _Writer,
+    parsed: ParsedX12,
+    *,
+    check_duplicates: bool,
+    send_acks: bool,
+    resend_of: uuid.UUID | None = None,
+) -> None:
+    """The message's interchanges; with ``resend_of`` (the same bytes came before) each is a duplicate."""
     w.errors.extend(describe_issue(i) for i in parsed.input_issues if i.is_error)
     duplicates: list[uuid.UUID] = []
     fresh: list[ParsedInterchange] = []  # acknowledgments in these reconcile what we sent
@@ -486,10 +497,14 @@ def _write_x12(w: _Writer, parsed: ParsedX12, *, check_duplicates: bool, send_ac
                 window_days=w.ctx.settings.duplicate_window_days,
                 now=w.now,
             )
-        interchange = _add_interchange(w, item, position, duplicate_of=original)
-        if original is not None:
-            duplicates.append(original.message_id)
+        if original is not None or resend_of is not None:
+            duplicates.append(original.message_id if original is not None else resend_of or w.message.id)
+            item.outcome.issues.append(_duplicate_issue(item, duplicates[-1]))
+            interchange = _add_interchange(w, item, position, duplicate=True, duplicate_of=original)
+            if not _only_acknowledgments(item):  # a TA1 025 answers it; never an ack of an ack
+                to_acknowledge.append((item, interchange))
             continue
+        interchange = _add_interchange(w, item, position, duplicate=False, duplicate_of=None)
         _write_groups(w, item, interchange)
         fresh.append(item)
         to_acknowledge.append((item, interchange))
@@ -503,9 +518,30 @@ def _write_x12(w: _Writer, parsed: ParsedX12, *, check_duplicates: bool, send_ac
     w.outcome.delivery_ids.extend(_reconcile(w, fresh))
     if duplicates and len(duplicates) == len(parsed.interchanges):
         w.outcome.is_duplicate = True
-        w.outcome.duplicate_of = duplicates[0]
+        w.outcome.duplicate_of = resend_of or duplicates[0]
     if not parsed.interchanges and not parsed.input_issues:
         w.errors.append("input: no X12 interchange found")
+
+
+def _duplicate_issue(item: ParsedInterchange, original_message: uuid.UUID) -> X12Issue:
+    """TA105 025: this sender's ISA13 came before (the partner learns it is not processed twice)."""
+    header = item.outcome.header
+    return X12Issue(
+        Level.INTERCHANGE,
+        TA1Note.DUPLICATE_CONTROL_NUMBER,
+        f"duplicate interchange: ISA13 {header.control_number} from {header.sender_qualifier}/"
+        f"{header.sender_id} was received before (message {original_message})",
+        offset=header.offset,
+        interchange_index=header.index,
+        interchange_control=header.control_number,
+    )
+
+
+def _only_acknowledgments(item: ParsedInterchange) -> bool:
+    groups = item.outcome.groups
+    if not groups:
+        return bool(item.result.ta1)
+    return all(g.is_functional_ack for g in groups)
 
 
 def _reconcile(w: _Writer, fresh: list[ParsedInterchange]) -> list[uuid.UUID]:
@@ -527,7 +563,12 @@ def _carries_acks(item: ParsedInterchange) -> bool:
 
 
 def _add_interchange(
-    w: _Writer, item: ParsedInterchange, position: int, *, duplicate_of: InterchangeRef | None
+    w: _Writer,
+    item: ParsedInterchange,
+    position: int,
+    *,
+    duplicate: bool,
+    duplicate_of: InterchangeRef | None,
 ) -> dict[str, Any]:
     header = item.outcome.header
     code, _ = interchange_status(item.outcome)
@@ -550,7 +591,7 @@ def _add_interchange(
         "ack_requested": header.ack_requested.strip() == "1",
         "interchange_date": header.date[:8] or None,
         "status": _ENVELOPE_STATUS.get(code, EnvelopeStatus.REJECTED),
-        "is_duplicate": duplicate_of is not None,
+        "is_duplicate": duplicate,
         "duplicate_of_id": duplicate_of.id if duplicate_of is not None else None,
         "correlation_id": w.snap.correlation_id,
         "created_at": w.now,

@@ -33,6 +33,7 @@ from gateway.store.enums import (
 )
 from gateway.store.models import Delivery, Document, DocumentReference, Interchange, Message, OutboxEntry
 from gateway.transports.http import HttpTransport
+from tests.conftest_outbound import functional_ack
 from tests.conftest_pipeline import PIPELINE_SECRET_KEY, RecordingServer, setup_partner_and_webhook
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -186,12 +187,16 @@ def test_duplicate_isa13_is_archived_and_flagged_but_not_translated_or_delivered
     second_id = _receive(ctx, resend)
     second = process_message(ctx, second_id)
     assert second.is_duplicate and not second.document_ids and not second.delivery_ids
-    assert not second.ack_message_ids
     with ctx.db.unit_of_work() as session:
         message = session.get(Message, second_id)
         flagged = session.scalars(select(Interchange).where(Interchange.message_id == second_id)).one()
+        answer = session.scalars(select(Message).where(Message.id.in_(second.ack_message_ids))).one()
     assert message is not None and message.is_duplicate and message.duplicate_of_id == first.message_id
     assert flagged.is_duplicate and ctx.blobs.exists(message.content_sha256)
+    # The partner hears why nothing happens: a TA1 rejecting the interchange with note 025.
+    assert b"TA1*000000205*" in ctx.blobs.open(answer.content_sha256).read()
+    assert b"*R*025" in ctx.blobs.open(answer.content_sha256).read()
+    assert message.error is not None and "duplicate interchange: ISA13 000000205" in message.error
 
 
 def test_byte_identical_resend_is_flagged_duplicate_of_the_first(ctx: PipelineContext) -> None:
@@ -199,8 +204,21 @@ def test_byte_identical_resend_is_flagged_duplicate_of_the_first(ctx: PipelineCo
     first_id, second_id = _receive(ctx, body), _receive(ctx, body)
     second = process_message(ctx, second_id)  # the later copy first: it still points at the earlier one
     first = process_message(ctx, first_id)
-    assert second.is_duplicate and second.duplicate_of == first_id
+    assert second.is_duplicate and second.duplicate_of == first_id and not second.document_ids
     assert not first.is_duplicate and len(first.document_ids) == 1
+    with ctx.db.unit_of_work() as session:
+        answer = session.scalars(select(Message).where(Message.id.in_(second.ack_message_ids))).one()
+        recorded = session.scalars(select(Interchange).where(Interchange.message_id == second_id)).one()
+    assert b"*R*025" in ctx.blobs.open(answer.content_sha256).read() and recorded.is_duplicate
+
+
+def test_a_resent_997_is_flagged_duplicate_and_not_answered(ctx: PipelineContext) -> None:
+    isa = ("ISA*00*          *00*          *ZZ*DISTCO         *ZZ*ACMERETAIL     *261122*0930*U*00401*"
+           "000000007*0*T*>")
+    body = functional_ack(f"{isa}~GS*PR*DISTCO*ACMERETAIL*20261122*0930*7*X*004010~ST*855*0001~", isa13=208)
+    process_message(ctx, _receive(ctx, body))
+    again = process_message(ctx, _receive(ctx, body))
+    assert again.is_duplicate and not again.ack_message_ids  # never an acknowledgment of an acknowledgment
 
 
 def test_malformed_x12_is_rejected_with_a_ta1_and_a_readable_error(ctx: PipelineContext) -> None:
