@@ -1,4 +1,6 @@
-"""kombu's SQLAlchemy broker transport with a configurable polling interval and WAL on SQLite.
+"""Brokers without Redis: ``sqla+sqlite:///…`` (the embedded default) runs on
+:mod:`gateway.processing.sqlite_broker`; any other ``sqla+…`` URL on kombu's SQLAlchemy
+transport with a configurable polling interval.
 
 kombu hands every transport option to ``create_engine``, so the virtual transport's
 ``polling_interval`` (1 s by default: a second of latency per hop) cannot be set for it. This
@@ -56,7 +58,12 @@ def register() -> None:
 
 
 def broker_url(url: str) -> str:
-    """``sqla+…`` rewritten to use this transport (other URLs unchanged)."""
+    """``sqla+sqlite:///…`` to the SQLite transport, other ``sqla+…`` to this one, the rest unchanged."""
+    if url.startswith("sqla+sqlite:///"):
+        from gateway.processing import sqlite_broker
+
+        sqlite_broker.register()
+        return f"{sqlite_broker.SCHEME}+{url[len('sqla+'):]}"
     if url.startswith("sqla+"):
         register()
         return f"{SCHEME}+{url[len('sqla+'):]}"

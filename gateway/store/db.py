@@ -1,12 +1,17 @@
 """Engines, sessions and the unit of work: the caller owns the transaction.
 
 On SQLite every read-write unit of work starts with ``BEGIN IMMEDIATE``: it takes the write
-lock up front (waiting up to ``busy_timeout``), so two writers never both read the same state
-and then collide (WAL's ``SQLITE_BUSY_SNAPSHOT``). Read-only units use a deferred ``BEGIN`` and
-run alongside writers thanks to WAL. On PostgreSQL row locks (``SELECT … FOR UPDATE``) do the
-serialising where it matters (control numbers, event chain); read-only units run in autocommit
-(under READ COMMITTED a transaction gives each statement its own snapshot anyway, so BEGIN and
-ROLLBACK would only add two round trips).
+lock up front, so two writers never both read the same state and then collide (WAL's
+``SQLITE_BUSY_SNAPSHOT``). Writers first queue for their turn on a file lock next to the
+database (and a thread lock within a process): SQLite's own busy handler polls with sleeps
+growing to 100 ms, so writers of several processes racing for its lock starved each other
+for seconds, while a blocked ``flock`` wakes the moment the previous writer is done. Read-only
+units use a deferred ``BEGIN`` and run alongside writers thanks to WAL.
+
+On PostgreSQL row locks (``SELECT … FOR UPDATE``) do the serialising where it matters (control
+numbers, event chain); read-only units run in autocommit (under READ COMMITTED a transaction
+gives each statement its own snapshot anyway, so BEGIN and ROLLBACK would only add two round
+trips).
 
 A pooled PostgreSQL connection is checked before use without a round trip: an idle connection
 has nothing to read unless the server closed it (a restart, ``pg_terminate_backend``), so a
@@ -16,11 +21,14 @@ readable socket means stale and the pool connects again. ``pool_pre_ping`` would
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import select
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -96,18 +104,68 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+class WriterQueue:
+    """Writers of one SQLite file take turns: a thread lock, then ``flock`` on ``<file>.write-lock``."""
+
+    def __init__(self, path: str | None) -> None:
+        self.lock_path = f"{path}.write-lock" if path else None
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        self._pid: int | None = None
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """Hold the turn for the block (re-entrant within a thread)."""
+        with self._thread_lock:
+            fd = self._file() if self._depth == 0 else None
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _file(self) -> int | None:
+        if self.lock_path is None:
+            return None
+        if self._pid != os.getpid():  # a forked child must not share the parent's lock
+            self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+
+_queues: dict[str, WriterQueue] = {}
+_queues_lock = threading.Lock()
+
+
+def writer_queue(engine: Engine) -> WriterQueue:
+    """The process's queue for an SQLite engine's file (no queue for memory or other databases)."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:":
+        return WriterQueue(None)
+    key = os.path.realpath(path)
+    with _queues_lock:
+        return _queues.setdefault(key, WriterQueue(key))
+
+
 @dataclass(frozen=True)
 class Database:
-    """An engine and its session factory."""
+    """An engine, its session factory, and (SQLite) the queue its writers take turns in."""
 
     engine: Engine
     sessions: sessionmaker[Session]
+    writers: WriterQueue = field(default_factory=lambda: WriterQueue(None))
 
     @classmethod
     def from_url(cls, url: str, *, schema: str | None = None, **engine_kwargs: Any) -> Database:
         """A database for a SQLAlchemy URL (``schema``: PostgreSQL search_path)."""
         engine = create_db_engine(url, schema=schema, **engine_kwargs)
-        return cls(engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
+        return cls(engine=engine, sessions=sessionmaker(engine, expire_on_commit=False),
+                   writers=writer_queue(engine))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -128,15 +186,18 @@ class Database:
     @contextmanager
     def unit_of_work(self, *, read_only: bool = False) -> Iterator[Session]:
         """A session in one transaction: committed when the block ends, rolled back on error."""
-        with self.sessions() as session:
-            if read_only:
+        if read_only:
+            with self.sessions() as session:
                 session.connection(execution_options=self._read_only_options)
+                try:
+                    yield session
+                finally:
+                    session.rollback()
+            return
+        with self.writers.turn(), self.sessions() as session:
             try:
                 yield session
-                if read_only:
-                    session.rollback()
-                else:
-                    session.commit()
+                session.commit()
             except BaseException:
                 session.rollback()
                 raise
