@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--worker-processes", type=int, default=os.cpu_count() or 1,
                         help="worker processes (edigate serve: one per core)")
-    parser.add_argument("--concurrency", type=int, default=8, help="tasks at once per worker process")
+    parser.add_argument("--concurrency", type=int, default=4, help="tasks at once per worker process")
     parser.add_argument("--pool", default="threads", choices=["prefork", "threads", "solo"])
     parser.add_argument("--api-workers", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the last webhook")

@@ -143,7 +143,7 @@ def main() -> int:
     parser.add_argument("--broker-url", default=os.environ.get("EDIGATE_BENCH_REDIS_URL", DEFAULT_BROKER_URL))
     parser.add_argument("--worker-processes", type=int, default=os.cpu_count() or 1,
                         help="worker processes (edigate serve: one per core)")
-    parser.add_argument("--concurrency", type=int, default=8, help="tasks at once per worker process")
+    parser.add_argument("--concurrency", type=int, default=4, help="tasks at once per worker process")
     parser.add_argument("--pool", default="threads", choices=["prefork", "threads", "solo"])
     parser.add_argument("--sweep-seconds", type=float, default=2.0, help="beat's outbox/delivery sweeps")
     args = parser.parse_args()

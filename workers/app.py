@@ -146,7 +146,7 @@ def create_celery_app(settings: Settings | None = None, tuning: PipelineTuning |
     }
     resources = WorkerResources(app, settings, tuning)
     app.edigate_resources = resources
-    _settle_heaps()
+    _settle_heaps(resources)
     _register_tasks(app, resources)
     from gateway.transports.sftp.tasks import register_sftp_tasks
 
@@ -154,11 +154,24 @@ def create_celery_app(settings: Settings | None = None, tuning: PipelineTuning |
     return app
 
 
-def _settle_heaps() -> None:
-    """Freeze the heap when the worker is ready (or a prefork child starts) and after its first tasks."""
+def _warm_up(resources: WorkerResources) -> None:
+    """Before the first task: make the context and load every transport, then freeze the heap.
+
+    Otherwise the first task pays for the imports (the AS2 sender and its CMS code: ~1 s).
+    """
+    try:
+        resources.transports  # noqa: B018 (the property builds the context and the senders)
+    except Exception:  # the first task will report it, with its message id
+        log.exception("warming the worker up failed")
+    settle_heap()
+
+
+def _settle_heaps(resources: WorkerResources) -> None:
+    """Warm up when the worker is ready (or a prefork child starts); freeze again after its first tasks."""
     settler = HeapSettler()
-    worker_ready.connect(lambda **_: settle_heap(), weak=False, dispatch_uid="edigate-settle-ready")
-    worker_process_init.connect(lambda **_: settle_heap(), weak=False, dispatch_uid="edigate-settle-child")
+    warm = lambda **_: _warm_up(resources)  # noqa: E731
+    worker_ready.connect(warm, weak=False, dispatch_uid="edigate-warm-ready")
+    worker_process_init.connect(warm, weak=False, dispatch_uid="edigate-warm-child")
     task_postrun.connect(lambda **_: settler.tick(), weak=False, dispatch_uid="edigate-settle-tasks")
 
 

@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
     serve.add_argument(
         "--worker-processes", type=int, help="Celery worker processes (EDIGATE_WORKER_PROCESSES; CPU count)"
     )
-    serve.add_argument("--concurrency", type=int, help="tasks at once per worker process (8 threads)")
+    serve.add_argument("--concurrency", type=int, help="tasks at once per worker process (4 threads)")
     serve.set_defaults(handler=run_serve)
 
     api = subparsers.add_parser("api", help="the HTTP API (uvicorn)")
@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
         "worker", help="a Celery worker on the inbound/delivery/outbound/acks queues"
     )
     worker.add_argument("--data-dir", type=Path, help="data directory (EDIGATE_DATA_DIR)")
-    worker.add_argument("--concurrency", type=int, help="threads or processes (default: 8 threads)")
+    worker.add_argument("--concurrency", type=int, help="threads or processes (default: 4 threads)")
     worker.add_argument(
         "--pool", choices=["prefork", "threads", "solo"], help="Celery pool (EDIGATE_WORKER_POOL; threads)"
     )
