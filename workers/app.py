@@ -29,7 +29,7 @@ from gateway.processing.publisher import (
     CeleryPublisher,
     celery_config,
 )
-from gateway.processing.sending import send_messages
+from gateway.processing.sending import send_messages, send_planned
 from gateway.processing.service import (
     MessageNotFound,
     ProcessOutcome,
@@ -287,10 +287,10 @@ def _follow_up(res: WorkerResources, outcome: ProcessOutcome) -> None:
     task of its own (and the partner sees its 997 sooner). If it fails, its send task goes out.
     """
     ctx = res.context
-    local = outcome.acks_stay_local and bool(outcome.ack_message_ids)
+    local = outcome.acks_stay_local and bool(outcome.ack_plans)
     if local:
         try:
-            send_messages(ctx, outcome.ack_message_ids, transports=res.transports)
+            send_planned(ctx, outcome.ack_plans, transports=res.transports)
         except Exception:
             log.exception("writing the acks of %s into the mailbox failed; queueing them", outcome.message_id)
             local = False

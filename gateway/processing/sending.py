@@ -103,6 +103,8 @@ _SENT_OUTBOX_DONE = (
     .where(_OUTBOX.c.message_id.in_(_IDS), _OUTBOX.c.task_name == OUTBOX_SEND_MESSAGE)
     .values(status=OutboxStatus.DONE, updated_at=bindparam("target_now"))
 )
+# One sent message, on PostgreSQL: its outbox entry is marked done in a CTE of the same UPDATE.
+_MARK_ONE_SENT = _MARK_SENT.add_cte(_SENT_OUTBOX_DONE.cte("outbox_done"))
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,16 @@ def send_message(
     return send_messages(ctx, [message_id], transports=transports, after=after)[0]
 
 
+@dataclass(frozen=True)
+class SendPlan:
+    """What sending one queued message needs: the message, its transport, its bytes, the profile."""
+
+    message: OutboundMessage
+    transport: str
+    sha256: str
+    profile: PartnerProfile
+
+
 def send_messages(
     ctx: PipelineContext,
     message_ids: Sequence[uuid.UUID],
@@ -149,7 +161,18 @@ def send_messages(
         found = {row.id: row for row in run(session, _TO_SEND, {"ids": list(message_ids)})}
         profiles: dict[str, PartnerProfile | ProfileMissing] = {}
         planned = [_plan(ctx, session, found.get(i), i, profiles) for i in message_ids]
-    attempts = [plan if isinstance(plan, _Attempt) else _attempt(ctx, transports, *plan) for plan in planned]
+    return send_planned(ctx, planned, transports=transports, after=after)
+
+
+def send_planned(
+    ctx: PipelineContext,
+    planned: Sequence[SendPlan | _Attempt],
+    *,
+    transports: dict[str, Transport],
+    after: AfterSend | None = None,
+) -> list[SendOutcome]:
+    """Send messages whose plan the caller already has (it just queued them), then record as above."""
+    attempts = [plan if isinstance(plan, _Attempt) else _attempt(ctx, transports, plan) for plan in planned]
     with_receipt = [a for a in attempts if a.status == "sent" and a.receipt is not None and a.receipt.body]
     refs = ctx.blobs.put_many([a.receipt.body for a in with_receipt if a.receipt is not None])
     receipts = {a.message_id: ref for a, ref in zip(with_receipt, refs, strict=True)}
@@ -179,7 +202,12 @@ def send_messages(
             for a in attempts
         ]
         sent = [locked[o.message_id] for o in outcomes if o.status == "sent"]
-        if sent:
+        if len(sent) == 1 and session.get_bind().dialect.name == "postgresql":
+            one = sent[0]
+            run(session, _MARK_ONE_SENT, {"target_id": one.id, "new_receipt": one.receipt_sha256,
+                                          "new_remote_id": one.transport_message_id, "ids": [one.id],
+                                          "target_now": now})
+        elif sent:
             run(
                 session,
                 _MARK_SENT,
@@ -207,7 +235,7 @@ def _plan(
     message: Any,
     message_id: uuid.UUID,
     profiles: dict[str, PartnerProfile | ProfileMissing],
-) -> _Attempt | tuple[OutboundMessage, str, str, PartnerProfile]:
+) -> _Attempt | SendPlan:
     if message is None or message.partner_id is None:
         return _Attempt(message_id, "missing")
     if message.status in (MessageStatus.SENT, MessageStatus.FAILED):
@@ -227,25 +255,18 @@ def _plan(
         message.filename,
         message.correlation_id,
     )
-    return outbound, message.transport.value, message.content_sha256, profile
+    return SendPlan(outbound, message.transport.value, message.content_sha256, profile)
 
 
-def _attempt(
-    ctx: PipelineContext,
-    transports: dict[str, Transport],
-    outbound: OutboundMessage,
-    transport_name: str,
-    sha256: str,
-    profile: PartnerProfile,
-) -> _Attempt:
-    message_id = uuid.UUID(outbound.message_id)
-    transport = transports.get(transport_name)
+def _attempt(ctx: PipelineContext, transports: dict[str, Transport], plan: SendPlan) -> _Attempt:
+    message_id = uuid.UUID(plan.message.message_id)
+    transport = transports.get(plan.transport)
     if transport is None:
-        return _Attempt(message_id, "failed", error=f"no outbound sender for transport {transport_name!r}")
-    with ctx.blobs.open(sha256) as handle:
+        return _Attempt(message_id, "failed", error=f"no outbound sender for transport {plan.transport!r}")
+    with ctx.blobs.open(plan.sha256) as handle:
         payload = handle.read()
     try:
-        receipt = transport.send(outbound, payload, profile)
+        receipt = transport.send(plan.message, payload, plan.profile)
     except TransportError as exc:
         return _Attempt(message_id, "failed", error=str(exc), retryable=exc.retryable)
     return _Attempt(message_id, "sent", receipt=receipt)

@@ -34,6 +34,7 @@ from gateway.processing.payloads import PayloadError, PayloadKind, document_from
 from gateway.processing.profiles import LoadedProfile, ProfileMissing, load_profile
 from gateway.processing.publisher import DELIVER, OUTBOX_PROCESS_MESSAGE, OUTBOX_SEND_MESSAGE, SEND_MESSAGE
 from gateway.processing.references import business_references, primary_reference
+from gateway.processing.sending import SendPlan
 from gateway.processing.x12_parse import (
     ParsedInterchange,
     ParsedX12,
@@ -67,6 +68,7 @@ from gateway.store.models import (
     TransactionSet,
 )
 from gateway.store.types import utcnow
+from gateway.transports import OutboundMessage
 from translators.acks import AckCode, Acknowledgment, build_acknowledgments, group_counts, interchange_status
 from translators.errors import Level, TA1Note, X12Issue
 from translators.pipeline import TransactionResult
@@ -119,6 +121,7 @@ class ProcessOutcome:
     send_entries: list[tuple[int, uuid.UUID]] = field(default_factory=list)
     error: str | None = None
     acks_stay_local: bool = False  # the acks go into the partner's hosted mailbox on this host
+    ack_plans: list[SendPlan] = field(default_factory=list)  # what sending each ack needs
 
 
 @dataclass(frozen=True)
@@ -810,6 +813,7 @@ def _stage_ack(
     w: _Writer, item: ParsedInterchange, ack: Acknowledgment, blob: Any, transport: Transport
 ) -> None:
     isa13 = f"{ack.interchange_control_number:09d}"
+    filename = f"{ack.kind}_{isa13}.x12"
     ack_message_id = uuid.uuid4()
     w.stage(
         table_of(Message),
@@ -822,7 +826,7 @@ def _stage_ack(
             "content_sha256": blob.sha256,
             "size": blob.size,
             "content_type": "application/edi-x12",
-            "filename": f"{ack.kind}_{isa13}.x12",
+            "filename": filename,
             "correlation_id": w.snap.correlation_id,
             "received_at": w.now,
             "updated_at": w.now,
@@ -867,6 +871,11 @@ def _stage_ack(
         },
     )
     w.outcome.ack_message_ids.append(ack_message_id)
+    if w.snap.profile is not None:
+        outbound = OutboundMessage(
+            str(ack_message_id), w.snap.partner_id, "application/edi-x12", filename, w.snap.correlation_id
+        )
+        w.outcome.ack_plans.append(SendPlan(outbound, transport.value, blob.sha256, w.snap.profile.profile))
     w.ack_events.append(
         {
             "message_id": ack_message_id,
