@@ -62,7 +62,13 @@ def load_profile(session: Session, partner_id: str, box: SecretBox | None) -> Lo
     row = run(session, _CURRENT_VERSION, {"partner_id": partner_id}).first()
     if row is None:
         raise ProfileMissing(f"partner {partner_id!r} has no profile")
-    version, sha256 = row.current_version, row.profile_sha256
+    return profile_version(session, partner_id, row.current_version, row.profile_sha256, box)
+
+
+def profile_version(
+    session: Session, partner_id: str, version: int, sha256: str, box: SecretBox | None
+) -> LoadedProfile:
+    """A profile version the caller looked up itself (with its hash), from the cache when it can."""
     key = (partner_id, version, sha256)  # the hash keeps databases sharing a process apart
     cached = _cache.get(key)
     if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:

@@ -31,7 +31,7 @@ from gateway.acks.inbound import reconcile_parsed
 from gateway.deliveries.service import DOCUMENT_RECEIVED, EndpointRef, delivery_row, subscribed_endpoints
 from gateway.processing.context import PipelineContext
 from gateway.processing.payloads import PayloadError, PayloadKind, document_from_payload, payload_kind
-from gateway.processing.profiles import LoadedProfile, ProfileMissing, load_profile
+from gateway.processing.profiles import LoadedProfile, ProfileMissing, profile_version
 from gateway.processing.publisher import DELIVER, OUTBOX_PROCESS_MESSAGE, OUTBOX_SEND_MESSAGE, SEND_MESSAGE
 from gateway.processing.references import business_references, primary_reference
 from gateway.processing.sending import SendPlan
@@ -65,6 +65,8 @@ from gateway.store.models import (
     Interchange,
     Message,
     OutboxEntry,
+    Partner,
+    PartnerProfileVersion,
     TransactionSet,
 )
 from gateway.store.types import utcnow
@@ -202,14 +204,28 @@ class _Writer:
 
 _MESSAGES = table_of(Message)
 _OUTBOX = table_of(OutboxEntry)
-_READ_MESSAGE = select(
-    _MESSAGES.c.partner_id,
-    _MESSAGES.c.content_sha256,
-    _MESSAGES.c.content_type,
-    _MESSAGES.c.transport,
-    _MESSAGES.c.correlation_id,
-    _MESSAGES.c.status,
-).where(_MESSAGES.c.id == bindparam("message_id"))
+_PARTNERS = table_of(Partner)
+_VERSIONS = table_of(PartnerProfileVersion)
+# The message and its partner's current profile version in one round trip.
+_READ_MESSAGE = (
+    select(
+        _MESSAGES.c.partner_id,
+        _MESSAGES.c.content_sha256,
+        _MESSAGES.c.content_type,
+        _MESSAGES.c.transport,
+        _MESSAGES.c.correlation_id,
+        _MESSAGES.c.status,
+        _PARTNERS.c.current_version,
+        _VERSIONS.c.profile_sha256,
+    )
+    .select_from(_MESSAGES)
+    .outerjoin(_PARTNERS, (_PARTNERS.c.id == _MESSAGES.c.partner_id) & _PARTNERS.c.deleted_at.is_(None))
+    .outerjoin(
+        _VERSIONS,
+        (_VERSIONS.c.partner_id == _PARTNERS.c.id) & (_VERSIONS.c.version == _PARTNERS.c.current_version),
+    )
+    .where(_MESSAGES.c.id == bindparam("message_id"))
+)
 _LOCK_MESSAGE = (
     select(
         _MESSAGES.c.status,
@@ -337,7 +353,11 @@ def _read(ctx: PipelineContext, message_id: uuid.UUID) -> _Snapshot:
         endpoints: list[EndpointRef] = []
         if message.status not in FINISHED:
             try:
-                profile = load_profile(session, message.partner_id, ctx.box)
+                if message.profile_sha256 is None:
+                    raise ProfileMissing(f"partner {message.partner_id!r} has no profile")
+                profile = profile_version(
+                    session, message.partner_id, message.current_version, message.profile_sha256, ctx.box
+                )
             except (ProfileMissing, ValueError) as exc:
                 profile_error = f"cannot load the partner profile: {exc}"
             webhook_name = profile.profile.erp.webhook if profile else None
