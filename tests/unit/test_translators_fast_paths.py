@@ -208,11 +208,11 @@ def test_compiled_table_writer_equals_the_loop(table: SegmentTable, data: st.Dat
 
 # --- compiled table readers against the plain loop ---------------------------------------
 
-def _reference_read(table: SegmentTable, seg: Segment, ctx: Context,
+def _reference_read(table: SegmentTable, seg: list[str], ctx: Context,
                     d: dict[str, Any] | None = None) -> dict[str, Any]:
     """SegmentTable.read as the loop it was compiled from."""
     d = {} if d is None else d
-    el = seg.elements
+    el = seg[1:]
     for i, name, kind, eid, code_list in table.fields:
         if len(el) <= i:
             break
@@ -247,7 +247,7 @@ def test_compiled_table_reader_equals_the_loop(table: SegmentTable, elements: li
                                                coded: bool, merge: bool) -> None:
     settings_ = (MappingSettings(uom={"CS": "CA"}, codes={"qualifier": {"ZZ": "EA"}})
                  if coded else None)
-    seg = Segment(table.tag, elements)
+    seg = [table.tag, *elements]
     fast_ctx, slow_ctx = Context(settings_), Context(settings_)
     fast = table.read(seg, fast_ctx, {"kept": 1} if merge else None)
     slow = _reference_read(table, seg, slow_ctx, {"kept": 1} if merge else None)

@@ -29,7 +29,7 @@ from translators.errors import MappingError
 from translators.maps import ack855, asn856, inv810, po850
 from translators.maps._engine import Context
 from translators.settings import MappingSettings
-from translators.x12.model import Segment, TransactionSet
+from translators.x12.model import Row, Segment, TransactionSet
 from translators.x12.writer import SegmentSpec
 
 __all__ = [
@@ -60,13 +60,17 @@ def document_type_for(set_id: str) -> str:
 def to_canonical(ts: TransactionSet, settings: MappingSettings | None = None
                  ) -> CanonicalDocument:
     """The canonical document for one transaction set (MappingError when it cannot be mapped)."""
-    return segments_to_canonical(ts.set_id, ts.body, settings)
+    return _validated(ts.set_id, _read(ts.set_id, ts.body_rows, settings))
 
 
 def segments_to_canonical(set_id: str, body: Sequence[Segment],
                           settings: MappingSettings | None = None) -> CanonicalDocument:
     """The canonical document for the body segments (ST..SE excluded) of set ``set_id``."""
-    data = _read(set_id, body, settings)
+    rows = [[s.tag, *s.elements] for s in body]
+    return _validated(set_id, _read(set_id, rows, settings))
+
+
+def _validated(set_id: str, data: dict[str, Any]) -> CanonicalDocument:
     model = MODELS[data["document_type"]]
     try:
         return model.model_validate(data)
@@ -84,20 +88,20 @@ def to_canonical_json(ts: TransactionSet, settings: MappingSettings | None = Non
     ``to_json_bytes(to_canonical(ts))`` describes (same fields and values, keys in
     reading order); ``parse_document_json`` of it equals ``to_canonical(ts)``.
     """
-    data = _read(ts.set_id, ts.body, settings)
+    data = _read(ts.set_id, ts.body_rows, settings)
     try:
         return _dumps(data)
     except TypeError:  # what only pydantic_core encodes (non-str keys from partner defaults...)
         return pydantic_core.to_json(data)
 
 
-def _read(set_id: str, body: Sequence[Segment], settings: MappingSettings | None
+def _read(set_id: str, body: Sequence[Row], settings: MappingSettings | None
           ) -> dict[str, Any]:
     module = _MAPS.get(set_id)
     if module is None:
         raise MappingError(f"no map for transaction set {set_id!r}", field="ST01")
     ctx = Context(settings)
-    read: Callable[[Sequence[Segment], Context], dict[str, Any]] = module.read
+    read: Callable[[Sequence[Row], Context], dict[str, Any]] = module.read
     try:
         data = read(body, ctx)
     except (IndexError, AttributeError, TypeError, ValueError, KeyError) as exc:

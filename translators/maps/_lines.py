@@ -30,7 +30,7 @@ from translators.maps._engine import (
     write_dates,
     write_description,
 )
-from translators.x12.model import Segment
+from translators.x12.model import Row
 from translators.x12.writer import SegmentSpec
 
 # What a line loop may hold, shared by PO1 and IT1; the maps add their own segments.
@@ -47,7 +47,7 @@ LINE_LOOP: Handlers = {
     "NTE": on_nte,
 }
 
-ITEM_PAIRS_AT = 5  # PO106 / IT106: the first product/service id qualifier (0-based index)
+ITEM_PAIRS_AT = 6  # PO106 / IT106: the first product/service id qualifier
 MAX_PAIRS = 10  # PO106..PO125
 
 
@@ -56,9 +56,9 @@ def on_line(table: SegmentTable, loop: Handlers) -> Handler:
     read = table.read
     read_item_at = item_reader(ITEM_PAIRS_AT)
 
-    def handler(seg: Segment, target: Data, ctx: Context) -> Scope | None:
+    def handler(seg: Row, target: Data, ctx: Context) -> Scope | None:
         line = read(seg, ctx)
-        line["item"] = read_item_at(seg.elements, ctx)
+        line["item"] = read_item_at(seg, ctx)
         lines = target.get("lines")
         if lines is None:
             lines = target["lines"] = []
@@ -72,7 +72,7 @@ def write_line(table: SegmentTable, line: Any, ctx: Context) -> list[SegmentSpec
     els = table.elements(line, ctx)
     pairs = item_pairs(line.item, ctx, MAX_PAIRS)
     if pairs:
-        els = [*els, *([""] * (ITEM_PAIRS_AT - len(els))), *pairs]
+        els = [*els, *([""] * (ITEM_PAIRS_AT - 1 - len(els))), *pairs]
     out: list[SegmentSpec] = [(table.tag, els)]
     out += write_description(line, ctx)
     if line.packaging is not None:

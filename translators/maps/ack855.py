@@ -39,7 +39,7 @@ from translators.maps._engine import (
     write_party,
 )
 from translators.maps._lines import LINE_LOOP, line_count, on_line, write_line
-from translators.x12.model import Segment
+from translators.x12.model import Row
 from translators.x12.writer import SegmentSpec
 
 # --- tables (element position -> canonical field) -----------------------------------------
@@ -54,7 +54,7 @@ ACK_MORE = seg("ACK", {1: "status", 2: dec("quantity"), 3: "uom", 4: "date_quali
                        5: date("date")})
 
 
-def on_ack(seg: Segment, line: Data, ctx: Context) -> Scope | None:
+def on_ack(seg: Row, line: Data, ctx: Context) -> Scope | None:
     """ACK: the first is the line's status, later ones are additional statuses."""
     if "status" not in line:
         ACK.read(seg, ctx, line)
@@ -89,7 +89,7 @@ HEADER: Handlers = {
 }
 
 
-def read(segments: Sequence[Segment], ctx: Context) -> Data:
+def read(segments: Sequence[Row], ctx: Context) -> Data:
     """The body segments of an 855 as order_acknowledgment data."""
     return run(segments, HEADER, {"document_type": "order_acknowledgment"}, ctx)
 

@@ -38,7 +38,7 @@ from translators.maps._engine import (
     write_party,
 )
 from translators.maps._lines import LINE_LOOP, line_count, on_line, write_line, write_line_tail
-from translators.x12.model import Segment
+from translators.x12.model import Row
 from translators.x12.writer import SegmentSpec
 
 # --- tables (element position -> canonical field) -----------------------------------------
@@ -62,7 +62,7 @@ SUMMARY: Handlers = {
 }
 
 
-def on_tds(seg: Segment, doc: Data, ctx: Context) -> Scope | None:
+def on_tds(seg: Row, doc: Data, ctx: Context) -> Scope | None:
     """TDS: the invoice total; opens the summary area."""
     TDS.read(seg, ctx, doc)
     return (SUMMARY, doc)
@@ -85,7 +85,7 @@ HEADER: Handlers = {
 }
 
 
-def read(segments: Sequence[Segment], ctx: Context) -> Data:
+def read(segments: Sequence[Row], ctx: Context) -> Data:
     """The body segments of an 810 as invoice data."""
     return run(segments, HEADER, {"document_type": "invoice"}, ctx)
 
