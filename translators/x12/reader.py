@@ -337,24 +337,28 @@ class _InterchangeParser:
             region = buf[pos:last]
             b.pos = last + len(term)
             base = b.base + pos
-            terms = -1
+            text = region.decode("ascii") if region.isascii() and term.isascii() else None
+            # Split at terminator + line break when every terminator in the region has it.
+            sep, texts, raw = term, None, None
             for suffix in (b"\r\n", b"\n"):
-                if not buf.startswith(suffix, b.pos):
-                    continue
-                if terms < 0:
-                    terms = region.count(term)
-                joined = term + suffix
-                if terms == region.count(joined):
-                    b.pos += len(suffix)
-                    sep = joined
-                    break
+                if buf.startswith(suffix, b.pos):
+                    joined = term + suffix
+                    if text is not None:
+                        texts = text.split(joined.decode())
+                        cuts = len(texts) - 1
+                    else:
+                        raw = region.split(joined)
+                        cuts = len(raw) - 1
+                    if region.count(term) == cuts:
+                        b.pos += len(suffix)
+                        sep = joined
+                        break
+                    texts = raw = None
+            if text is not None:
+                yield _Batch(texts if texts is not None else text.split(term.decode()), None,
+                             base, len(sep), region, sep)
             else:
-                sep = term
-            if region.isascii() and sep.isascii():
-                yield _Batch(region.decode("ascii").split(sep.decode("ascii")), None, base,
-                             len(sep), region, sep)
-            else:
-                raw = region.split(sep)
+                raw = raw if raw is not None else region.split(sep)
                 yield _Batch([r.decode("utf-8", "replace") for r in raw],
                              [len(r) + len(sep) for r in raw], base, len(sep), region, sep)
 
