@@ -11,7 +11,15 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
-from translators.errors import ElementError, Level, SegmentError, SetError, Severity, X12Issue
+from translators.errors import (
+    ElementError,
+    Level,
+    SegmentError,
+    SetError,
+    Severity,
+    WarningCode,
+    X12Issue,
+)
 from translators.schemas import get_schema, resolve_version
 from translators.schemas.model import SegmentDef
 from translators.validation._compile import (
@@ -25,12 +33,6 @@ from translators.validation._compile import (
 from translators.validation._elements import element_problems
 from translators.validation.rules import PartnerRules
 from translators.x12.model import Delimiters, Row, Segment, TransactionSet
-
-VERSION_FALLBACK = "version-fallback"
-"""Code of the WARNING issued when a set is validated against another version's schema."""
-
-HIERARCHY = "hierarchy"
-"""Code of the WARNING issued when HL01/HL02 do not form a tree."""
 
 _ENVELOPE = frozenset({"ST", "SE"})
 _MAX_BAD = 99
@@ -67,7 +69,7 @@ def validate_transaction(ts: TransactionSet, *,
     issues: list[X12Issue] = []
     if not exact:
         issues.append(X12Issue(
-            Level.TRANSACTION, VERSION_FALLBACK,
+            Level.TRANSACTION, WarningCode.VERSION_FALLBACK,
             f"no {ts.set_id} schema for version {ts.version!r}; "
             f"validated against {compiled.schema.version}",
             severity=Severity.WARNING, offset=ts.offset, **ctx))
@@ -272,7 +274,7 @@ class _Walk:
     def _hl_issue(self, k: int, pos: int, ref: str, value: str, message: str) -> None:
         seg = self.ts.segments[k]
         self.issues.append(X12Issue(
-            Level.ELEMENT, HIERARCHY, message, severity=Severity.WARNING, offset=seg.offset,
+            Level.ELEMENT, WarningCode.HIERARCHY, message, severity=Severity.WARNING, offset=seg.offset,
             segment_tag="HL", segment_position=seg.position, loop_id="HL",
             element_position=pos, element_reference=ref, bad_value=_bad(value), **self.ctx))
 
@@ -293,5 +295,4 @@ def _check_required_segments(compiled: CompiledSet, ts: TransactionSet,
             segment_position=last.position if last else None, **ctx))
 
 
-__all__ = ["HIERARCHY", "VERSION_FALLBACK", "ElementError", "validate_segment_elements",
-           "validate_transaction"]
+__all__ = ["ElementError", "validate_segment_elements", "validate_transaction"]
