@@ -8,6 +8,7 @@ cross-reference, defaults); ``check_required`` applies its ``required`` paths.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
@@ -25,6 +26,7 @@ from translators.canonical import (
     parse_document,
     to_json_bytes,
 )
+from translators.canonical.complete import complete_document
 from translators.errors import MappingError
 from translators.maps import ack855, asn856, inv810, po850
 from translators.maps._engine import Context
@@ -34,8 +36,8 @@ from translators.x12.writer import SegmentSpec
 
 __all__ = [
     "SUPPORTED_VERSIONS", "check_required", "document_type_for", "from_canonical",
-    "required_errors", "segments_to_canonical", "to_canonical", "to_canonical_json",
-    "to_json_bytes",
+    "required_errors", "segments_to_canonical", "to_canonical", "to_canonical_data",
+    "to_canonical_json", "to_json_bytes",
 ]
 
 _MAPS: dict[str, ModuleType] = {"850": po850, "855": ack855, "856": asn856, "810": inv810}
@@ -81,18 +83,28 @@ def _validated(set_id: str, data: dict[str, Any]) -> CanonicalDocument:
                            field=path) from exc
 
 
-def to_canonical_json(ts: TransactionSet, settings: MappingSettings | None = None) -> bytes:
-    """The canonical JSON of one transaction set without building models (the fast path).
+def to_canonical_data(ts: TransactionSet, settings: MappingSettings | None = None
+                      ) -> dict[str, Any]:
+    """The canonical document of one transaction set as JSON-ready data, without a model.
 
-    The maps normalise every value while reading, so this is the JSON that
-    ``to_json_bytes(to_canonical(ts))`` describes (same fields and values, keys in
-    reading order); ``parse_document_json`` of it equals ``to_canonical(ts)``.
+    The same document as ``json.loads(to_json_bytes(to_canonical(ts, settings)))``: every
+    field that is not None, so empty lists too (the maps normalise values while reading).
+    Key order is not part of the contract: the maps' reading order, defaults after.
     """
     data = _read(ts.set_id, ts.body_rows, settings)
-    try:
-        return _dumps(data)
-    except TypeError:  # what only pydantic_core encodes (non-str keys from partner defaults...)
-        return pydantic_core.to_json(data)
+    if settings is not None and settings.defaults.get(data["document_type"]):
+        # A partner default may name any path or value: the model checks and normalises it.
+        loaded: dict[str, Any] = json.loads(to_json_bytes(_validated(ts.set_id, data)))
+        return loaded
+    return complete_document(data)
+
+
+def to_canonical_json(ts: TransactionSet, settings: MappingSettings | None = None) -> bytes:
+    """The canonical JSON of one transaction set: :func:`to_canonical_data` encoded.
+
+    It describes the same document as ``to_json_bytes(to_canonical(ts, settings))`` (the
+    JSON values are equal; keys are not in the model's order)."""
+    return _dumps(to_canonical_data(ts, settings))
 
 
 def _read(set_id: str, body: Sequence[Row], settings: MappingSettings | None
