@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from gateway.processing.x12_parse import document_data, result_data
 from tests.conftest import FIXTURES, corpus_files
-from translators.canonical import SET_DOCUMENT_TYPES, parse_document, to_json_bytes
-from translators.canonical.complete import complete_document
+from translators.canonical import MODELS, SET_DOCUMENT_TYPES, to_json_bytes
+from translators.canonical.complete import new_object
+from translators.canonical.models import Pack, Party, PurchaseOrderLine, ShipItem
 from translators.errors import MappingError
 from translators.maps import to_canonical, to_canonical_data, to_canonical_json
 from translators.pipeline import TransactionResult, iter_results
@@ -69,16 +71,15 @@ def test_data_keeps_empty_lists_and_default_objects() -> None:
     assert data["parties"][0]["contacts"] == []
 
 
-def test_complete_document_fills_nested_objects_like_the_model() -> None:
-    data: dict[str, Any] = {"document_type": "ship_notice", "orders": [
-        {"po_number": "1", "packs": [{"level": "T", "packs": [{"level": "P", "items": [{}]}]}]}],
-        "parties": [{"role": "ship_to", "address": {"city": "X"}, "contacts": [{"name": "A"}]}]}
-    model_dump = parse_document(json.loads(json.dumps(data))).model_dump(mode="json",
-                                                                         exclude_none=True)
-    assert complete_document(data) == model_dump
-    # default lists are new objects, never shared between documents
-    again = complete_document({"document_type": "ship_notice"})
-    assert again["orders"] is not complete_document({"document_type": "ship_notice"})["orders"]
+@pytest.mark.parametrize("model", [*MODELS.values(), PurchaseOrderLine, Party, Pack, ShipItem],
+                         ids=lambda m: m.__name__)
+def test_a_new_object_is_what_its_model_dumps_with_nothing_set(model: type[BaseModel]) -> None:
+    new = new_object(model)
+    required = {name: "x" for name, field in model.model_fields.items() if field.is_required()}
+    dumped = model.model_validate(required).model_dump(mode="json", exclude_none=True)
+    assert {**new(), **required} == dumped
+    first, second = new(), new()
+    assert all(first[k] is not second[k] for k in first if isinstance(first[k], list | dict))
 
 
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name)

@@ -306,11 +306,9 @@ def test_duplicate_set_control_numbers_are_found_exactly(first: str, second: str
 
 def _reference_item(el: list[str], start: int, ctx: Context) -> dict[str, Any]:
     """read_item as the plain loop it was before it was unrolled."""
-    item: dict[str, Any] = {}
     ids: list[dict[str, Any]] = []
+    item: dict[str, Any] = {"ids": ids}  # Item's defaults: a new item has its (empty) ids
     _engine._read_pairs(el, start, ctx, item, ids)
-    if ids:
-        item["ids"] = ids
     if ctx.items_in:
         _engine._cross_reference(item, ctx)
     return item

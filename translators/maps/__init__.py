@@ -26,7 +26,6 @@ from translators.canonical import (
     parse_document,
     to_json_bytes,
 )
-from translators.canonical.complete import complete_document
 from translators.errors import MappingError
 from translators.maps import ack855, asn856, inv810, po850
 from translators.maps._engine import Context
@@ -88,15 +87,16 @@ def to_canonical_data(ts: TransactionSet, settings: MappingSettings | None = Non
     """The canonical document of one transaction set as JSON-ready data, without a model.
 
     The same document as ``json.loads(to_json_bytes(to_canonical(ts, settings)))``: every
-    field that is not None, so empty lists too (the maps normalise values while reading).
-    Key order is not part of the contract: the maps' reading order, defaults after.
+    field that is not None, so empty lists too (the maps start each object from its
+    model's defaults and normalise values while reading). Key order is not part of the
+    contract (JSON objects are unordered): defaults first, then the maps' reading order.
     """
     data = _read(ts.set_id, ts.body_rows, settings)
     if settings is not None and settings.defaults.get(data["document_type"]):
         # A partner default may name any path or value: the model checks and normalises it.
         loaded: dict[str, Any] = json.loads(to_json_bytes(_validated(ts.set_id, data)))
         return loaded
-    return complete_document(data)
+    return data
 
 
 def to_canonical_json(ts: TransactionSet, settings: MappingSettings | None = None) -> bytes:

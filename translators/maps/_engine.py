@@ -19,6 +19,8 @@ from operator import attrgetter
 from typing import Any, NamedTuple, Protocol
 
 from translators.canonical._types import decimal_or_none
+from translators.canonical.complete import new_object
+from translators.canonical.models import Address, Contact, Item, Party
 from translators.errors import MappingError
 from translators.settings import MappingSettings
 from translators.x12.model import Row
@@ -367,6 +369,12 @@ SCH = seg("SCH", {1: dec("quantity"), 2: "uom", 5: "qualifier", 6: date("date"),
 CTT = seg("CTT", {1: dec("line_count"), 2: dec("hash_total")})
 AMT = seg("AMT", {1: "qualifier", 2: dec("amount")})
 
+# New canonical objects with their defaults (empty lists...), filled in as segments come.
+NEW_ITEM = new_object(Item)
+NEW_PARTY = new_object(Party)
+NEW_ADDRESS = new_object(Address)
+NEW_CONTACT = new_object(Contact)
+
 # --- product/service id pairs --------------------------------------------------------------
 
 # PO1/IT1/LIN qualifier -> the named Item field it fills (the first pair of a kind wins).
@@ -423,9 +431,9 @@ def _compile_item_reader(start: int) -> Callable[[Row, Context], Data]:
     """``read_item`` for one start index, the pair loop unrolled (the maps' hottest code).
 
     It does what ``_read_pairs`` does, then adds ``ids`` and the partner's cross-reference."""
-    done = ["if ids:", "    item['ids'] = ids", "if ctx.items_in:", "    cross(item, ctx)",
-            "return item"]
-    lines = ["def read_item(seg, ctx):", "    item = {}", "    ids = []", "    n = len(seg)"]
+    done = ["if ctx.items_in:", "    cross(item, ctx)", "return item"]
+    lines = ["def read_item(seg, ctx):", "    item = new_item()", "    ids = item['ids']",
+             "    n = len(seg)"]
     for k in range(_UNROLLED_PAIRS):
         i = start + 2 * k
         lines += [f"    if n <= {i + 1}:", *("        " + line for line in done),
@@ -439,7 +447,7 @@ def _compile_item_reader(start: int) -> Callable[[Row, Context], Data]:
     lines += [f"    read_pairs(seg, {start + 2 * _UNROLLED_PAIRS}, ctx, item, ids)",
               *("    " + line for line in done)]
     env: dict[str, Any] = {"names_get": ITEM_QUALIFIERS.get, "cross": _cross_reference,
-                           "read_pairs": _read_pairs}
+                           "read_pairs": _read_pairs, "new_item": NEW_ITEM}
     exec("\n".join(lines), env)  # generated from the constants above, no input
     reader: Callable[[Row, Context], Data] = env["read_item"]
     return reader
@@ -502,7 +510,7 @@ _PER_NAMED = {"TE": "phone", "FX": "fax", "EM": "email"}
 
 def read_contact(seg: Row, ctx: Context) -> Data:
     """PER: function, name, and its communication number pairs (PER03/04, 05/06, 07/08)."""
-    contact = PER.read(seg, ctx)
+    contact = PER.read(seg, ctx, NEW_CONTACT())
     other: list[Data] = []
     for i in (3, 5, 7):
         if i + 1 < len(seg) and seg[i + 1]:
@@ -533,7 +541,7 @@ def write_contact(contact: Any, ctx: Context) -> SegmentSpec:
 def _party_address(party: Data) -> Data:
     address: Data | None = party.get("address")
     if address is None:
-        address = party["address"] = {}
+        address = party["address"] = NEW_ADDRESS()
     return address
 
 
@@ -577,7 +585,7 @@ PARTY_LOOP: Handlers = {"N2": _on_n2, "N3": _on_n3, "N4": _on_n4, "REF": _on_par
 def on_n1(key: str = "parties") -> Handler:
     """Handler for N1: a new party in ``target[key]``, opening the N1 loop."""
     def handler(seg: Row, target: Data, ctx: Context) -> Scope | None:
-        party = N1.read(seg, ctx)
+        party = N1.read(seg, ctx, NEW_PARTY())
         code = party.get("role")
         if code is None:
             party["role"] = ""

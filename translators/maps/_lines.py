@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import BaseModel
+
+from translators.canonical.complete import new_object
 from translators.maps._engine import (
     DTM,
     PO4,
@@ -51,13 +54,14 @@ ITEM_PAIRS_AT = 6  # PO106 / IT106: the first product/service id qualifier
 MAX_PAIRS = 10  # PO106..PO125
 
 
-def on_line(table: SegmentTable, loop: Handlers) -> Handler:
-    """Handler for PO1/IT1: a new line in ``target["lines"]``, opening its loop."""
+def on_line(table: SegmentTable, loop: Handlers, model: type[BaseModel]) -> Handler:
+    """Handler for PO1/IT1: a new line (a ``model``) in ``target["lines"]``, opening its loop."""
     read = table.read
     read_item_at = item_reader(ITEM_PAIRS_AT)
+    new_line = new_object(model)
 
     def handler(seg: Row, target: Data, ctx: Context) -> Scope | None:
-        line = read(seg, ctx)
+        line = read(seg, ctx, new_line())
         line["item"] = read_item_at(seg, ctx)
         lines = target.get("lines")
         if lines is None:

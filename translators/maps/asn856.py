@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from translators.canonical.complete import new_object
+from translators.canonical.models import Pack, ShipItem, ShipNotice, ShipOrder
 from translators.errors import MappingError
 from translators.maps._carrier import on_td5
 from translators.maps._engine import (
@@ -126,6 +128,12 @@ ITEM: Handlers = {**_COMMON, "LIN": on_lin, "SN1": set_fields(SN1), "PID": on_it
 LEVELS: dict[str, Handlers] = {"S": SHIPMENT, "O": ORDER, "T": PACK, "P": PACK, "I": ITEM}
 
 
+NEW_DOCUMENT = new_object(ShipNotice)
+NEW_ORDER = new_object(ShipOrder)
+NEW_PACK = new_object(Pack)
+NEW_ITEM = new_object(ShipItem)
+
+
 def on_hl(seg: Row, doc: Data, ctx: Context) -> Scope | None:
     """HL: a new level, attached to its parent (which must come earlier)."""
     hl = HL.read(seg, ctx)
@@ -137,15 +145,16 @@ def on_hl(seg: Row, doc: Data, ctx: Context) -> Scope | None:
     if level == "S":
         obj = doc
     elif level == "O":
-        obj = {}
+        obj = NEW_ORDER()
         doc.setdefault("orders", []).append(obj)
     elif level in ("P", "T"):
-        obj = {"level": level}
+        obj = NEW_PACK()
+        obj["level"] = level
         container = parent if parent_level in ("O", "P", "T") else doc
         own_list = container.setdefault("packs", [])
         own_list.append(obj)
     elif level == "I":
-        obj = {"item": {}}
+        obj = NEW_ITEM()
         if parent_level == "I" and parent_list is not None:
             own_list = parent_list
         else:
@@ -171,7 +180,8 @@ HEADER: Handlers = {
 
 def read(segments: Sequence[Row], ctx: Context) -> Data:
     """The body segments of an 856 as ship_notice data."""
-    doc: Data = {"document_type": "ship_notice", "_hl": {}}
+    doc = NEW_DOCUMENT()
+    doc["_hl"] = {}
     run(segments, HEADER, doc, ctx)
     del doc["_hl"]
     return doc

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from translators.canonical.complete import new_object
+from translators.canonical.models import Invoice, InvoiceLine
 from translators.errors import MappingError
 from translators.maps._engine import (
     AMT,
@@ -68,6 +70,8 @@ def on_tds(seg: Row, doc: Data, ctx: Context) -> Scope | None:
     return (SUMMARY, doc)
 
 
+NEW_DOCUMENT = new_object(Invoice)
+
 HEADER: Handlers = {
     "BIG": set_fields(BIG),
     "NTE": on_nte,
@@ -79,7 +83,7 @@ HEADER: Handlers = {
     "DTM": append_to("dates", DTM),
     "N9": on_n9,
     "MSG": on_msg,
-    "IT1": on_line(IT1, IT1_LOOP),
+    "IT1": on_line(IT1, IT1_LOOP, InvoiceLine),
     "TDS": on_tds,
     **SUMMARY,
 }
@@ -87,7 +91,7 @@ HEADER: Handlers = {
 
 def read(segments: Sequence[Row], ctx: Context) -> Data:
     """The body segments of an 810 as invoice data."""
-    return run(segments, HEADER, {"document_type": "invoice"}, ctx)
+    return run(segments, HEADER, NEW_DOCUMENT(), ctx)
 
 
 def write(doc: Any, ctx: Context) -> list[SegmentSpec]:
