@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from gateway.processing.x12_parse import document_data, result_data
 from tests.conftest import FIXTURES, corpus_files
 from translators.canonical import MODELS, SET_DOCUMENT_TYPES, to_json_bytes
-from translators.canonical.complete import new_object
+from translators.canonical.fresh import new_object
 from translators.canonical.models import Pack, Party, PurchaseOrderLine, ShipItem
 from translators.errors import MappingError
 from translators.maps import to_canonical, to_canonical_data, to_canonical_json

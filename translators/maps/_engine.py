@@ -19,7 +19,7 @@ from operator import attrgetter
 from typing import Any, NamedTuple, Protocol
 
 from translators.canonical._types import decimal_or_none
-from translators.canonical.complete import new_object
+from translators.canonical.fresh import new_object
 from translators.canonical.models import Address, Contact, Item, Party
 from translators.errors import MappingError
 from translators.settings import MappingSettings

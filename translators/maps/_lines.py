@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from translators.canonical.complete import new_object
+from translators.canonical.fresh import new_object
 from translators.maps._engine import (
     DTM,
     PO4,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from translators.canonical.complete import new_object
+from translators.canonical.fresh import new_object
 from translators.canonical.models import PurchaseOrder, PurchaseOrderLine
 from translators.maps._carrier import on_td5
 from translators.maps._engine import (
