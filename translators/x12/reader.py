@@ -424,7 +424,8 @@ class _InterchangeParser:
                     break
             text = texts[i]
             end = at + (sizes[i] if sizes is not None else len(text) + step)
-            ended = yield from self._control(text.split(element), text, at, end, step)
+            events, ended = self._control(text.split(element), text, at, end, step)
+            yield from events
             if ended:
                 return True
             at = end
@@ -476,7 +477,8 @@ class _InterchangeParser:
             if txn is not None and row[0] not in _CONTROL_TAGS:
                 self._body_run(txn, [row], [text], seg_offset, None, 0, 0)
                 continue
-            ended = yield from self._control(row, text, seg_offset, end, step)
+            events, ended = self._control(row, text, seg_offset, end, step)
+            yield from events
             if ended:
                 return True
         return False
@@ -498,8 +500,9 @@ class _InterchangeParser:
             offset += sizes[at + k] if sizes is not None else len(text) + step
 
     def _control(self, row: Row, text: str, offset: int, end: int,
-                 step: int) -> Generator[Event, None, bool]:
-        """An envelope segment, or any segment outside a set; True when the interchange ended."""
+                 step: int) -> tuple[list[Event], bool]:
+        """An envelope segment, or any segment outside a set: the events it completes, and
+        True when it ended the interchange. (A list, not a generator: two of these a set.)"""
         tag = row[0]
         seg = Segment(tag, row[1:], offset, 0, self.component, self.repetition, text)
         if step == 0:
@@ -507,26 +510,26 @@ class _InterchangeParser:
                 TA1Note.NO_ERROR, f"last segment {tag!r} has no terminator", offset, tag,
                 Severity.WARNING))
         if tag == "IEA":
-            yield from self._close_open()
-            yield self._close_interchange(seg)
+            events = self._close_open()
+            events.append(self._close_interchange(seg))
             b = self.reader._buf
             b.pos = end - b.base  # the rest of this batch belongs to what follows
-            return True
+            return events, True
         if tag == "ISA":
             # A new interchange starts before this one ended: re-read that ISA afresh.
-            yield from self._close_open()
+            events = self._close_open()
             self.issues.append(self._interchange_issue(
                 TA1Note.PREMATURE_END, "interchange has no IEA trailer before the next ISA",
                 offset, "ISA"))
             b = self.reader._buf
             b.pos = offset - b.base
-            yield self._interchange_end(None)
-            return True
-        yield from self._on_control(seg)
-        return False
+            events.append(self._interchange_end(None))
+            return events, True
+        return self._on_control(seg), False
 
-    def _on_control(self, seg: Segment) -> Iterator[Event]:
+    def _on_control(self, seg: Segment) -> list[Event]:
         """Envelope segments, and anything found outside a transaction set."""
+        events: list[Event] = []
         tag = seg.tag
         offset = seg.offset
         txn = self.txn
@@ -534,39 +537,40 @@ class _InterchangeParser:
             if txn is None:
                 self.issues.append(self._interchange_issue(
                     TA1Note.INVALID_CONTROL_STRUCTURE, "SE without a matching ST", offset, tag))
-                return
+                return events
             seg.position = len(txn.rows) + txn.dropped + 1
             if not txn.overflow:
                 txn.offsets.append((len(txn.rows), offset, 0, None, 0))
                 txn.rows.append([tag, *seg.elements])
                 txn.texts.append(seg.raw or "")
-            yield self._close_set(seg)
+            events.append(self._close_set(seg))
         elif tag == "ST":
             if txn is not None:
-                yield self._close_set(None)
+                events.append(self._close_set(None))
             self._open_set(seg)
         elif tag == "GS":
             if txn is not None:
-                yield self._close_set(None)
+                events.append(self._close_set(None))
             if self.group is not None:
-                yield self._close_group(None)
-            yield self._open_group(seg)
+                events.append(self._close_group(None))
+            events.append(self._open_group(seg))
         elif tag == "GE":
             if txn is not None:
-                yield self._close_set(None)
+                events.append(self._close_set(None))
             if self.group is None:
                 self.issues.append(self._interchange_issue(
                     TA1Note.INVALID_CONTROL_STRUCTURE, "GE without a matching GS", offset, tag))
-                return
-            yield self._close_group(seg)
+                return events
+            events.append(self._close_group(seg))
         elif tag == "TA1" and self.group is None:
             self.ta1.append(seg)
         elif tag in ("ISB", "ISE") and self.group is None and self.group_count == 0:
-            return  # interchange service segments: legal between ISA and the first GS
+            return events  # interchange service segments: legal between ISA and the first GS
         else:
             where = "outside any transaction set" if self.group else "outside any group"
             self.issues.append(self._interchange_issue(
                 TA1Note.INVALID_CONTENT, f"segment {tag!r} {where}", offset, tag))
+        return events
 
     # -- transaction sets ---------------------------------------------------------------
 
@@ -575,8 +579,9 @@ class _InterchangeParser:
             self.issues.append(self._interchange_issue(
                 TA1Note.INVALID_CONTROL_STRUCTURE, "ST outside a functional group", seg.offset, "ST"))
         seg.position = 1
+        set_id, control_number, reference = [*seg.elements, "", "", ""][:3]  # ST01..ST03
         txn = _SetState([[seg.tag, *seg.elements]], [seg.raw or ""], [(0, seg.offset, 0, None, 0)],
-                        seg.offset, seg.get(1), seg.get(2), seg.get(3), [])
+                        seg.offset, set_id, control_number, reference, [])
         self.txn = txn
         if not (len(txn.set_id) == 3 and txn.set_id.isalnum()):
             txn.issues.append(self._set_issue(txn, SetError.MISSING_OR_INVALID_SET_ID,
@@ -615,16 +620,16 @@ class _InterchangeParser:
                                               txn.offset, "SE"))
         else:
             counted = se.position
-            declared = se.get(1)
+            declared, control_number = [*se.elements, "", ""][:2]  # SE01, SE02
             if counted is not None and declared != str(counted):
                 txn.issues.append(self._set_issue(
                     txn, SetError.SEGMENT_COUNT_MISMATCH,
                     f"SE01 says {declared or 'nothing'} but the set has {counted} segments",
                     se.offset, "SE"))
-            if se.get(2) != txn.control_number:
+            if control_number != txn.control_number:
                 txn.issues.append(self._set_issue(
                     txn, SetError.CONTROL_NUMBER_MISMATCH,
-                    f"SE02 {se.get(2)!r} does not match ST02 {txn.control_number!r}",
+                    f"SE02 {control_number!r} does not match ST02 {txn.control_number!r}",
                     se.offset, "SE"))
         group = self.group.header if self.group else _orphan_group(self.header, txn.offset)
         if self.group is not None:
@@ -634,7 +639,8 @@ class _InterchangeParser:
         else:
             last = len(txn.rows) - 1
             last_offset, text = segment_offset(txn.offsets, txn.texts, last), txn.texts[last]
-        size = last_offset + len(text.encode()) + len(self.terminator) - txn.offset
+        size = (last_offset + (len(text) if text.isascii() else len(text.encode()))
+                + len(self.terminator) - txn.offset)
         return TransactionSet.read(group, txn.offset, txn.rows, txn.texts, txn.offsets,
                                    txn.set_id, txn.control_number, txn.implementation_reference,
                                    txn.issues, size)
@@ -687,11 +693,13 @@ class _InterchangeParser:
                     ge.offset, "GE"))
         return GroupEnd(header, ge, state.count, issues)
 
-    def _close_open(self) -> Iterator[Event]:
+    def _close_open(self) -> list[Event]:
+        events: list[Event] = []
         if self.txn is not None:
-            yield self._close_set(None)
+            events.append(self._close_set(None))
         if self.group is not None:
-            yield self._close_group(None)
+            events.append(self._close_group(None))
+        return events
 
     def _close_interchange(self, iea: Segment) -> InterchangeEnd:
         if iea.get(1) != str(self.group_count):
