@@ -138,7 +138,7 @@ class _Walk:
         state = self.compiled.root.state(-1)
         trans = state.trans
         counts = [0] * 64
-        for row, text in zip(rows, self.ts.texts, strict=True):
+        for row, text in zip(rows, self.ts.texts, strict=False):  # the same length by construction
             mv = trans.get(row[0])
             if mv is None:
                 mv = state.move(row[0], segs)
@@ -158,11 +158,8 @@ class _Walk:
                             self._over(where[1], where[0], mx, self._index(row))
             if matchers is not None:
                 # One regex per element count over the segment's text after its tag.
-                try:
-                    accepted = matchers[len(row) - 1](text, skip)
-                except IndexError:  # more elements than the segment has
-                    accepted = None
-                if accepted is None:
+                n = len(row) - 1
+                if n >= len(matchers) or matchers[n](text, skip) is None:
                     cseg = where[2]
                     assert cseg is not None  # matchers come from it
                     self.check_elements(cseg, self.ts.segments[self._index(row)],
