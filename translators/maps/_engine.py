@@ -296,7 +296,26 @@ def _compile_reader(fields: Sequence[tuple[int, str, Kind, str, str]]) -> Reader
             if v: out[name] = convert(v) or (report eid as invalid and skip)
     """
     env: dict[str, Any] = {}
-    steps: list[tuple[int, list[str]]] = []  # (element position, code that reads it when present)
+    steps = _field_steps(fields, env)
+    # The usual segment has every position of the table: that copy skips the length checks.
+    last = steps[-1][0] if steps else 0
+    lines = ["def read(seg, ctx, d=None):", "    if d is None:", "        d = {}",
+             "    n = len(seg)", "    codes = ctx.codes_in", f"    if n > {last}:"]
+    lines += ["        " + line for _, step in steps for line in step]
+    lines.append("        return d")
+    for position, step in steps:
+        lines += [f"    if n <= {position}:", "        return d",
+                  *("    " + line for line in step)]
+    lines.append("    return d")
+    exec("\n".join(lines), env)  # generated from the table above, no input
+    reader: Reader = env["read"]
+    return reader
+
+
+def _field_steps(fields: Sequence[tuple[int, str, Kind, str, str]],
+                 env: dict[str, Any]) -> list[tuple[int, list[str]]]:
+    """(element position, the code that reads it into ``d``) for each field of a table."""
+    steps: list[tuple[int, list[str]]] = []
     for i, name, kind, eid, code_list in fields:
         step = [f"v = seg[{i + 1}]", "if v:"]
         if kind.inbound is not None:
@@ -319,19 +338,7 @@ def _compile_reader(fields: Sequence[tuple[int, str, Kind, str, str]]) -> Reader
                      "    if v:", "        if codes:", f"            t = codes.get({code_list!r})",
                      "            if t:", "                v = t.get(v, v)", f"        d[{name!r}] = v"]
         steps.append((i + 1, step))
-    # The usual segment has every position of the table: that copy skips the length checks.
-    last = steps[-1][0] if steps else 0
-    lines = ["def read(seg, ctx, d=None):", "    if d is None:", "        d = {}",
-             "    n = len(seg)", "    codes = ctx.codes_in", f"    if n > {last}:"]
-    lines += ["        " + line for _, step in steps for line in step]
-    lines.append("        return d")
-    for position, step in steps:
-        lines += [f"    if n <= {position}:", "        return d",
-                  *("    " + line for line in step)]
-    lines.append("    return d")
-    exec("\n".join(lines), env)  # generated from the table above, no input
-    reader: Reader = env["read"]
-    return reader
+    return steps
 
 
 # --- the shared segment tables -------------------------------------------------------------
@@ -430,27 +437,60 @@ _ITEM_READERS: dict[int, Callable[[Row, Context], Data]] = {}
 def _compile_item_reader(start: int) -> Callable[[Row, Context], Data]:
     """``read_item`` for one start index, the pair loop unrolled (the maps' hottest code).
 
-    It does what ``_read_pairs`` does, then adds ``ids`` and the partner's cross-reference."""
-    done = ["if ctx.items_in:", "    cross(item, ctx)", "return item"]
-    lines = ["def read_item(seg, ctx):", "    item = new_item()", "    ids = item['ids']",
-             "    n = len(seg)"]
-    for k in range(_UNROLLED_PAIRS):
-        i = start + 2 * k
-        lines += [f"    if n <= {i + 1}:", *("        " + line for line in done),
-                  f"    q = seg[{i}]", f"    v = seg[{i + 1}]", "    if v:",
-                  "        if ' ' in v and (v[0] == ' ' or v[-1] == ' '):",
-                  "            v = v.strip()", "        if v:",
-                  "            ids.append({'qualifier': q, 'value': v})",
-                  "            name = names_get(q)",
-                  "            if name is not None and name not in item:",
-                  "                item[name] = v", "    elif q:", f"        ctx.bad('pair@{i:02d}', q)"]
-    lines += [f"    read_pairs(seg, {start + 2 * _UNROLLED_PAIRS}, ctx, item, ids)",
-              *("    " + line for line in done)]
-    env: dict[str, Any] = {"names_get": ITEM_QUALIFIERS.get, "cross": _cross_reference,
-                           "read_pairs": _read_pairs, "new_item": NEW_ITEM}
+    It does what ``_read_pairs`` does, then the partner's cross-reference."""
+    env = _item_env()
+    lines = ["def read_item(seg, ctx):", "    n = len(seg)",
+             *("    " + line for line in _item_code(start)), "    return item"]
     exec("\n".join(lines), env)  # generated from the constants above, no input
     reader: Callable[[Row, Context], Data] = env["read_item"]
     return reader
+
+
+def _item_env() -> dict[str, Any]:
+    return {"names_get": ITEM_QUALIFIERS.get, "cross": _cross_reference,
+            "read_pairs": _read_pairs, "new_item": NEW_ITEM}
+
+
+def _item_code(start: int) -> list[str]:
+    """Code that reads the pairs from element ``start`` on into a new ``item`` (``n`` is the
+    row's length): each pair nested in the test for the one before, so a row stops it."""
+    lines = ["item = new_item()", "ids = item['ids']"]
+    indent = ""
+    for k in range(_UNROLLED_PAIRS):
+        i = start + 2 * k
+        lines += [f"{indent}if n > {i + 1}:"]
+        indent += "    "
+        lines += [f"{indent}{line}" for line in (
+            f"q = seg[{i}]", f"v = seg[{i + 1}]", "if v:",
+            "    if ' ' in v and (v[0] == ' ' or v[-1] == ' '):", "        v = v.strip()",
+            "    if v:", "        ids.append({'qualifier': q, 'value': v})",
+            "        name = names_get(q)", "        if name is not None and name not in item:",
+            "            item[name] = v", "elif q:", f"    ctx.bad('pair@{i:02d}', q)")]
+    lines += [f"{indent}read_pairs(seg, {start + 2 * _UNROLLED_PAIRS}, ctx, item, ids)",
+              "if ctx.items_in:", "    cross(item, ctx)"]
+    return lines
+
+
+def line_handler(table: SegmentTable, item_start: int, new_line: Callable[[], Data],
+                 loop: Handlers) -> Handler:
+    """Handler for PO1/IT1: a new line from ``new_line()`` with the table's fields and its
+    item's pairs from element ``item_start`` on, appended to ``target["lines"]``; it opens
+    ``loop``. One generated function: a line is the maps' most frequent segment."""
+    env = _item_env()
+    env.update(read=table.read, new_line=new_line, loop=loop)
+    steps = _field_steps(table.fields, env)
+    last = steps[-1][0] if steps else 0
+    lines = ["def handler(seg, target, ctx):", "    d = new_line()", "    n = len(seg)",
+             f"    if n <= {last}:", "        read(seg, ctx, d)", "    else:",
+             "        codes = ctx.codes_in",
+             *("        " + line for _, step in steps for line in step),
+             *("    " + line for line in _item_code(item_start)),
+             "    d['item'] = item", "    lines = target.get('lines')", "    if lines is None:",
+             "        target['lines'] = [d]", "    else:", "        lines.append(d)",
+             "    return (loop, d)"]
+    exec("\n".join(lines), env)  # generated from the table and the constants above, no input
+    handler: Handler = env["handler"]
+    return handler
 
 
 def _cross_reference(item: Data, ctx: Context) -> None:

@@ -16,14 +16,12 @@ from translators.maps._engine import (
     SCH,
     TXI,
     Context,
-    Data,
     Handler,
     Handlers,
-    Scope,
     SegmentTable,
     append_to,
     item_pairs,
-    item_reader,
+    line_handler,
     on_msg,
     on_n9,
     on_nte,
@@ -33,7 +31,6 @@ from translators.maps._engine import (
     write_dates,
     write_description,
 )
-from translators.x12.model import Row
 from translators.x12.writer import SegmentSpec
 
 # What a line loop may hold, shared by PO1 and IT1; the maps add their own segments.
@@ -55,20 +52,9 @@ MAX_PAIRS = 10  # PO106..PO125
 
 
 def on_line(table: SegmentTable, loop: Handlers, model: type[BaseModel]) -> Handler:
-    """Handler for PO1/IT1: a new line (a ``model``) in ``target["lines"]``, opening its loop."""
-    read = table.read
-    read_item_at = item_reader(ITEM_PAIRS_AT)
-    new_line = new_object(model)
-
-    def handler(seg: Row, target: Data, ctx: Context) -> Scope | None:
-        line = read(seg, ctx, new_line())
-        line["item"] = read_item_at(seg, ctx)
-        lines = target.get("lines")
-        if lines is None:
-            lines = target["lines"] = []
-        lines.append(line)
-        return (loop, line)
-    return handler
+    """Handler for PO1/IT1: a new line (a ``model``) in ``target["lines"]``, opening its loop;
+    PO106/IT106 on are the item's product/service id pairs."""
+    return line_handler(table, ITEM_PAIRS_AT, new_object(model), loop)
 
 
 def write_line(table: SegmentTable, line: Any, ctx: Context) -> list[SegmentSpec]:
