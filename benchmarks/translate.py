@@ -115,8 +115,8 @@ def read_validate_json(data: bytes | io.BufferedReader) -> int:
     """Read, validate and translate every set to canonical JSON bytes."""
     n = 0
     for ts in _sets(data):
-        validate_transaction(ts)
-        to_canonical_json(ts)
+        issues = [*ts.issues, *validate_transaction(ts)]
+        to_canonical_json(ts, issues=issues)  # a clean set's data is used as read
         n += 1
     return n
 

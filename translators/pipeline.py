@@ -130,7 +130,7 @@ def _translate_set(ts: TransactionSet, settings: TranslationSettings,
         else:
             document_type = SET_DOCUMENT_TYPES.get(ts.set_id)
             if document_type is not None:
-                data = to_canonical_data(ts, settings.mapping)
+                data = to_canonical_data(ts, settings.mapping, issues=issues)
                 required = settings.mapping.required.get(document_type, [])
                 for problem in check_required(data, required) if required else ():
                     issues.append(_set_issue(ts, SetError.SEGMENTS_IN_ERROR,

@@ -18,6 +18,7 @@ from translators.errors import MappingError
 from translators.maps import to_canonical, to_canonical_data, to_canonical_json
 from translators.pipeline import TransactionResult, iter_results
 from translators.settings import MappingSettings, TranslationSettings
+from translators.validation import validate_transaction
 from translators.x12.model import TransactionSet
 from translators.x12.reader import read_transactions
 
@@ -44,8 +45,10 @@ def _check(ts: TransactionSet, settings: MappingSettings | None = None) -> None:
         with pytest.raises(MappingError):
             to_canonical_data(ts, settings)
         return
+    # checked by the model, and as read (what a set without issues gets)
     assert to_canonical_data(ts, settings) == expected
-    assert json.loads(to_canonical_json(ts, settings)) == expected
+    assert to_canonical_data(ts, settings, issues=[]) == expected
+    assert json.loads(to_canonical_json(ts, settings, issues=[])) == expected
 
 
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name)
@@ -95,3 +98,27 @@ def test_gateway_stores_the_same_document_as_before_the_fast_path(path: Path) ->
             continue
         ts = next(sets)
         assert result_data(item) == (_as_today(ts, SETTINGS) if item.accepted else None)
+
+
+AMT_WITHOUT_AMOUNT = (
+    "ISA*00*          *00*          *ZZ*SENDER         *ZZ*RECEIVER       *240101*1200*U*00401*"
+    "000000001*0*P*>~GS*IN*S*R*20240101*1200*1*X*004010~ST*810*0001~BIG*20240101*INV-1~"
+    "TDS*100~AMT*N~SE*5*0001~GE*1*1~IEA*1*000000001~")
+
+
+def test_a_set_with_issues_is_checked_by_the_model_like_before() -> None:
+    (ts,) = read_transactions(AMT_WITHOUT_AMOUNT.encode())
+    issues = validate_transaction(ts)
+    assert any(i.is_error for i in issues)  # AMT02 is mandatory
+    with pytest.raises(MappingError):
+        to_canonical(ts)
+    with pytest.raises(MappingError):
+        to_canonical_data(ts, issues=issues)
+    with pytest.raises(MappingError):
+        to_canonical_data(ts)
+    # as read, the data would lack Amount.amount: that is why issues decide
+    assert to_canonical_data(ts, issues=[])["amounts"] == [{"qualifier": "N"}]
+    (result,) = [r for r in iter_results(AMT_WITHOUT_AMOUNT.encode())
+                 if isinstance(r, TransactionResult)]
+    assert result.data is None and not result.accepted
+    assert any("cannot translate" in i.message for i in result.issues)

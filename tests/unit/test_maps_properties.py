@@ -346,8 +346,8 @@ def test_mutated_or_truncated_segments_never_raise_anything_but_mapping_error(
     ts: Any = _Ts()
     ts.set_id, ts.body_rows = set_id, [[s.tag, *s.elements] for s in segs]
     assert parse_document_json(to_canonical_json(ts)) == doc
-    # the fast path's data is the model's dump: every field that is not None
-    assert to_canonical_data(ts) == json.loads(to_json_bytes(doc))
+    # the maps' data as read (what a set without issues gets) is the model's dump
+    assert to_canonical_data(ts, issues=[]) == json.loads(to_json_bytes(doc))
     # writing what was read fails only with MappingError (e.g. a 4th PER number)
     with contextlib.suppress(MappingError):
         from_canonical(doc.model_copy(update={"extra_segments": [], "invalid_values": []}))

@@ -26,7 +26,7 @@ from translators.canonical import (
     parse_document,
     to_json_bytes,
 )
-from translators.errors import MappingError
+from translators.errors import MappingError, X12Issue
 from translators.maps import ack855, asn856, inv810, po850
 from translators.maps._engine import Context
 from translators.settings import MappingSettings
@@ -82,29 +82,37 @@ def _validated(set_id: str, data: dict[str, Any]) -> CanonicalDocument:
                            field=path) from exc
 
 
-def to_canonical_data(ts: TransactionSet, settings: MappingSettings | None = None
-                      ) -> dict[str, Any]:
-    """The canonical document of one transaction set as JSON-ready data, without a model.
+def to_canonical_data(ts: TransactionSet, settings: MappingSettings | None = None, *,
+                      issues: Sequence[X12Issue] | None = None) -> dict[str, Any]:
+    """The canonical document of one transaction set as JSON-ready data.
 
     The same document as ``json.loads(to_json_bytes(to_canonical(ts, settings)))``: every
     field that is not None, so empty lists too (the maps start each object from its
     model's defaults and normalise values while reading). Key order is not part of the
     contract (JSON objects are unordered): defaults first, then the maps' reading order.
+
+    ``issues`` are what reading and validating ``ts`` found. When there are none, the maps'
+    data is returned as read, without a model: a set that passed its own version's schema
+    has every element the model requires. Otherwise, or when they are not given, the model
+    checks the data first and MappingError is raised for what it rejects, as in
+    ``to_canonical``.
     """
     data = _read(ts.set_id, ts.body_rows, settings)
-    if settings is not None and settings.defaults.get(data["document_type"]):
-        # A partner default may name any path or value: the model checks and normalises it.
+    if issues is None or issues or (settings is not None
+                                    and settings.defaults.get(data["document_type"])):
+        # A partner default may also name any path or value: the model checks it too.
         loaded: dict[str, Any] = json.loads(to_json_bytes(_validated(ts.set_id, data)))
         return loaded
     return data
 
 
-def to_canonical_json(ts: TransactionSet, settings: MappingSettings | None = None) -> bytes:
+def to_canonical_json(ts: TransactionSet, settings: MappingSettings | None = None, *,
+                      issues: Sequence[X12Issue] | None = None) -> bytes:
     """The canonical JSON of one transaction set: :func:`to_canonical_data` encoded.
 
     It describes the same document as ``to_json_bytes(to_canonical(ts, settings))`` (the
     JSON values are equal; keys are not in the model's order)."""
-    return _dumps(to_canonical_data(ts, settings))
+    return _dumps(to_canonical_data(ts, settings, issues=issues))
 
 
 def _read(set_id: str, body: Sequence[Row], settings: MappingSettings | None
