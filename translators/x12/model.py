@@ -192,21 +192,9 @@ class TransactionSet:
              offsets: list[OffsetRun], set_id: str, control_number: str,
              implementation_reference: str, issues: list[X12Issue], size: int) -> TransactionSet:
         """A set as the reader keeps it: rows, their texts and where their runs start."""
-        ts = cls.__new__(cls)
-        ts.group = group
-        ts.offset = offset
-        ts.set_id = set_id
-        ts.control_number = control_number
-        ts.implementation_reference = implementation_reference
-        ts.issues = issues
-        ts.size = size
-        ts._segments = None
-        ts._rows = rows
-        ts._texts = texts
-        ts._offsets = offsets
-        d = group.interchange.delimiters
-        ts.component = d.component
-        ts.repetition = d.repetition
+        ts = cls(group, offset, [], set_id, control_number, implementation_reference, issues, size)
+        ts._segments = None  # built from the rows on first use
+        ts._rows, ts._texts, ts._offsets = rows, texts, offsets
         return ts
 
     def __repr__(self) -> str:
