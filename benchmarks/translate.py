@@ -112,7 +112,8 @@ def read_validate(data: bytes) -> int:
 
 
 def read_validate_json(data: bytes | io.BufferedReader) -> int:
-    """Read, validate and translate every set to canonical JSON bytes."""
+    """Read, validate and translate every set to canonical JSON bytes (the whole document:
+    every field that is not None, as the gateway stores and delivers it)."""
     n = 0
     for ts in _sets(data):
         issues = [*ts.issues, *validate_transaction(ts)]
