@@ -112,11 +112,12 @@ def read_validate(data: bytes) -> int:
 
 
 def read_validate_json(data: bytes | io.BufferedReader) -> int:
-    """Read, validate and translate every set to canonical JSON bytes."""
+    """Read, validate and translate every set to canonical JSON bytes (the whole document:
+    every field that is not None, as the gateway stores and delivers it)."""
     n = 0
     for ts in _sets(data):
-        validate_transaction(ts)
-        to_canonical_json(ts)
+        issues = [*ts.issues, *validate_transaction(ts)]
+        to_canonical_json(ts, issues=issues)  # a clean set's data is used as read
         n += 1
     return n
 

@@ -170,6 +170,13 @@ class SegmentError:
     HAS_ELEMENT_ERRORS = "8"
 
 
+class WarningCode:
+    """Codes of our own warnings: observations reported to people, never in an acknowledgment."""
+
+    VERSION_FALLBACK = "version-fallback"  # validated against another version's schema
+    HIERARCHY = "hierarchy"  # HL01/HL02 do not form a tree (an HL id twice, a parent unseen)
+
+
 class ElementError:
     """AK403 / IK403 data element syntax error codes."""
 

@@ -23,9 +23,9 @@ from translators.acks import (
     parse_functional_ack,
     parse_ta1,
 )
-from translators.canonical import SET_DOCUMENT_TYPES, check_required
+from translators.canonical import SET_DOCUMENT_TYPES, check_required, parse_document
 from translators.errors import Level, MappingError, SetError, Severity, TA1Note, X12Issue
-from translators.maps import to_canonical
+from translators.maps import to_canonical_data
 from translators.settings import AcknowledgmentSettings, TranslationSettings
 from translators.validation import PartnerRules, rules_from_settings, validate_transaction
 from translators.x12.model import (
@@ -43,7 +43,10 @@ FUNCTIONAL_ACK = "functional_acknowledgment"
 
 @dataclass(slots=True)
 class TransactionResult:
-    """One transaction set after validation and translation."""
+    """One transaction set after validation and translation.
+
+    A canonical document is kept as ``data`` (JSON-ready, see ``to_canonical_data``) and
+    validated into a model only when ``document`` is asked for; a 997/999 is a model."""
 
     group: GroupHeader
     set_id: str
@@ -52,8 +55,16 @@ class TransactionResult:
     offset: int
     size: int
     document_type: str | None
-    document: BaseModel | None
+    data: dict[str, Any] | None
     issues: list[X12Issue]
+    model: BaseModel | None = None
+
+    @property
+    def document(self) -> BaseModel | None:
+        """The document as a model (a canonical one is validated from ``data`` on first use)."""
+        if self.model is None and self.data is not None:
+            self.model = parse_document(self.data)
+        return self.model
 
     @property
     def accepted(self) -> bool:
@@ -109,24 +120,25 @@ def _translate_set(ts: TransactionSet, settings: TranslationSettings,
                    rules: PartnerRules | None) -> TransactionResult:
     issues = list(ts.issues)
     issues.extend(validate_transaction(ts, rules=rules))
-    document: BaseModel | None = None
+    data: dict[str, Any] | None = None
+    model: BaseModel | None = None
     document_type: str | None = None
     try:
         if ts.set_id in ("997", "999"):
             document_type = FUNCTIONAL_ACK
-            document = parse_functional_ack(ts)
+            model = parse_functional_ack(ts)
         else:
             document_type = SET_DOCUMENT_TYPES.get(ts.set_id)
             if document_type is not None:
-                document = to_canonical(ts, settings.mapping)
+                data = to_canonical_data(ts, settings.mapping, issues=issues)
                 required = settings.mapping.required.get(document_type, [])
-                for problem in check_required(document, required) if required else ():
+                for problem in check_required(data, required) if required else ():
                     issues.append(_set_issue(ts, SetError.SEGMENTS_IN_ERROR,
                                              f"partner rule: {problem}"))
     except MappingError as exc:
         issues.append(_set_issue(ts, SetError.SEGMENTS_IN_ERROR, f"cannot translate: {exc}"))
     return TransactionResult(ts.group, ts.set_id, ts.control_number, ts.implementation_reference,
-                             ts.offset, ts.size, document_type, document, issues)
+                             ts.offset, ts.size, document_type, data, issues, model)
 
 
 def _set_issue(ts: TransactionSet, code: str, message: str) -> X12Issue:

@@ -40,9 +40,18 @@ class ParsedX12:
 
 
 def document_data(document: BaseModel) -> dict[str, Any]:
-    """A canonical document as compact JSON-ready data (defaults left out)."""
+    """A document model as JSON-ready data (fields that are None left out)."""
     loaded: dict[str, Any] = json.loads(to_json_bytes(document))  # type: ignore[arg-type]
     return loaded
+
+
+def result_data(item: TransactionResult) -> dict[str, Any] | None:
+    """An accepted set's document as JSON-ready data; the translators' data when it has it."""
+    if not item.accepted:
+        return None
+    if item.data is not None:
+        return item.data
+    return document_data(item.model) if item.model is not None else None
 
 
 def partner_envelope_issues(header: InterchangeHeader, profile: PartnerProfile) -> list[X12Issue]:
@@ -101,9 +110,7 @@ def parse_x12(blobs: BlobStore, sha256: str, profile: PartnerProfile) -> ParsedX
         for item in iter_results(handle, settings):
             if isinstance(item, TransactionResult):
                 sets.append(item)
-                data.append(
-                    document_data(item.document) if item.document is not None and item.accepted else None
-                )
+                data.append(result_data(item))
             elif isinstance(item, InterchangeResult):
                 item.outcome.issues.extend(partner_envelope_issues(item.header, profile))
                 parsed.interchanges.append(ParsedInterchange(item, sets, data))

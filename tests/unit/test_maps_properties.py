@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import Any
 
 import pytest
@@ -39,10 +40,16 @@ from translators.canonical import (
     Terms,
     Totals,
     parse_document_json,
+    to_json_bytes,
 )
 from translators.canonical._types import normalise_decimal
 from translators.errors import MappingError
-from translators.maps import from_canonical, segments_to_canonical, to_canonical_json
+from translators.maps import (
+    from_canonical,
+    segments_to_canonical,
+    to_canonical_data,
+    to_canonical_json,
+)
 from translators.x12.model import Segment
 from translators.x12.writer import WriteError
 
@@ -337,8 +344,10 @@ def test_mutated_or_truncated_segments_never_raise_anything_but_mapping_error(
     class _Ts:
         pass
     ts: Any = _Ts()
-    ts.set_id, ts.body = set_id, segs
+    ts.set_id, ts.body_rows = set_id, [[s.tag, *s.elements] for s in segs]
     assert parse_document_json(to_canonical_json(ts)) == doc
+    # the maps' data as read (what a set without issues gets) is the model's dump
+    assert to_canonical_data(ts, issues=[]) == json.loads(to_json_bytes(doc))
     # writing what was read fails only with MappingError (e.g. a 4th PER number)
     with contextlib.suppress(MappingError):
         from_canonical(doc.model_copy(update={"extra_segments": [], "invalid_values": []}))

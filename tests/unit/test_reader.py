@@ -222,3 +222,74 @@ def test_ta1_segments_are_collected_at_interchange_level() -> None:
     text = ISA.format(cn="000000001") + "TA1*000000005*261121*1200*A*000~IEA*0*000000001~"
     end = next(e for e in iter_events(text.encode()) if isinstance(e, InterchangeEnd))
     assert [s.tag for s in end.ta1_segments] == ["TA1"] and errors(text) == []
+
+
+# --- rows, texts and segments of a read set ------------------------------------------------
+
+def _views(ts: TransactionSet) -> list[tuple[list[str], str, int, int]]:
+    """Each segment as (row, text, offset, position), from the three views of the set."""
+    assert [[s.tag, *s.elements] for s in ts.segments] == ts.rows
+    assert [s.raw for s in ts.segments] == ts.texts
+    return [(row, text, s.offset, s.position)
+            for row, text, s in zip(ts.rows, ts.texts, ts.segments, strict=True)]
+
+
+def _assert_offsets_point_at_the_text(data: bytes, ts: TransactionSet) -> None:
+    for row, text, offset, position in _views(ts):
+        assert data[offset:].startswith(text.encode()), (row, offset)
+        assert position == ts.rows.index(row) + 1
+
+
+@pytest.mark.parametrize("separator", ["~", "~\n", "~\r\n"])
+@pytest.mark.parametrize("chunk_size", [1 << 20, 5, 64])
+@pytest.mark.parametrize("extra", ["", "N3*CAFÉ CRÈME~", "\n\nN3*WITH BLANK LINES BEFORE~"])
+def test_rows_texts_and_offsets_of_every_segment_agree_with_the_input(
+        separator: str, chunk_size: int, extra: str) -> None:
+    body = (PO + PO.replace("0001", "0002")).replace("CTT*1~", extra + "CTT*1~")
+    data = interchange(body).replace("~", separator).encode()
+    sets = read_transactions(data, ReaderLimits(chunk_size=chunk_size))
+    assert len(sets) == 2
+    for ts in sets:
+        _assert_offsets_point_at_the_text(data, ts)
+        assert ts.rows[0][:2] == ["ST", "850"] and ts.rows[-1][0] == "SE"
+        assert ts.body_rows == ts.rows[1:-1]
+        assert ts.size == len(data[ts.offset:ts.offset + ts.size])
+        assert data[ts.offset:ts.offset + ts.size].rstrip(b"\r\n").endswith(b"~")
+
+
+def test_a_set_read_in_one_run_equals_the_same_set_read_segment_by_segment() -> None:
+    # A blank line makes the reader take that batch one segment at a time.
+    clean = interchange(PO).replace("~", "~\n").encode()
+    blank = clean.replace(b"BEG*", b"\nBEG*")
+    (fast,) = read_transactions(clean)
+    (slow,) = read_transactions(blank)
+    assert fast.rows == slow.rows and fast.texts == slow.texts
+    # The blank line moves every segment after ST one byte on.
+    shifted = [o if o == fast.offset else o + 1 for *_, o, _ in _views(fast)]
+    assert shifted == [o for *_, o, _ in _views(slow)]
+
+
+def test_a_set_without_se_ends_at_the_next_st_in_the_same_run() -> None:
+    body = PO.replace("SE*5*0001~", "") + PO.replace("0001", "0002")
+    sets = read_transactions(interchange(body).encode())
+    assert [ts.rows[-1][0] for ts in sets] == ["CTT", "SE"]
+    assert any(i.code == SetError.TRAILER_MISSING for i in sets[0].issues)
+
+
+def test_segment_limit_in_a_run_keeps_the_segments_before_it() -> None:
+    body = "ST*850*0001~" + "".join(f"REF*ZZ*{n}~" for n in range(20)) + "SE*22*0001~"
+    (ts,) = read_transactions(interchange(body).encode(), ReaderLimits(max_transaction_segments=5))
+    assert [row[2] for row in ts.rows[1:]] == ["0", "1", "2", "3"]
+    assert any("limit" in i.message for i in ts.issues)
+
+
+def test_a_set_built_from_segments_has_the_same_rows_and_texts() -> None:
+    (read,) = read_transactions(interchange(PO).encode())
+    built = TransactionSet(read.group, read.offset, list(read.segments), read.set_id,
+                           read.control_number)
+    assert built.rows == read.rows and built.texts == read.texts
+    for seg in built.segments:
+        seg.raw = None
+    rebuilt = TransactionSet(read.group, read.offset, built.segments, read.set_id,
+                             read.control_number)
+    assert rebuilt.texts == read.texts

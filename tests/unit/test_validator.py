@@ -6,12 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from translators.errors import ElementError, Level, SegmentError, SetError, Severity, X12Issue
+from translators.errors import (
+    ElementError,
+    Level,
+    SegmentError,
+    SetError,
+    Severity,
+    WarningCode,
+    X12Issue,
+)
 from translators.schemas import segment_dictionary
 from translators.settings import MappingSettings
 from translators.validation import (
-    HIERARCHY,
-    VERSION_FALLBACK,
     PartnerRules,
     rules_from_settings,
     validate_segment_elements,
@@ -103,7 +109,7 @@ def test_unknown_transaction_set_is_not_supported() -> None:
 def test_unknown_version_falls_back_with_a_warning() -> None:
     issues = validate_transaction(make_ts(po(), version="004060"))
     assert len(issues) == 1
-    assert issues[0].code == VERSION_FALLBACK and issues[0].severity is Severity.WARNING
+    assert issues[0].code == WarningCode.VERSION_FALLBACK and issues[0].severity is Severity.WARNING
     assert "004010" in issues[0].message
 
 
@@ -293,7 +299,7 @@ def test_856_hl_tree_validates() -> None:
 
 def test_856_hl_parent_must_be_an_earlier_hl() -> None:
     lines = [*SHIP, "HL*1**S", "HL*2*9*O", "CTT*2"]
-    issue = only(validate_transaction(make_ts(lines)), Level.ELEMENT, HIERARCHY)
+    issue = only(validate_transaction(make_ts(lines)), Level.ELEMENT, WarningCode.HIERARCHY)
     assert issue.severity is Severity.WARNING and issue.bad_value == "9"
 
 

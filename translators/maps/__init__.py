@@ -8,6 +8,7 @@ cross-reference, defaults); ``check_required`` applies its ``required`` paths.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
@@ -25,17 +26,17 @@ from translators.canonical import (
     parse_document,
     to_json_bytes,
 )
-from translators.errors import MappingError
+from translators.errors import MappingError, X12Issue
 from translators.maps import ack855, asn856, inv810, po850
 from translators.maps._engine import Context
 from translators.settings import MappingSettings
-from translators.x12.model import Segment, TransactionSet
+from translators.x12.model import Row, Segment, TransactionSet
 from translators.x12.writer import SegmentSpec
 
 __all__ = [
     "SUPPORTED_VERSIONS", "check_required", "document_type_for", "from_canonical",
-    "required_errors", "segments_to_canonical", "to_canonical", "to_canonical_json",
-    "to_json_bytes",
+    "required_errors", "segments_to_canonical", "to_canonical", "to_canonical_data",
+    "to_canonical_json", "to_json_bytes",
 ]
 
 _MAPS: dict[str, ModuleType] = {"850": po850, "855": ack855, "856": asn856, "810": inv810}
@@ -60,13 +61,17 @@ def document_type_for(set_id: str) -> str:
 def to_canonical(ts: TransactionSet, settings: MappingSettings | None = None
                  ) -> CanonicalDocument:
     """The canonical document for one transaction set (MappingError when it cannot be mapped)."""
-    return segments_to_canonical(ts.set_id, ts.body, settings)
+    return _validated(ts.set_id, _read(ts.set_id, ts.body_rows, settings))
 
 
 def segments_to_canonical(set_id: str, body: Sequence[Segment],
                           settings: MappingSettings | None = None) -> CanonicalDocument:
     """The canonical document for the body segments (ST..SE excluded) of set ``set_id``."""
-    data = _read(set_id, body, settings)
+    rows = [[s.tag, *s.elements] for s in body]
+    return _validated(set_id, _read(set_id, rows, settings))
+
+
+def _validated(set_id: str, data: dict[str, Any]) -> CanonicalDocument:
     model = MODELS[data["document_type"]]
     try:
         return model.model_validate(data)
@@ -77,27 +82,46 @@ def segments_to_canonical(set_id: str, body: Sequence[Segment],
                            field=path) from exc
 
 
-def to_canonical_json(ts: TransactionSet, settings: MappingSettings | None = None) -> bytes:
-    """The canonical JSON of one transaction set without building models (the fast path).
+def to_canonical_data(ts: TransactionSet, settings: MappingSettings | None = None, *,
+                      issues: Sequence[X12Issue] | None = None) -> dict[str, Any]:
+    """The canonical document of one transaction set as JSON-ready data.
 
-    The maps normalise every value while reading, so this is the JSON that
-    ``to_json_bytes(to_canonical(ts))`` describes (same fields and values, keys in
-    reading order); ``parse_document_json`` of it equals ``to_canonical(ts)``.
+    The same document as ``json.loads(to_json_bytes(to_canonical(ts, settings)))``: every
+    field that is not None, so empty lists too (the maps start each object from its
+    model's defaults and normalise values while reading). Key order is not part of the
+    contract (JSON objects are unordered): defaults first, then the maps' reading order.
+
+    ``issues`` are what reading and validating ``ts`` found. When there are none, the maps'
+    data is returned as read, without a model: a set that passed its own version's schema
+    has every element the model requires. Otherwise, or when they are not given, the model
+    checks the data first and MappingError is raised for what it rejects, as in
+    ``to_canonical``.
     """
-    data = _read(ts.set_id, ts.body, settings)
-    try:
-        return _dumps(data)
-    except TypeError:  # what only pydantic_core encodes (non-str keys from partner defaults...)
-        return pydantic_core.to_json(data)
+    data = _read(ts.set_id, ts.body_rows, settings)
+    if issues is None or issues or (settings is not None
+                                    and settings.defaults.get(data["document_type"])):
+        # A partner default may also name any path or value: the model checks it too.
+        loaded: dict[str, Any] = json.loads(to_json_bytes(_validated(ts.set_id, data)))
+        return loaded
+    return data
 
 
-def _read(set_id: str, body: Sequence[Segment], settings: MappingSettings | None
+def to_canonical_json(ts: TransactionSet, settings: MappingSettings | None = None, *,
+                      issues: Sequence[X12Issue] | None = None) -> bytes:
+    """The canonical JSON of one transaction set: :func:`to_canonical_data` encoded.
+
+    It describes the same document as ``to_json_bytes(to_canonical(ts, settings))`` (the
+    JSON values are equal; keys are not in the model's order)."""
+    return _dumps(to_canonical_data(ts, settings, issues=issues))
+
+
+def _read(set_id: str, body: Sequence[Row], settings: MappingSettings | None
           ) -> dict[str, Any]:
     module = _MAPS.get(set_id)
     if module is None:
         raise MappingError(f"no map for transaction set {set_id!r}", field="ST01")
     ctx = Context(settings)
-    read: Callable[[Sequence[Segment], Context], dict[str, Any]] = module.read
+    read: Callable[[Sequence[Row], Context], dict[str, Any]] = module.read
     try:
         data = read(body, ctx)
     except (IndexError, AttributeError, TypeError, ValueError, KeyError) as exc:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from translators.maps._engine import TD5, Context, Data, Scope
-from translators.x12.model import Segment
+from translators.x12.model import Row
 
 
-def on_td5(seg: Segment, target: Data, ctx: Context) -> Scope | None:
+def on_td5(seg: Row, target: Data, ctx: Context) -> Scope | None:
     """TD5: fills the carrier once; a second routing line is kept in extra_segments."""
     carrier = target.get("carrier")
     if carrier is None:

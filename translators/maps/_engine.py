@@ -19,9 +19,11 @@ from operator import attrgetter
 from typing import Any, NamedTuple, Protocol
 
 from translators.canonical._types import decimal_or_none
+from translators.canonical.fresh import new_object
+from translators.canonical.models import Address, Contact, Item, Party
 from translators.errors import MappingError
 from translators.settings import MappingSettings
-from translators.x12.model import Segment
+from translators.x12.model import Row
 from translators.x12.writer import Element, SegmentSpec
 
 Data = dict[str, Any]
@@ -183,9 +185,9 @@ class Context:
         """Keep a value that could not be converted, for the validator to report."""
         self.invalid.append({"element": element, "value": value})
 
-    def unknown(self, seg: Segment) -> None:
+    def unknown(self, seg: Row) -> None:
         """Keep a segment the map does not know."""
-        self.extra.append({"tag": seg.tag, "elements": list(seg.elements)})
+        self.extra.append({"tag": seg[0], "elements": seg[1:]})
 
     def code_out(self, code_list: str, value: str) -> str:
         """Our code as the partner's code."""
@@ -203,7 +205,7 @@ def _code_list(name: str) -> str:
 class Reader(Protocol):
     """A compiled table reader: ``read(seg, ctx, out=None)``."""
 
-    def __call__(self, seg: Segment, ctx: Context, d: Data | None = None, /) -> Data:
+    def __call__(self, seg: Row, ctx: Context, d: Data | None = None, /) -> Data:
         """The segment's fields, merged into ``d`` when given."""
         ...
 
@@ -290,13 +292,32 @@ def _compile_reader(fields: Sequence[tuple[int, str, Kind, str, str]]) -> Reader
     It does what this loop would, only faster (the maps' hot path)::
 
         for i, name, kind, eid, code_list in fields:
-            v = el[i] if i < len(el) else ""
+            v = seg[i + 1] if i + 1 < len(seg) else ""   # seg[n] is element n
             if v: out[name] = convert(v) or (report eid as invalid and skip)
     """
     env: dict[str, Any] = {}
-    steps: list[tuple[int, list[str]]] = []  # (index, code that reads it when present)
+    steps = _field_steps(fields, env)
+    # The usual segment has every position of the table: that copy skips the length checks.
+    last = steps[-1][0] if steps else 0
+    lines = ["def read(seg, ctx, d=None):", "    if d is None:", "        d = {}",
+             "    n = len(seg)", "    codes = ctx.codes_in", f"    if n > {last}:"]
+    lines += ["        " + line for _, step in steps for line in step]
+    lines.append("        return d")
+    for position, step in steps:
+        lines += [f"    if n <= {position}:", "        return d",
+                  *("    " + line for line in step)]
+    lines.append("    return d")
+    exec("\n".join(lines), env)  # generated from the table above, no input
+    reader: Reader = env["read"]
+    return reader
+
+
+def _field_steps(fields: Sequence[tuple[int, str, Kind, str, str]],
+                 env: dict[str, Any]) -> list[tuple[int, list[str]]]:
+    """(element position, the code that reads it into ``d``) for each field of a table."""
+    steps: list[tuple[int, list[str]]] = []
     for i, name, kind, eid, code_list in fields:
-        step = [f"v = el[{i}]", "if v:"]
+        step = [f"v = seg[{i + 1}]", "if v:"]
         if kind.inbound is not None:
             env[f"conv{i}"] = kind.inbound
             convert = [f"    c = conv{i}(v)", "    if c is None:", f"        ctx.bad({eid!r}, v)",
@@ -316,20 +337,8 @@ def _compile_reader(fields: Sequence[tuple[int, str, Kind, str, str]]) -> Reader
             step += ["    if ' ' in v and (v[0] == ' ' or v[-1] == ' '):", "        v = v.strip()",
                      "    if v:", "        if codes:", f"            t = codes.get({code_list!r})",
                      "            if t:", "                v = t.get(v, v)", f"        d[{name!r}] = v"]
-        steps.append((i, step))
-    # The usual segment has every position of the table: that copy skips the length checks.
-    size = fields[-1][0] + 1 if fields else 0
-    lines = ["def read(seg, ctx, d=None):", "    if d is None:", "        d = {}",
-             "    el = seg.elements", "    n = len(el)", "    codes = ctx.codes_in",
-             f"    if n >= {size}:"]
-    lines += ["        " + line for _, step in steps for line in step]
-    lines.append("        return d")
-    for i, step in steps:
-        lines += [f"    if n <= {i}:", "        return d", *("    " + line for line in step)]
-    lines.append("    return d")
-    exec("\n".join(lines), env)  # generated from the table above, no input
-    reader: Reader = env["read"]
-    return reader
+        steps.append((i + 1, step))
+    return steps
 
 
 # --- the shared segment tables -------------------------------------------------------------
@@ -367,6 +376,12 @@ SCH = seg("SCH", {1: dec("quantity"), 2: "uom", 5: "qualifier", 6: date("date"),
 CTT = seg("CTT", {1: dec("line_count"), 2: dec("hash_total")})
 AMT = seg("AMT", {1: "qualifier", 2: dec("amount")})
 
+# New canonical objects with their defaults (empty lists...), filled in as segments come.
+NEW_ITEM = new_object(Item)
+NEW_PARTY = new_object(Party)
+NEW_ADDRESS = new_object(Address)
+NEW_CONTACT = new_object(Contact)
+
 # --- product/service id pairs --------------------------------------------------------------
 
 # PO1/IT1/LIN qualifier -> the named Item field it fills (the first pair of a kind wins).
@@ -383,27 +398,27 @@ ITEM_FIELDS_OUT: dict[str, str] = {
 }
 
 
-def read_item(el: list[str], start: int, ctx: Context) -> Data:
-    """Item from the qualifier/value pairs of ``el`` starting at 0-based index ``start``."""
-    return item_reader(start)(el, ctx)
+def read_item(seg: Row, start: int, ctx: Context) -> Data:
+    """Item from the qualifier/value pairs of ``seg`` from element ``start`` on."""
+    return item_reader(start)(seg, ctx)
 
 
 def item_reader(start: int) -> Callable[[list[str], Context], Data]:
-    """``read_item`` for pairs from index ``start`` on, as one function ``(el, ctx)``."""
+    """``read_item`` for pairs from element ``start`` on, as one function ``(seg, ctx)``."""
     reader = _ITEM_READERS.get(start)
     if reader is None:
         reader = _ITEM_READERS[start] = _compile_item_reader(start)
     return reader
 
 
-def _read_pairs(el: list[str], start: int, ctx: Context, item: Data, ids: list[Data]) -> None:
-    """The pairs from index ``start`` on into ``item`` and ``ids`` (the first of a kind names)."""
+def _read_pairs(seg: Row, start: int, ctx: Context, item: Data, ids: list[Data]) -> None:
+    """The pairs from element ``start`` on into ``item`` and ``ids`` (the first of a kind names)."""
     names = ITEM_QUALIFIERS
-    for i in range(start, len(el) - 1, 2):
-        q, v = el[i], el[i + 1]
+    for i in range(start, len(seg) - 1, 2):
+        q, v = seg[i], seg[i + 1]
         if not v:
             if q:
-                ctx.bad(f"pair@{i + 1:02d}", q)
+                ctx.bad(f"pair@{i:02d}", q)
             continue
         if " " in v and (v[0] == " " or v[-1] == " "):  # the C scan first: few values have spaces
             v = v.strip()
@@ -416,33 +431,66 @@ def _read_pairs(el: list[str], start: int, ctx: Context, item: Data, ids: list[D
 
 
 _UNROLLED_PAIRS = 15  # LIN02..LIN31; PO1/IT1 have 10
-_ITEM_READERS: dict[int, Callable[[list[str], Context], Data]] = {}
+_ITEM_READERS: dict[int, Callable[[Row, Context], Data]] = {}
 
 
-def _compile_item_reader(start: int) -> Callable[[list[str], Context], Data]:
+def _compile_item_reader(start: int) -> Callable[[Row, Context], Data]:
     """``read_item`` for one start index, the pair loop unrolled (the maps' hottest code).
 
-    It does what ``_read_pairs`` does, then adds ``ids`` and the partner's cross-reference."""
-    done = ["if ids:", "    item['ids'] = ids", "if ctx.items_in:", "    cross(item, ctx)",
-            "return item"]
-    lines = ["def read_item(el, ctx):", "    item = {}", "    ids = []", "    n = len(el)"]
+    It does what ``_read_pairs`` does, then the partner's cross-reference."""
+    env = _item_env()
+    lines = ["def read_item(seg, ctx):", "    n = len(seg)",
+             *("    " + line for line in _item_code(start)), "    return item"]
+    exec("\n".join(lines), env)  # generated from the constants above, no input
+    reader: Callable[[Row, Context], Data] = env["read_item"]
+    return reader
+
+
+def _item_env() -> dict[str, Any]:
+    return {"names_get": ITEM_QUALIFIERS.get, "cross": _cross_reference,
+            "read_pairs": _read_pairs, "new_item": NEW_ITEM}
+
+
+def _item_code(start: int) -> list[str]:
+    """Code that reads the pairs from element ``start`` on into a new ``item`` (``n`` is the
+    row's length): each pair nested in the test for the one before, so a row stops it."""
+    lines = ["item = new_item()", "ids = item['ids']"]
+    indent = ""
     for k in range(_UNROLLED_PAIRS):
         i = start + 2 * k
-        lines += [f"    if n <= {i + 1}:", *("        " + line for line in done),
-                  f"    q = el[{i}]", f"    v = el[{i + 1}]", "    if v:",
-                  "        if ' ' in v and (v[0] == ' ' or v[-1] == ' '):",
-                  "            v = v.strip()", "        if v:",
-                  "            ids.append({'qualifier': q, 'value': v})",
-                  "            name = names_get(q)",
-                  "            if name is not None and name not in item:",
-                  "                item[name] = v", "    elif q:", f"        ctx.bad('pair@{i + 1:02d}', q)"]
-    lines += [f"    read_pairs(el, {start + 2 * _UNROLLED_PAIRS}, ctx, item, ids)",
-              *("    " + line for line in done)]
-    env: dict[str, Any] = {"names_get": ITEM_QUALIFIERS.get, "cross": _cross_reference,
-                           "read_pairs": _read_pairs}
-    exec("\n".join(lines), env)  # generated from the constants above, no input
-    reader: Callable[[list[str], Context], Data] = env["read_item"]
-    return reader
+        lines += [f"{indent}if n > {i + 1}:"]
+        indent += "    "
+        lines += [f"{indent}{line}" for line in (
+            f"q = seg[{i}]", f"v = seg[{i + 1}]", "if v:",
+            "    if ' ' in v and (v[0] == ' ' or v[-1] == ' '):", "        v = v.strip()",
+            "    if v:", "        ids.append({'qualifier': q, 'value': v})",
+            "        name = names_get(q)", "        if name is not None and name not in item:",
+            "            item[name] = v", "elif q:", f"    ctx.bad('pair@{i:02d}', q)")]
+    lines += [f"{indent}read_pairs(seg, {start + 2 * _UNROLLED_PAIRS}, ctx, item, ids)",
+              "if ctx.items_in:", "    cross(item, ctx)"]
+    return lines
+
+
+def line_handler(table: SegmentTable, item_start: int, new_line: Callable[[], Data],
+                 loop: Handlers) -> Handler:
+    """Handler for PO1/IT1: a new line from ``new_line()`` with the table's fields and its
+    item's pairs from element ``item_start`` on, appended to ``target["lines"]``; it opens
+    ``loop``. One generated function: a line is the maps' most frequent segment."""
+    env = _item_env()
+    env.update(read=table.read, new_line=new_line, loop=loop)
+    steps = _field_steps(table.fields, env)
+    last = steps[-1][0] if steps else 0
+    lines = ["def handler(seg, target, ctx):", "    d = new_line()", "    n = len(seg)",
+             f"    if n <= {last}:", "        read(seg, ctx, d)", "    else:",
+             "        codes = ctx.codes_in",
+             *("        " + line for _, step in steps for line in step),
+             *("    " + line for line in _item_code(item_start)),
+             "    d['item'] = item", "    lines = target.get('lines')", "    if lines is None:",
+             "        target['lines'] = [d]", "    else:", "        lines.append(d)",
+             "    return (loop, d)"]
+    exec("\n".join(lines), env)  # generated from the table and the constants above, no input
+    handler: Handler = env["handler"]
+    return handler
 
 
 def _cross_reference(item: Data, ctx: Context) -> None:
@@ -500,14 +548,13 @@ PARTY_CODES: dict[str, str] = {v: k for k, v in PARTY_ROLES.items()}
 _PER_NAMED = {"TE": "phone", "FX": "fax", "EM": "email"}
 
 
-def read_contact(seg: Segment, ctx: Context) -> Data:
-    """PER: function, name, and its communication number pairs."""
-    contact = PER.read(seg, ctx)
+def read_contact(seg: Row, ctx: Context) -> Data:
+    """PER: function, name, and its communication number pairs (PER03/04, 05/06, 07/08)."""
+    contact = PER.read(seg, ctx, NEW_CONTACT())
     other: list[Data] = []
-    el = seg.elements
-    for i in (2, 4, 6):
-        if i + 1 < len(el) and el[i + 1]:
-            q, v = el[i], el[i + 1].strip()
+    for i in (3, 5, 7):
+        if i + 1 < len(seg) and seg[i + 1]:
+            q, v = seg[i], seg[i + 1].strip()
             name = _PER_NAMED.get(q)
             if name and name not in contact:
                 contact[name] = v
@@ -534,40 +581,40 @@ def write_contact(contact: Any, ctx: Context) -> SegmentSpec:
 def _party_address(party: Data) -> Data:
     address: Data | None = party.get("address")
     if address is None:
-        address = party["address"] = {}
+        address = party["address"] = NEW_ADDRESS()
     return address
 
 
-def _on_n2(seg: Segment, party: Data, ctx: Context) -> Scope | None:
+def _on_n2(seg: Row, party: Data, ctx: Context) -> Scope | None:
     d = N2.read(seg, ctx)
     names = party.setdefault("additional_names", [])
     names += [d[k] for k in ("name", "name2") if k in d]
     return None
 
 
-def _on_n3(seg: Segment, party: Data, ctx: Context) -> Scope | None:
+def _on_n3(seg: Row, party: Data, ctx: Context) -> Scope | None:
     d = N3.read(seg, ctx)
     lines = _party_address(party).setdefault("lines", [])
     lines += [d[k] for k in ("line1", "line2") if k in d]
     return None
 
 
-def _on_n4(seg: Segment, party: Data, ctx: Context) -> Scope | None:
+def _on_n4(seg: Row, party: Data, ctx: Context) -> Scope | None:
     N4.read(seg, ctx, _party_address(party))
     return None
 
 
-def _on_party_ref(seg: Segment, party: Data, ctx: Context) -> Scope | None:
+def _on_party_ref(seg: Row, party: Data, ctx: Context) -> Scope | None:
     party.setdefault("references", []).append(REF.read(seg, ctx))
     return None
 
 
-def _on_party_per(seg: Segment, party: Data, ctx: Context) -> Scope | None:
+def _on_party_per(seg: Row, party: Data, ctx: Context) -> Scope | None:
     party.setdefault("contacts", []).append(read_contact(seg, ctx))
     return None
 
 
-Handler = Callable[[Segment, Data, Context], "Scope | None"]
+Handler = Callable[[Row, Data, Context], "Scope | None"]
 Handlers = dict[str, Handler]
 Scope = tuple[Handlers, Data]
 
@@ -577,17 +624,16 @@ PARTY_LOOP: Handlers = {"N2": _on_n2, "N3": _on_n3, "N4": _on_n4, "REF": _on_par
 
 def on_n1(key: str = "parties") -> Handler:
     """Handler for N1: a new party in ``target[key]``, opening the N1 loop."""
-    def handler(seg: Segment, target: Data, ctx: Context) -> Scope | None:
-        party = N1.read(seg, ctx)
+    def handler(seg: Row, target: Data, ctx: Context) -> Scope | None:
+        party = N1.read(seg, ctx, NEW_PARTY())
         code = party.get("role")
         if code is None:
             party["role"] = ""
             ctx.bad("N101", "")
         else:
             party["role"] = PARTY_ROLES.get(code, code)
-        el = seg.elements
-        if len(el) > 3 and el[3]:
-            party["ids"] = [{"qualifier": el[2], "value": el[3].strip()}]
+        if len(seg) > 4 and seg[4]:  # N103/N104
+            party["ids"] = [{"qualifier": seg[3], "value": seg[4].strip()}]
         target.setdefault(key, []).append(party)
         return (PARTY_LOOP, party)
     return handler
@@ -628,7 +674,7 @@ def _at(values: Sequence[str], i: int) -> str | None:
 
 def append_to(key: str, table: SegmentTable) -> Handler:
     """Handler that appends the segment read by ``table`` to ``target[key]``."""
-    def handler(seg: Segment, target: Data, ctx: Context) -> Scope | None:
+    def handler(seg: Row, target: Data, ctx: Context) -> Scope | None:
         target.setdefault(key, []).append(table.read(seg, ctx))
         return None
     return handler
@@ -636,7 +682,7 @@ def append_to(key: str, table: SegmentTable) -> Handler:
 
 def set_fields(table: SegmentTable) -> Handler:
     """Handler that merges the fields of the segment into the target."""
-    def handler(seg: Segment, target: Data, ctx: Context) -> Scope | None:
+    def handler(seg: Row, target: Data, ctx: Context) -> Scope | None:
         table.read(seg, ctx, target)
         return None
     return handler
@@ -644,7 +690,7 @@ def set_fields(table: SegmentTable) -> Handler:
 
 def set_object(key: str, table: SegmentTable) -> Handler:
     """Handler that merges the fields of the segment into ``target[key]`` (created if absent)."""
-    def handler(seg: Segment, target: Data, ctx: Context) -> Scope | None:
+    def handler(seg: Row, target: Data, ctx: Context) -> Scope | None:
         obj = target.get(key)
         if obj is None:
             obj = target[key] = {}
@@ -653,13 +699,13 @@ def set_object(key: str, table: SegmentTable) -> Handler:
     return handler
 
 
-def on_per(seg: Segment, target: Data, ctx: Context) -> Scope | None:
+def on_per(seg: Row, target: Data, ctx: Context) -> Scope | None:
     """PER outside a party: a document contact."""
     target.setdefault("contacts", []).append(read_contact(seg, ctx))
     return None
 
 
-def on_nte(seg: Segment, target: Data, ctx: Context) -> Scope | None:
+def on_nte(seg: Row, target: Data, ctx: Context) -> Scope | None:
     """NTE: a note with its reference code."""
     note = NTE.read(seg, ctx)
     if "text" in note:
@@ -667,7 +713,7 @@ def on_nte(seg: Segment, target: Data, ctx: Context) -> Scope | None:
     return None
 
 
-def on_msg(seg: Segment, target: Data, ctx: Context) -> Scope | None:
+def on_msg(seg: Row, target: Data, ctx: Context) -> Scope | None:
     """MSG: a note line (coded by an enclosing N9*L1)."""
     note = MSG.read(seg, ctx)
     if "text" in note:
@@ -678,7 +724,7 @@ def on_msg(seg: Segment, target: Data, ctx: Context) -> Scope | None:
     return None
 
 
-def on_n9(seg: Segment, target: Data, ctx: Context) -> Scope | None:
+def on_n9(seg: Row, target: Data, ctx: Context) -> Scope | None:
     """N9: L1 opens a block of coded notes; any other qualifier is a reference."""
     ref = N9.read(seg, ctx)
     if ref.get("qualifier") == "L1":
@@ -690,11 +736,10 @@ def on_n9(seg: Segment, target: Data, ctx: Context) -> Scope | None:
 N9_LOOP: Handlers = {"MSG": on_msg}
 
 
-def on_pid(seg: Segment, target: Data, ctx: Context) -> Scope | None:
+def on_pid(seg: Row, target: Data, ctx: Context) -> Scope | None:
     """PID: the first free-form description is the item's; later ones are line notes."""
-    el = seg.elements
-    text = el[4].strip() if len(el) > 4 else ""
-    if el[0] != "F" or not text:
+    text = seg[5].strip() if len(seg) > 5 else ""
+    if seg[1] != "F" or not text:
         ctx.unknown(seg)
         return None
     item = target["item"]
@@ -702,8 +747,8 @@ def on_pid(seg: Segment, target: Data, ctx: Context) -> Scope | None:
         item["description"] = text
     else:
         note: Data = {"text": text}
-        if len(el) > 1 and el[1]:
-            note["code"] = el[1]
+        if len(seg) > 2 and seg[2]:
+            note["code"] = seg[2]
         target.setdefault("notes", []).append(note)
     return None
 
@@ -758,12 +803,12 @@ def write_carrier(carrier: Any, ctx: Context) -> list[SegmentSpec]:
 # --- the reader loop ----------------------------------------------------------------------
 
 
-def run(segments: Sequence[Segment], header: Handlers, doc: Data, ctx: Context) -> Data:
+def run(segments: Sequence[Row], header: Handlers, doc: Data, ctx: Context) -> Data:
     """Dispatch each segment to the innermost open scope that handles its tag."""
     stack: list[Scope] = [(header, doc)]
     handlers, target = header, doc  # the innermost scope, stack[-1]
     for segment in segments:
-        tag = segment.tag
+        tag = segment[0]
         handler = handlers.get(tag)
         if handler is None:
             depth = len(stack) - 1

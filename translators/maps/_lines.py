@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import BaseModel
+
+from translators.canonical.fresh import new_object
 from translators.maps._engine import (
     DTM,
     PO4,
@@ -13,14 +16,12 @@ from translators.maps._engine import (
     SCH,
     TXI,
     Context,
-    Data,
     Handler,
     Handlers,
-    Scope,
     SegmentTable,
     append_to,
     item_pairs,
-    item_reader,
+    line_handler,
     on_msg,
     on_n9,
     on_nte,
@@ -30,7 +31,6 @@ from translators.maps._engine import (
     write_dates,
     write_description,
 )
-from translators.x12.model import Segment
 from translators.x12.writer import SegmentSpec
 
 # What a line loop may hold, shared by PO1 and IT1; the maps add their own segments.
@@ -47,24 +47,14 @@ LINE_LOOP: Handlers = {
     "NTE": on_nte,
 }
 
-ITEM_PAIRS_AT = 5  # PO106 / IT106: the first product/service id qualifier (0-based index)
+ITEM_PAIRS_AT = 6  # PO106 / IT106: the first product/service id qualifier
 MAX_PAIRS = 10  # PO106..PO125
 
 
-def on_line(table: SegmentTable, loop: Handlers) -> Handler:
-    """Handler for PO1/IT1: a new line in ``target["lines"]``, opening its loop."""
-    read = table.read
-    read_item_at = item_reader(ITEM_PAIRS_AT)
-
-    def handler(seg: Segment, target: Data, ctx: Context) -> Scope | None:
-        line = read(seg, ctx)
-        line["item"] = read_item_at(seg.elements, ctx)
-        lines = target.get("lines")
-        if lines is None:
-            lines = target["lines"] = []
-        lines.append(line)
-        return (loop, line)
-    return handler
+def on_line(table: SegmentTable, loop: Handlers, model: type[BaseModel]) -> Handler:
+    """Handler for PO1/IT1: a new line (a ``model``) in ``target["lines"]``, opening its loop;
+    PO106/IT106 on are the item's product/service id pairs."""
+    return line_handler(table, ITEM_PAIRS_AT, new_object(model), loop)
 
 
 def write_line(table: SegmentTable, line: Any, ctx: Context) -> list[SegmentSpec]:
@@ -72,7 +62,7 @@ def write_line(table: SegmentTable, line: Any, ctx: Context) -> list[SegmentSpec
     els = table.elements(line, ctx)
     pairs = item_pairs(line.item, ctx, MAX_PAIRS)
     if pairs:
-        els = [*els, *([""] * (ITEM_PAIRS_AT - len(els))), *pairs]
+        els = [*els, *([""] * (ITEM_PAIRS_AT - 1 - len(els))), *pairs]
     out: list[SegmentSpec] = [(table.tag, els)]
     out += write_description(line, ctx)
     if line.packaging is not None:

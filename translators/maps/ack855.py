@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from translators.canonical.fresh import new_object
+from translators.canonical.models import OrderAcknowledgment, OrderAcknowledgmentLine
 from translators.maps._carrier import on_td5
 from translators.maps._engine import (
     AMT,
@@ -39,7 +41,7 @@ from translators.maps._engine import (
     write_party,
 )
 from translators.maps._lines import LINE_LOOP, line_count, on_line, write_line
-from translators.x12.model import Segment
+from translators.x12.model import Row
 from translators.x12.writer import SegmentSpec
 
 # --- tables (element position -> canonical field) -----------------------------------------
@@ -54,7 +56,7 @@ ACK_MORE = seg("ACK", {1: "status", 2: dec("quantity"), 3: "uom", 4: "date_quali
                        5: date("date")})
 
 
-def on_ack(seg: Segment, line: Data, ctx: Context) -> Scope | None:
+def on_ack(seg: Row, line: Data, ctx: Context) -> Scope | None:
     """ACK: the first is the line's status, later ones are additional statuses."""
     if "status" not in line:
         ACK.read(seg, ctx, line)
@@ -70,6 +72,8 @@ def on_ack(seg: Segment, line: Data, ctx: Context) -> Scope | None:
 PO1_LOOP: Handlers = {**LINE_LOOP, "ACK": on_ack}
 del PO1_LOOP["SAC"], PO1_LOOP["TXI"]
 
+NEW_DOCUMENT = new_object(OrderAcknowledgment)
+
 HEADER: Handlers = {
     "BAK": set_fields(BAK),
     "CUR": set_fields(CUR),
@@ -83,15 +87,15 @@ HEADER: Handlers = {
     "MSG": on_msg,
     "NTE": on_nte,
     "N1": on_n1(),
-    "PO1": on_line(PO1, PO1_LOOP),
+    "PO1": on_line(PO1, PO1_LOOP, OrderAcknowledgmentLine),
     "CTT": set_object("totals", CTT),
     "AMT": append_to("amounts", AMT),
 }
 
 
-def read(segments: Sequence[Segment], ctx: Context) -> Data:
+def read(segments: Sequence[Row], ctx: Context) -> Data:
     """The body segments of an 855 as order_acknowledgment data."""
-    return run(segments, HEADER, {"document_type": "order_acknowledgment"}, ctx)
+    return run(segments, HEADER, NEW_DOCUMENT(), ctx)
 
 
 def write(doc: Any, ctx: Context) -> list[SegmentSpec]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from translators.canonical.fresh import new_object
+from translators.canonical.models import Pack, ShipItem, ShipNotice, ShipOrder
 from translators.errors import MappingError
 from translators.maps._carrier import on_td5
 from translators.maps._engine import (
@@ -42,7 +44,7 @@ from translators.maps._engine import (
     write_dates,
     write_party,
 )
-from translators.x12.model import Segment
+from translators.x12.model import Row
 from translators.x12.writer import SegmentSpec
 
 # --- tables (element position -> canonical field) -----------------------------------------
@@ -57,11 +59,11 @@ SN1 = seg("SN1", {2: dec("quantity"), 3: "uom", 5: dec("ordered_quantity"),
                   6: "ordered_uom"})
 MAN = seg("MAN", {1: "qualifier", 2: "value"})
 
-LIN_PAIRS_AT = 1
+LIN_PAIRS_AT = 2  # LIN02: the first product/service id qualifier
 MAX_LIN_PAIRS = 15
 
 
-def on_shipment_ref(seg: Segment, doc: Data, ctx: Context) -> Scope | None:
+def on_shipment_ref(seg: Row, doc: Data, ctx: Context) -> Scope | None:
     """REF at the shipment: BM bill of lading, CN carrier tracking (PRO) number, else kept."""
     ref = REF.read(seg, ctx)
     qualifier, value = ref.get("qualifier"), ref.get("value")
@@ -75,7 +77,7 @@ def on_shipment_ref(seg: Segment, doc: Data, ctx: Context) -> Scope | None:
     return None
 
 
-def on_man(seg: Segment, pack: Data, ctx: Context) -> Scope | None:
+def on_man(seg: Row, pack: Data, ctx: Context) -> Scope | None:
     """MAN: the first GM mark is the SSCC, other marks are kept as ids."""
     mark = MAN.read(seg, ctx)
     if mark.get("qualifier") == "GM" and "value" in mark and "sscc" not in pack:
@@ -88,14 +90,14 @@ def on_man(seg: Segment, pack: Data, ctx: Context) -> Scope | None:
     return None
 
 
-def on_lin(seg: Segment, item: Data, ctx: Context) -> Scope | None:
+def on_lin(seg: Row, item: Data, ctx: Context) -> Scope | None:
     """LIN: line number and the item's id pairs."""
     LIN.read(seg, ctx, item)
-    item["item"] = read_item(seg.elements, LIN_PAIRS_AT, ctx)
+    item["item"] = read_item(seg, LIN_PAIRS_AT, ctx)
     return None
 
 
-def on_item_pid(seg: Segment, item: Data, ctx: Context) -> Scope | None:
+def on_item_pid(seg: Row, item: Data, ctx: Context) -> Scope | None:
     """PID: the item description (further PIDs are kept as extra segments)."""
     pid = PID.read(seg, ctx)
     target = item.setdefault("item", {})
@@ -126,7 +128,13 @@ ITEM: Handlers = {**_COMMON, "LIN": on_lin, "SN1": set_fields(SN1), "PID": on_it
 LEVELS: dict[str, Handlers] = {"S": SHIPMENT, "O": ORDER, "T": PACK, "P": PACK, "I": ITEM}
 
 
-def on_hl(seg: Segment, doc: Data, ctx: Context) -> Scope | None:
+NEW_DOCUMENT = new_object(ShipNotice)
+NEW_ORDER = new_object(ShipOrder)
+NEW_PACK = new_object(Pack)
+NEW_ITEM = new_object(ShipItem)
+
+
+def on_hl(seg: Row, doc: Data, ctx: Context) -> Scope | None:
     """HL: a new level, attached to its parent (which must come earlier)."""
     hl = HL.read(seg, ctx)
     nodes: dict[str, tuple[str, Data, list[Data] | None]] = doc["_hl"]
@@ -137,15 +145,16 @@ def on_hl(seg: Segment, doc: Data, ctx: Context) -> Scope | None:
     if level == "S":
         obj = doc
     elif level == "O":
-        obj = {}
+        obj = NEW_ORDER()
         doc.setdefault("orders", []).append(obj)
     elif level in ("P", "T"):
-        obj = {"level": level}
+        obj = NEW_PACK()
+        obj["level"] = level
         container = parent if parent_level in ("O", "P", "T") else doc
         own_list = container.setdefault("packs", [])
         own_list.append(obj)
     elif level == "I":
-        obj = {"item": {}}
+        obj = NEW_ITEM()
         if parent_level == "I" and parent_list is not None:
             own_list = parent_list
         else:
@@ -169,9 +178,10 @@ HEADER: Handlers = {
 }
 
 
-def read(segments: Sequence[Segment], ctx: Context) -> Data:
+def read(segments: Sequence[Row], ctx: Context) -> Data:
     """The body segments of an 856 as ship_notice data."""
-    doc: Data = {"document_type": "ship_notice", "_hl": {}}
+    doc = NEW_DOCUMENT()
+    doc["_hl"] = {}
     run(segments, HEADER, doc, ctx)
     del doc["_hl"]
     return doc

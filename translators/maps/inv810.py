@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from translators.canonical.fresh import new_object
+from translators.canonical.models import Invoice, InvoiceLine
 from translators.errors import MappingError
 from translators.maps._engine import (
     AMT,
@@ -38,7 +40,7 @@ from translators.maps._engine import (
     write_party,
 )
 from translators.maps._lines import LINE_LOOP, line_count, on_line, write_line, write_line_tail
-from translators.x12.model import Segment
+from translators.x12.model import Row
 from translators.x12.writer import SegmentSpec
 
 # --- tables (element position -> canonical field) -----------------------------------------
@@ -62,11 +64,13 @@ SUMMARY: Handlers = {
 }
 
 
-def on_tds(seg: Segment, doc: Data, ctx: Context) -> Scope | None:
+def on_tds(seg: Row, doc: Data, ctx: Context) -> Scope | None:
     """TDS: the invoice total; opens the summary area."""
     TDS.read(seg, ctx, doc)
     return (SUMMARY, doc)
 
+
+NEW_DOCUMENT = new_object(Invoice)
 
 HEADER: Handlers = {
     "BIG": set_fields(BIG),
@@ -79,15 +83,15 @@ HEADER: Handlers = {
     "DTM": append_to("dates", DTM),
     "N9": on_n9,
     "MSG": on_msg,
-    "IT1": on_line(IT1, IT1_LOOP),
+    "IT1": on_line(IT1, IT1_LOOP, InvoiceLine),
     "TDS": on_tds,
     **SUMMARY,
 }
 
 
-def read(segments: Sequence[Segment], ctx: Context) -> Data:
+def read(segments: Sequence[Row], ctx: Context) -> Data:
     """The body segments of an 810 as invoice data."""
-    return run(segments, HEADER, {"document_type": "invoice"}, ctx)
+    return run(segments, HEADER, NEW_DOCUMENT(), ctx)
 
 
 def write(doc: Any, ctx: Context) -> list[SegmentSpec]:

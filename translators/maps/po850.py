@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from translators.canonical.fresh import new_object
+from translators.canonical.models import PurchaseOrder, PurchaseOrderLine
 from translators.maps._carrier import on_td5
 from translators.maps._engine import (
     AMT,
@@ -39,7 +41,7 @@ from translators.maps._engine import (
     write_party,
 )
 from translators.maps._lines import LINE_LOOP, line_count, on_line, write_line, write_line_tail
-from translators.x12.model import Segment
+from translators.x12.model import Row
 from translators.x12.writer import SegmentSpec
 
 # --- tables (element position -> canonical field) -----------------------------------------
@@ -50,6 +52,8 @@ PO1 = seg("PO1", {1: "line_number", 2: dec("quantity"), 3: "uom", 4: dec("unit_p
                   5: "price_basis"})  # PO106..PO125: product/service id pairs -> item
 
 PO1_LOOP: Handlers = dict(LINE_LOOP)
+
+NEW_DOCUMENT = new_object(PurchaseOrder)
 
 HEADER: Handlers = {
     "BEG": set_fields(BEG),
@@ -66,15 +70,15 @@ HEADER: Handlers = {
     "MSG": on_msg,
     "NTE": on_nte,
     "N1": on_n1(),
-    "PO1": on_line(PO1, PO1_LOOP),
+    "PO1": on_line(PO1, PO1_LOOP, PurchaseOrderLine),
     "CTT": set_object("totals", CTT),
     "AMT": append_to("amounts", AMT),
 }
 
 
-def read(segments: Sequence[Segment], ctx: Context) -> Data:
+def read(segments: Sequence[Row], ctx: Context) -> Data:
     """The body segments of an 850 as purchase_order data."""
-    return run(segments, HEADER, {"document_type": "purchase_order"}, ctx)
+    return run(segments, HEADER, NEW_DOCUMENT(), ctx)
 
 
 def write(doc: Any, ctx: Context) -> list[SegmentSpec]:

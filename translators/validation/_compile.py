@@ -178,10 +178,18 @@ class CLoop:
         return out
 
 
-Move = tuple[Any, ...]
-"""(target State | None, depth, same, max, missing, matchers by element count (CSeg.by_count),
-offset of element 01 in the segment's raw text, (loop id, is loop, CSeg)); the last item is
-only read on errors."""
+Checks = tuple[bool, int, bool, int, tuple[tuple[str, str, bool], ...]]
+"""The structural checks of a move: (placed (False: the segment cannot be placed here, the state
+does not change), depth of the loop frame whose child it is, same (it repeats the child just
+read, so counts go on), the child's maximum use or repeat (0: unbounded), the mandatory
+(tag, loop id, is loop) it skips)."""
+
+Move = tuple["State", dict[str, Any], "list[Matcher] | None", int, "Checks | None",
+             "tuple[str, bool, CSeg | None]"]
+"""Where a tag leads from a state: (the state after the segment, that state's ``trans``, the
+element matchers (CSeg.by_count; None: no element checks), offset of element 01 in the
+segment's text, its Checks or None when it needs none (most moves), (loop id, is loop, CSeg)
+which is read only on errors). Plain tuples: the walk unpacks one per segment."""
 
 
 class State:
@@ -207,14 +215,15 @@ class State:
     def move(self, tag: str, segs: dict[str, CSeg]) -> Move:
         """Where ``tag`` leads from here (computed once, then memoized).
 
-        A move whose target is None means the tag cannot be placed here."""
+        A tag that cannot be placed here leads back to this state, with ``placed`` False."""
         cseg = segs.get(tag)
         match: list[Matcher] | None = None
         check: CSeg | None = None
         if cseg is not None and tag not in ("ST", "SE"):
             match, check = cseg.by_count, cseg
         skip = len(tag) + 1
-        result: Move = (None, 0, False, 0, (), match, skip, (self.loop.id, False, check))
+        result: Move = (self, self.trans, match, skip, (False, 0, False, 0, ()),
+                        (self.loop.id, False, check))
         missing: list[tuple[str, str, bool]] = []
         for depth in range(len(self.frames) - 1, -1, -1):
             fl, fi = self.frames[depth]
@@ -225,12 +234,11 @@ class State:
             if j != fi:
                 missing.extend(fl.missing_after(fi, j))
             child = fl.children[j]
-            if isinstance(child, CLoop):
-                result = (child.state(0), depth, j == fi, fl.maxes[j], tuple(missing), match,
-                          skip, (child.id, True, check))
-            else:
-                result = (fl.state(j), depth, j == fi, fl.maxes[j], tuple(missing), match,
-                          skip, (fl.id, False, check))
+            target = child.state(0) if isinstance(child, CLoop) else fl.state(j)
+            where = (child.id, True, check) if isinstance(child, CLoop) else (fl.id, False, check)
+            mx = fl.maxes[j]
+            checks: Checks | None = (True, depth, j == fi, mx, tuple(missing)) if mx or missing else None
+            result = (target, target.trans, match, skip, checks, where)
             break
         self.trans[tag] = result
         return result

@@ -11,7 +11,15 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
-from translators.errors import ElementError, Level, SegmentError, SetError, Severity, X12Issue
+from translators.errors import (
+    ElementError,
+    Level,
+    SegmentError,
+    SetError,
+    Severity,
+    WarningCode,
+    X12Issue,
+)
 from translators.schemas import get_schema, resolve_version
 from translators.schemas.model import SegmentDef
 from translators.validation._compile import (
@@ -24,13 +32,7 @@ from translators.validation._compile import (
 )
 from translators.validation._elements import element_problems
 from translators.validation.rules import PartnerRules
-from translators.x12.model import Delimiters, Segment, TransactionSet
-
-VERSION_FALLBACK = "version-fallback"
-"""Code of the WARNING issued when a set is validated against another version's schema."""
-
-HIERARCHY = "hierarchy"
-"""Code of the WARNING issued when HL01/HL02 do not form a tree."""
+from translators.x12.model import Delimiters, Row, Segment, TransactionSet
 
 _ENVELOPE = frozenset({"ST", "SE"})
 _MAX_BAD = 99
@@ -47,10 +49,8 @@ def validate_transaction(ts: TransactionSet, *,
         "interchange_index": ich.index, "interchange_control": ich.control_number,
         "group_control": group.control_number, "transaction_control": ts.control_number}
     d = ich.delimiters
-    segments = ts.segments
-    first = segments[0] if segments else None
-    component = first.component if first else d.component
-    repetition = first.repetition if first else d.repetition
+    component = ts.component
+    repetition = ts.repetition
     if rules is not None and rules.is_empty:
         rules = None
     key = (ts.set_id, ts.version, d.element, component, repetition, d.segment, rules)
@@ -69,13 +69,13 @@ def validate_transaction(ts: TransactionSet, *,
     issues: list[X12Issue] = []
     if not exact:
         issues.append(X12Issue(
-            Level.TRANSACTION, VERSION_FALLBACK,
+            Level.TRANSACTION, WarningCode.VERSION_FALLBACK,
             f"no {ts.set_id} schema for version {ts.version!r}; "
             f"validated against {compiled.schema.version}",
             severity=Severity.WARNING, offset=ts.offset, **ctx))
-    _Walk(compiled, ctx, issues).run(segments)
+    _Walk(compiled, ctx, issues, ts).run()
     if compiled.required_segments:
-        _check_required_segments(compiled, segments, ctx, issues)
+        _check_required_segments(compiled, ts, ctx, issues)
     if not exact:
         # Another version's schema can only suggest problems, not prove them: report, don't reject.
         issues = [replace(i, severity=Severity.WARNING) if i.is_error else i for i in issues]
@@ -122,61 +122,62 @@ def _bad(value: str | None) -> str | None:
 class _Walk:
     """One pass over a transaction set's segments."""
 
-    __slots__ = ("compiled", "ctx", "hl", "issues")
+    __slots__ = ("compiled", "ctx", "issues", "ts")
 
-    def __init__(self, compiled: CompiledSet, ctx: dict[str, Any],
-                 issues: list[X12Issue]) -> None:
+    def __init__(self, compiled: CompiledSet, ctx: dict[str, Any], issues: list[X12Issue],
+                 ts: TransactionSet) -> None:
         self.compiled = compiled
         self.ctx = ctx
         self.issues = issues
-        self.hl: list[Segment] = []
+        self.ts = ts
 
-    def run(self, segments: list[Segment]) -> None:
+    def run(self) -> None:
         """Walk every segment (ST through SE)."""
         segs = self.compiled.segs
-        delims = self.compiled.delims
-        esep = delims.element
+        rows = self.ts.rows
         state = self.compiled.root.state(-1)
         trans = state.trans
         counts = [0] * 64
-        for seg in segments:
-            tag = seg.tag
-            mv = trans.get(tag)
+        for row, text in zip(rows, self.ts.texts, strict=False):  # the same length by construction
+            mv = trans.get(row[0])
             if mv is None:
-                mv = state.move(tag, segs)
-            target, depth, same, mx, missing, match, skip, where = mv
-            if target is None:
-                if not self._misplaced(state, tag, seg):
-                    continue
-            else:
-                if missing:
-                    self._missing(missing, seg)
-                if mx:  # counts matter only where a maximum applies
-                    count = counts[depth] + 1 if same else 1
-                    counts[depth] = count
-                    if count > mx:
-                        self._over(where[1], where[0], mx, seg)
-                state = target
-                trans = state.trans
-            if match is not None:
-                # One regex per element count; the elements as read are the raw text after the
-                # tag, so there is no need to join them.
-                n = len(seg.elements)
-                raw = seg.raw
-                if n >= len(match) or (match[n](raw, skip) if raw is not None
-                                       else match[n](esep.join(seg.elements))) is None:
-                    self.check_elements(where[2], seg, delims, where[0], self.ctx, self.issues)
-        if self.compiled.schema.hierarchy is not None and "HL" in segs:
-            # Collected after the walk: a known tag, so the walk never skips an HL.
-            self.hl = [seg for seg in segments if seg.tag == "HL"]
+                mv = state.move(row[0], segs)
+            state, trans, matchers, skip, checks, where = mv
+            if checks is not None:
+                placed, depth, same, mx, missing = checks
+                if not placed:  # then the state is unchanged
+                    if not self._misplaced(state, row):
+                        continue
+                else:
+                    if missing:
+                        self._missing(missing, self._index(row))
+                    if mx:  # counts matter only where a maximum applies
+                        count = counts[depth] + 1 if same else 1
+                        counts[depth] = count
+                        if count > mx:
+                            self._over(where[1], where[0], mx, self._index(row))
+            if matchers is not None:
+                # One regex per element count over the segment's text after its tag.
+                n = len(row) - 1
+                if n >= len(matchers) or matchers[n](text, skip) is None:
+                    cseg = where[2]
+                    assert cseg is not None  # matchers come from it
+                    self.check_elements(cseg, self.ts.segments[self._index(row)],
+                                        self.compiled.delims, where[0], self.ctx, self.issues)
         if state.at_end:
-            self._missing(state.at_end, segments[-1] if segments else None)
-        if self.hl:
-            self._check_hierarchy()
+            self._missing(state.at_end, len(rows) - 1 if rows else None)
+        if self.compiled.schema.hierarchy is not None and "HL" in segs:
+            # Checked after the walk: a known tag, so the walk never skips an HL.
+            self._check_hierarchy([k for k, row in enumerate(rows) if row[0] == "HL"])
+
+    def _index(self, row: Row) -> int:
+        """The position (0-based) of ``row`` in the set (for issues, so only on errors)."""
+        return next(k for k, r in enumerate(self.ts.rows) if r is row)
 
     # --- structure ----------------------------------------------------------------------
 
-    def _over(self, is_loop: bool, loop_id: str, mx: int, seg: Segment) -> None:
+    def _over(self, is_loop: bool, loop_id: str, mx: int, k: int) -> None:
+        seg = self.ts.segments[k]
         if is_loop:
             self._segment_issue(SegmentError.LOOP_OVER_MAXIMUM,
                                 f"loop {loop_id} repeats more than {mx} times", seg, loop_id)
@@ -184,7 +185,8 @@ class _Walk:
             self._segment_issue(SegmentError.SEGMENT_OVER_MAXIMUM_USE,
                                 f"{seg.tag} occurs more than {mx} times", seg, loop_id)
 
-    def _missing(self, missing: tuple[tuple[str, str, bool], ...], seg: Segment | None) -> None:
+    def _missing(self, missing: tuple[tuple[str, str, bool], ...], k: int | None) -> None:
+        seg = self.ts.segments[k] if k is not None else None
         for tag, loop_id, is_loop in missing:
             what = (f"mandatory loop {loop_id} is missing" if is_loop
                     else f"mandatory segment {tag} is missing")
@@ -195,8 +197,10 @@ class _Walk:
                 segment_position=seg.position if seg else None, loop_id=loop_id or None,
                 **self.ctx))
 
-    def _misplaced(self, state: State, tag: str, seg: Segment) -> bool:
+    def _misplaced(self, state: State, row: Row) -> bool:
         """Report a segment that cannot be placed; True when its elements can be checked."""
+        tag = row[0]
+        seg = self.ts.segments[self._index(row)]
         schema = self.compiled.schema
         loop_id = state.loop.id
         if tag not in self.compiled.segs:
@@ -249,31 +253,37 @@ class _Walk:
 
     # --- hierarchy and partner rules ----------------------------------------------------
 
-    def _check_hierarchy(self) -> None:
+    def _check_hierarchy(self, hl: list[int]) -> None:
         seen: set[str] = set()
-        for seg in self.hl:
-            hl_id, parent = seg.get(1), seg.get(2)
+        rows = self.ts.rows
+        for k in hl:
+            row = rows[k]
+            hl_id = row[1] if len(row) > 1 else ""
+            parent = row[2] if len(row) > 2 else ""
             if hl_id and hl_id in seen:
-                self._hl_issue(seg, 1, "628", hl_id, f"HL01 {hl_id!r} is used twice")
+                self._hl_issue(k, 1, "628", hl_id, f"HL01 {hl_id!r} is used twice")
             if parent and parent not in seen:
-                self._hl_issue(seg, 2, "734", parent,
+                self._hl_issue(k, 2, "734", parent,
                                f"HL02 parent {parent!r} is not an earlier HL01")
             if hl_id:
                 seen.add(hl_id)
 
-    def _hl_issue(self, seg: Segment, pos: int, ref: str, value: str, message: str) -> None:
+    def _hl_issue(self, k: int, pos: int, ref: str, value: str, message: str) -> None:
+        seg = self.ts.segments[k]
         self.issues.append(X12Issue(
-            Level.ELEMENT, HIERARCHY, message, severity=Severity.WARNING, offset=seg.offset,
+            Level.ELEMENT, WarningCode.HIERARCHY, message, severity=Severity.WARNING, offset=seg.offset,
             segment_tag="HL", segment_position=seg.position, loop_id="HL",
             element_position=pos, element_reference=ref, bad_value=_bad(value), **self.ctx))
 
 
-def _check_required_segments(compiled: CompiledSet, segments: list[Segment],
+def _check_required_segments(compiled: CompiledSet, ts: TransactionSet,
                              ctx: dict[str, Any], issues: list[X12Issue]) -> None:
-    last = segments[-1] if segments else None
+    rows = ts.rows
     for tag, qualifier in compiled.required_segments:
-        if any(s.tag == tag and (qualifier is None or s.get(1) == qualifier) for s in segments):
+        if any(row[0] == tag and (qualifier is None or (row[1:2] or [""])[0] == qualifier)
+               for row in rows):
             continue
+        last = ts.segments[-1] if rows else None
         name = f"{tag}*{qualifier}" if qualifier else tag
         issues.append(X12Issue(
             Level.SEGMENT, SegmentError.MANDATORY_SEGMENT_MISSING,
@@ -282,5 +292,4 @@ def _check_required_segments(compiled: CompiledSet, segments: list[Segment],
             segment_position=last.position if last else None, **ctx))
 
 
-__all__ = ["HIERARCHY", "VERSION_FALLBACK", "ElementError", "validate_segment_elements",
-           "validate_transaction"]
+__all__ = ["ElementError", "validate_segment_elements", "validate_transaction"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from translators.errors import X12Issue
 
@@ -133,24 +135,118 @@ class GroupHeader:
     version: str  # GS08 (e.g. 004010, 005010X231A1)
 
 
-@dataclass(slots=True)
-class TransactionSet:
-    """One complete transaction set, ST through SE inclusive, with its envelope issues."""
+Row = list[str]
+"""A segment as a list: its tag at index 0, then element n at index n (``row[3]`` is element 03)."""
 
-    group: GroupHeader
-    offset: int
-    segments: list[Segment]
-    set_id: str  # ST01
-    control_number: str  # ST02
-    implementation_reference: str = ""  # ST03 (005010)
-    issues: list[X12Issue] = field(default_factory=list)
-    size: int = 0  # bytes of the set in the input, terminators included
+OffsetRun = tuple[int, int, int, list[int] | None, int]
+"""Where a run of consecutive segments of a set starts: (index of its first segment, that
+segment's byte offset, bytes after each text (terminator and line break), byte sizes of the
+texts or None when each is its length, index of the first segment in those sizes)."""
+
+
+def segment_offset(runs: list[OffsetRun], texts: list[str], k: int) -> int:
+    """The byte offset of segment ``k`` of a set read as ``runs`` and ``texts``."""
+    first, offset, step, sizes, at = runs[bisect_right(runs, k, key=_FIRST) - 1]
+    if sizes is not None:
+        return offset + sum(sizes[at:at + k - first])
+    return offset + sum(map(len, texts[first:k])) + (k - first) * step
+
+
+_FIRST = itemgetter(0)
+
+
+class TransactionSet:
+    """One complete transaction set, ST through SE inclusive, with its envelope issues.
+
+    The reader keeps each segment as a :data:`Row` plus its text (``rows``, ``texts``), which is
+    all the validator and the maps read; :class:`Segment` objects (``segments``, ``body``) are
+    built from them on first use. A set built from segments derives its rows the same way.
+    Read sets are not meant to be changed: the two views are not kept in step.
+    """
+
+    __slots__ = ("_offsets", "_rows", "_segments", "_texts", "component", "control_number",
+                 "group", "implementation_reference", "issues", "offset", "repetition", "set_id",
+                 "size")
+
+    def __init__(self, group: GroupHeader, offset: int, segments: list[Segment], set_id: str,
+                 control_number: str, implementation_reference: str = "",
+                 issues: list[X12Issue] | None = None, size: int = 0) -> None:
+        self.group = group
+        self.offset = offset
+        self.set_id = set_id  # ST01
+        self.control_number = control_number  # ST02
+        self.implementation_reference = implementation_reference  # ST03 (005010)
+        self.issues = [] if issues is None else issues
+        self.size = size  # bytes of the set in the input, terminators included
+        self._segments: list[Segment] | None = segments
+        self._rows: list[Row] | None = None
+        self._texts: list[str] | None = None
+        self._offsets: list[OffsetRun] = []
+        first = segments[0] if segments else None
+        d = group.interchange.delimiters
+        self.component = first.component if first else d.component
+        self.repetition = first.repetition if first else d.repetition
+
+    @classmethod
+    def read(cls, group: GroupHeader, offset: int, rows: list[Row], texts: list[str],
+             offsets: list[OffsetRun], set_id: str, control_number: str,
+             implementation_reference: str, issues: list[X12Issue], size: int) -> TransactionSet:
+        """A set as the reader keeps it: rows, their texts and where their runs start."""
+        ts = cls(group, offset, [], set_id, control_number, implementation_reference, issues, size)
+        ts._segments = None  # built from the rows on first use
+        ts._rows, ts._texts, ts._offsets = rows, texts, offsets
+        return ts
+
+    def __repr__(self) -> str:
+        return (f"TransactionSet({self.set_id!r}, {self.control_number!r}, offset={self.offset}, "
+                f"segments={len(self.rows)})")
+
+    @property
+    def rows(self) -> list[Row]:
+        """Every segment, ST through SE, as a :data:`Row`."""
+        rows = self._rows
+        if rows is None:
+            rows = self._rows = [[s.tag, *s.elements] for s in self.segments]
+        return rows
+
+    @property
+    def texts(self) -> list[str]:
+        """Every segment's text as read (tag and elements joined, no terminator)."""
+        texts = self._texts
+        if texts is None:
+            join = self.group.interchange.delimiters.element.join
+            texts = self._texts = [s.raw if s.raw is not None else join([s.tag, *s.elements])
+                                   for s in self.segments]
+        return texts
+
+    @property
+    def segments(self) -> list[Segment]:
+        """Every segment, ST through SE (built from the rows on first use)."""
+        segments = self._segments
+        if segments is None:
+            rows, texts = self.rows, self.texts
+            component, repetition = self.component, self.repetition
+            segments = self._segments = [
+                Segment(row[0], row[1:], self._offset_of(k), k + 1, component, repetition, text)
+                for k, (row, text) in enumerate(zip(rows, texts, strict=True))]
+        return segments
+
+    def _offset_of(self, k: int) -> int:
+        return segment_offset(self._offsets, self.texts, k)
 
     @property
     def body(self) -> list[Segment]:
         """The segments between ST and SE."""
-        end = -1 if self.segments and self.segments[-1].tag == "SE" else len(self.segments)
-        return self.segments[1:end]
+        segments = self.segments
+        end = -1 if segments and segments[-1].tag == "SE" else len(segments)
+        return segments[1:end]
+
+    @property
+    def body_rows(self) -> list[Row]:
+        """The rows between ST and SE."""
+        rows = self.rows
+        end = -1 if rows and rows[-1][0] == "SE" else len(rows)
+        return rows[1:end]
 
     @property
     def version(self) -> str:

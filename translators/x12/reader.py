@@ -9,10 +9,11 @@ duplicate control numbers) come back as coded :class:`X12Issue` objects, never e
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import accumulate, islice
-from typing import BinaryIO
+from itertools import accumulate, islice, repeat
+from operator import itemgetter
+from typing import BinaryIO, NamedTuple
 
 from translators.errors import (
     GroupError,
@@ -32,8 +33,11 @@ from translators.x12.model import (
     InterchangeEnd,
     InterchangeHeader,
     InterchangeStart,
+    OffsetRun,
+    Row,
     Segment,
     TransactionSet,
+    segment_offset,
 )
 
 _BOM = codecs.BOM_UTF8
@@ -99,6 +103,17 @@ class _Buffer:
             pass
 
 
+class _Batch(NamedTuple):
+    """Segment texts cut from the buffer in one split, and the bytes they were cut from."""
+
+    texts: list[str]
+    sizes: list[int] | None  # byte size of each text with its separator; None: len(text) + step
+    offset: int  # absolute offset of the first text
+    step: int  # terminator length plus any line break that always follows it; 0: no terminator
+    region: bytes
+    separator: bytes
+
+
 @dataclass(slots=True)
 class _GroupState:
     header: GroupHeader
@@ -109,7 +124,9 @@ class _GroupState:
 
 @dataclass(slots=True)
 class _SetState:
-    segments: list[Segment]
+    rows: list[Row]
+    texts: list[str]
+    offsets: list[OffsetRun]
     offset: int
     set_id: str
     control_number: str
@@ -289,13 +306,8 @@ class _InterchangeParser:
                         interchange_control=self.header.control_number, group_control=group,
                         transaction_control=txn.control_number, segment_tag=tag)
 
-    def _batches(self) -> Iterator[tuple[list[str], list[int] | None, int, int]]:
-        """Runs of raw segment texts cut from the buffer in one split.
-
-        Yields (texts, byte sizes or None when each size is len(text) + step, absolute offset of
-        the first text, step = terminator length plus any line break that always follows it).
-        A ``tlen`` of 0 marks a last segment that had no terminator.
-        """
+    def _batches(self) -> Iterator[_Batch]:
+        """Runs of raw segment texts cut from the buffer in one split (see :class:`_Batch`)."""
         b = self.reader._buf
         term = self.terminator
         max_seg = self.limits.max_segment_bytes
@@ -319,117 +331,205 @@ class _InterchangeParser:
                 rest = buf[pos:]
                 b.pos = len(buf)
                 if rest.strip(_WS):
-                    yield [rest.decode("utf-8", "replace")], [len(rest)], b.base + pos, 0
+                    yield _Batch([rest.decode("utf-8", "replace")], [len(rest)], b.base + pos, 0,
+                                 rest, b"")
                 return
             region = buf[pos:last]
             b.pos = last + len(term)
             base = b.base + pos
-            terms = -1
+            text = region.decode("ascii") if region.isascii() and term.isascii() else None
+            # Split at terminator + line break when every terminator in the region has it.
+            sep, texts, raw = term, None, None
             for suffix in (b"\r\n", b"\n"):
-                if not buf.startswith(suffix, b.pos):
-                    continue
-                if terms < 0:
-                    terms = region.count(term)
-                joined = term + suffix
-                if terms == region.count(joined):
-                    b.pos += len(suffix)
-                    sep = joined
-                    break
+                if buf.startswith(suffix, b.pos):
+                    joined = term + suffix
+                    if text is not None:
+                        texts = text.split(joined.decode())
+                        cuts = len(texts) - 1
+                    else:
+                        raw = region.split(joined)
+                        cuts = len(raw) - 1
+                    if region.count(term) == cuts:
+                        b.pos += len(suffix)
+                        sep = joined
+                        break
+                    texts = raw = None
+            if text is not None:
+                yield _Batch(texts if texts is not None else text.split(term.decode()), None,
+                             base, len(sep), region, sep)
             else:
-                sep = term
-            if region.isascii() and sep.isascii():
-                yield region.decode("ascii").split(sep.decode("ascii")), None, base, len(sep)
-            else:
-                raw = region.split(sep)
-                yield ([r.decode("utf-8", "replace") for r in raw], [len(r) + len(sep) for r in raw],
-                       base, len(sep))
+                raw = raw if raw is not None else region.split(sep)
+                yield _Batch([r.decode("utf-8", "replace") for r in raw],
+                             [len(r) + len(sep) for r in raw], base, len(sep), region, sep)
 
     def run(self) -> Iterator[Event]:
         """Yield this interchange's events; returns after IEA or at a premature end."""
-        b = self.reader._buf
-        element = self.element
-        component = self.component
-        repetition = self.repetition
-        control_tags = _CONTROL_TAGS
-        ws = _WS_TEXT
-        max_segments = self.limits.max_transaction_segments
-        max_bytes = self.limits.max_transaction_bytes
-        term_is_space = self.terminator in (b"\n", b"\r")
-        new = _ReadSegment
-        # The open set's segment list and byte limit, refreshed after every control segment
-        # (only those open, close or overflow a set); None when no set takes body segments.
-        segs, limit = self._body_target(max_bytes)
-        for texts, sizes, offset, step in self._batches():
-            offsets = list(accumulate(map(step.__add__, map(len, texts)) if sizes is None
-                                      else sizes, initial=offset))
-            for text, seg_offset, end in zip(texts, offsets, islice(offsets, 1, None), strict=False):
-                if not text or text[0] in ws:
-                    stripped = text.lstrip(ws)
-                    if not stripped:
-                        if not text and not term_is_space:
-                            self._on_empty(seg_offset)
-                        continue
-                    seg_offset += len(text.encode("utf-8")) - len(stripped.encode("utf-8"))
-                    text = stripped
-                parts = text.split(element)
-                tag = parts.pop(0)
-                if segs is not None and tag not in control_tags:
-                    # Segment(tag, parts, seg_offset, position, component, repetition, text)
-                    # without the cost of running __init__ (the hot path).
-                    seg = new()
-                    seg.tag = tag
-                    seg.elements = parts
-                    seg.offset = seg_offset
-                    seg.position = position = len(segs) + 1
-                    seg.component = component
-                    seg.repetition = repetition
-                    seg.raw = text
-                    segs.append(seg)
-                    if position > max_segments or seg_offset > limit:
-                        txn = self.txn
-                        assert txn is not None
-                        self._overflow(txn, segs[-1])
-                        segs, limit = self._body_target(max_bytes)
-                    continue
-                txn = self.txn
-                if txn is not None and tag not in control_tags:
-                    txn.dropped += 1  # the set has overflowed: count what is not kept
-                    continue
-                seg = Segment(tag, parts, seg_offset, 0, component, repetition, text)
-                if step == 0:
-                    self.issues.append(self._interchange_issue(
-                        TA1Note.NO_ERROR, f"last segment {tag!r} has no terminator", seg_offset, tag,
-                        Severity.WARNING))
-                if tag == "IEA":
-                    yield from self._close_open()
-                    yield self._close_interchange(seg)
-                    b.pos = end - b.base  # the rest of this batch belongs to what follows
-                    return
-                if tag == "ISA":
-                    # A new interchange starts before this one ended: re-read that ISA afresh.
-                    yield from self._close_open()
-                    self.issues.append(self._interchange_issue(
-                        TA1Note.PREMATURE_END, "interchange has no IEA trailer before the next ISA",
-                        seg_offset, "ISA"))
-                    b.pos = seg_offset - b.base
-                    yield self._interchange_end(None)
-                    return
-                yield from self._on_control(seg)
-                segs, limit = self._body_target(max_bytes)
+        fast = self.element.isascii()
+        for batch in self._batches():
+            texts = batch.texts
+            # The empty text and any text that starts with white space sort before "!".
+            if fast and batch.step and min(texts) >= "!":
+                ended = yield from self._clean_batch(batch, 0, batch.offset)
+            elif fast and batch.step and len(texts) > 1 and min(islice(texts, 1, None)) >= "!":
+                # Only the first text is blank-led (the line break after an ISA, typically).
+                ended = yield from self._batch(batch, 1)
+                if not ended:
+                    first = batch.sizes[0] if batch.sizes else len(texts[0]) + batch.step
+                    ended = yield from self._clean_batch(batch, 1, batch.offset + first)
+            else:
+                ended = yield from self._batch(batch, len(texts))
+            if ended:
+                return
         yield from self._close_open()
         self.issues.append(self._interchange_issue(
             TA1Note.PREMATURE_END, "input ends before the IEA trailer", None, "IEA"))
         yield self._interchange_end(None)
 
-    def _body_target(self, max_bytes: int) -> tuple[list[Segment] | None, int]:
-        """The list that takes body segments now, and the last offset the open set may reach."""
-        txn = self.txn
-        if txn is None or txn.overflow:
-            return None, 0
-        return txn.segments, txn.offset + max_bytes
+    def _clean_batch(self, batch: _Batch, start: int, offset: int) -> Generator[Event, None, bool]:
+        """The texts of a batch from ``start`` (at byte ``offset``) on, each of them a whole
+        segment: a set's body is split and taken as one run. Returns True when the
+        interchange ended in it (the buffer then points after its IEA)."""
+        texts, sizes, step = batch.texts, batch.sizes, batch.step
+        element = self.element
+        limits = self.limits
+        n = len(texts)
+        i = start
+        at = offset  # byte offset of texts[i]
+        while i < n:
+            txn = self.txn
+            j = i if txn is None else self._next_se(batch, i, at - batch.offset)
+            if j > i:
+                assert txn is not None
+                # Rows are made a set at a time: a whole batch of them would outlive the young
+                # generation and cost the cyclic GC more than the split itself.
+                rows = list(map(str.split, texts[i:j], repeat(element)))
+                if not _CONTROL_TAGS.isdisjoint(map(_TAG, rows)):  # a set without SE...
+                    j = i + next(k for k, row in enumerate(rows) if row[0] in _CONTROL_TAGS)
+                    del rows[j - i:]
+                span = (sum(sizes[i:j]) if sizes is not None
+                        else sum(map(len, texts[i:j])) + (j - i) * step)
+                last = at + span - (sizes[j - 1] if sizes is not None else len(texts[j - 1]) + step)
+                if txn.overflow:
+                    txn.dropped += j - i
+                elif (len(txn.rows) + j - i <= limits.max_transaction_segments
+                      and last <= txn.offset + limits.max_transaction_bytes):
+                    txn.offsets.append((len(txn.rows), at, step, sizes, i))
+                    txn.rows += rows
+                    txn.texts += texts[i:j]
+                else:
+                    self._body_run(txn, rows, texts[i:j], at, sizes, i, step)
+                at += span
+                i = j
+                if i == n:
+                    break
+            text = texts[i]
+            end = at + (sizes[i] if sizes is not None else len(text) + step)
+            events, ended = self._control(text.split(element), text, at, end, step)
+            yield from events
+            if ended:
+                return True
+            at = end
+            i += 1
+        return False
 
-    def _on_control(self, seg: Segment) -> Iterator[Event]:
+    def _next_se(self, batch: _Batch, i: int, position: int) -> int:
+        """The index of the first text from ``i`` on that is an SE (len(texts) when none).
+
+        ``position`` is where texts[i] starts in the batch's bytes; the SE is found there
+        (a C scan) and then its text in the list."""
+        texts = batch.texts
+        se = "SE" + self.element
+        if texts[i].startswith(se):
+            return i
+        sep = batch.separator
+        found = batch.region.find(sep + se.encode(), position)
+        if found < 0:
+            return len(texts)
+        found += len(sep)
+        end = batch.region.find(sep, found)
+        text = batch.region[found:end if end >= 0 else len(batch.region)]
+        try:
+            return texts.index(text.decode("utf-8", "replace"), i)
+        except ValueError:  # decoded differently: the caller finds the SE among the rows
+            return len(texts)
+
+    def _batch(self, batch: _Batch, stop: int) -> Generator[Event, None, bool]:
+        """The texts of a batch before ``stop``, one segment at a time (for empty or blank-led
+        texts, or a last segment without terminator). Returns True when the interchange ended."""
+        sizes, offset, step = batch.sizes, batch.offset, batch.step
+        texts = batch.texts[:stop] if stop < len(batch.texts) else batch.texts
+        element = self.element
+        ws = _WS_TEXT
+        term_is_space = self.terminator in (b"\n", b"\r")
+        offsets = list(accumulate(map(step.__add__, map(len, texts)) if sizes is None
+                                  else sizes, initial=offset))
+        for text, seg_offset, end in zip(texts, offsets, islice(offsets, 1, None), strict=False):
+            if not text or text[0] in ws:
+                stripped = text.lstrip(ws)
+                if not stripped:
+                    if not text and not term_is_space:
+                        self._on_empty(seg_offset)
+                    continue
+                seg_offset += len(text.encode("utf-8")) - len(stripped.encode("utf-8"))
+                text = stripped
+            row = text.split(element)
+            txn = self.txn
+            if txn is not None and row[0] not in _CONTROL_TAGS:
+                self._body_run(txn, [row], [text], seg_offset, None, 0, 0)
+                continue
+            events, ended = self._control(row, text, seg_offset, end, step)
+            yield from events
+            if ended:
+                return True
+        return False
+
+    def _body_run(self, txn: _SetState, rows: list[Row], texts: list[str], offset: int,
+                  sizes: list[int] | None, at: int, step: int) -> None:
+        """Add body segments one by one, stopping at the set's limits (then count the rest)."""
+        max_segments = self.limits.max_transaction_segments
+        limit = txn.offset + self.limits.max_transaction_bytes
+        for k, (row, text) in enumerate(zip(rows, texts, strict=True)):
+            if txn.overflow:
+                txn.dropped += 1
+            elif len(txn.rows) >= max_segments or offset > limit:
+                self._overflow(txn, row[0], offset)
+            else:
+                txn.offsets.append((len(txn.rows), offset, 0, None, 0))
+                txn.rows.append(row)
+                txn.texts.append(text)
+            offset += sizes[at + k] if sizes is not None else len(text) + step
+
+    def _control(self, row: Row, text: str, offset: int, end: int,
+                 step: int) -> tuple[list[Event], bool]:
+        """An envelope segment, or any segment outside a set: the events it completes, and
+        True when it ended the interchange. (A list, not a generator: two of these a set.)"""
+        tag = row[0]
+        seg = Segment(tag, row[1:], offset, 0, self.component, self.repetition, text)
+        if step == 0:
+            self.issues.append(self._interchange_issue(
+                TA1Note.NO_ERROR, f"last segment {tag!r} has no terminator", offset, tag,
+                Severity.WARNING))
+        if tag == "IEA":
+            events = self._close_open()
+            events.append(self._close_interchange(seg))
+            b = self.reader._buf
+            b.pos = end - b.base  # the rest of this batch belongs to what follows
+            return events, True
+        if tag == "ISA":
+            # A new interchange starts before this one ended: re-read that ISA afresh.
+            events = self._close_open()
+            self.issues.append(self._interchange_issue(
+                TA1Note.PREMATURE_END, "interchange has no IEA trailer before the next ISA",
+                offset, "ISA"))
+            b = self.reader._buf
+            b.pos = offset - b.base
+            events.append(self._interchange_end(None))
+            return events, True
+        return self._on_control(seg), False
+
+    def _on_control(self, seg: Segment) -> list[Event]:
         """Envelope segments, and anything found outside a transaction set."""
+        events: list[Event] = []
         tag = seg.tag
         offset = seg.offset
         txn = self.txn
@@ -437,37 +537,40 @@ class _InterchangeParser:
             if txn is None:
                 self.issues.append(self._interchange_issue(
                     TA1Note.INVALID_CONTROL_STRUCTURE, "SE without a matching ST", offset, tag))
-                return
-            seg.position = len(txn.segments) + txn.dropped + 1
+                return events
+            seg.position = len(txn.rows) + txn.dropped + 1
             if not txn.overflow:
-                txn.segments.append(seg)
-            yield self._close_set(seg)
+                txn.offsets.append((len(txn.rows), offset, 0, None, 0))
+                txn.rows.append([tag, *seg.elements])
+                txn.texts.append(seg.raw or "")
+            events.append(self._close_set(seg))
         elif tag == "ST":
             if txn is not None:
-                yield self._close_set(None)
+                events.append(self._close_set(None))
             self._open_set(seg)
         elif tag == "GS":
             if txn is not None:
-                yield self._close_set(None)
+                events.append(self._close_set(None))
             if self.group is not None:
-                yield self._close_group(None)
-            yield self._open_group(seg)
+                events.append(self._close_group(None))
+            events.append(self._open_group(seg))
         elif tag == "GE":
             if txn is not None:
-                yield self._close_set(None)
+                events.append(self._close_set(None))
             if self.group is None:
                 self.issues.append(self._interchange_issue(
                     TA1Note.INVALID_CONTROL_STRUCTURE, "GE without a matching GS", offset, tag))
-                return
-            yield self._close_group(seg)
+                return events
+            events.append(self._close_group(seg))
         elif tag == "TA1" and self.group is None:
             self.ta1.append(seg)
         elif tag in ("ISB", "ISE") and self.group is None and self.group_count == 0:
-            return  # interchange service segments: legal between ISA and the first GS
+            return events  # interchange service segments: legal between ISA and the first GS
         else:
             where = "outside any transaction set" if self.group else "outside any group"
             self.issues.append(self._interchange_issue(
                 TA1Note.INVALID_CONTENT, f"segment {tag!r} {where}", offset, tag))
+        return events
 
     # -- transaction sets ---------------------------------------------------------------
 
@@ -476,7 +579,9 @@ class _InterchangeParser:
             self.issues.append(self._interchange_issue(
                 TA1Note.INVALID_CONTROL_STRUCTURE, "ST outside a functional group", seg.offset, "ST"))
         seg.position = 1
-        txn = _SetState([seg], seg.offset, seg.get(1), seg.get(2), seg.get(3), [])
+        set_id, control_number, reference = [*seg.elements, "", "", ""][:3]  # ST01..ST03
+        txn = _SetState([[seg.tag, *seg.elements]], [seg.raw or ""], [(0, seg.offset, 0, None, 0)],
+                        seg.offset, set_id, control_number, reference, [])
         self.txn = txn
         if not (len(txn.set_id) == 3 and txn.set_id.isalnum()):
             txn.issues.append(self._set_issue(txn, SetError.MISSING_OR_INVALID_SET_ID,
@@ -496,15 +601,14 @@ class _InterchangeParser:
                     seg.offset, "ST"))
             self.group.control_numbers.add(key)
 
-    def _overflow(self, txn: _SetState, seg: Segment) -> None:
+    def _overflow(self, txn: _SetState, tag: str, offset: int) -> None:
         txn.overflow = True
-        txn.segments.pop()
         txn.dropped += 1
         txn.issues.append(self._set_issue(
             txn, SetError.SEGMENTS_IN_ERROR,
             f"transaction set exceeds the limit of {self.limits.max_transaction_segments} "
             f"segments or {self.limits.max_transaction_bytes} bytes; the rest is not read",
-            seg.offset, seg.tag))
+            offset, tag))
 
     def _close_set(self, se: Segment | None) -> TransactionSet:
         txn = self.txn
@@ -516,25 +620,30 @@ class _InterchangeParser:
                                               txn.offset, "SE"))
         else:
             counted = se.position
-            declared = se.get(1)
+            declared, control_number = [*se.elements, "", ""][:2]  # SE01, SE02
             if counted is not None and declared != str(counted):
                 txn.issues.append(self._set_issue(
                     txn, SetError.SEGMENT_COUNT_MISMATCH,
                     f"SE01 says {declared or 'nothing'} but the set has {counted} segments",
                     se.offset, "SE"))
-            if se.get(2) != txn.control_number:
+            if control_number != txn.control_number:
                 txn.issues.append(self._set_issue(
                     txn, SetError.CONTROL_NUMBER_MISMATCH,
-                    f"SE02 {se.get(2)!r} does not match ST02 {txn.control_number!r}",
+                    f"SE02 {control_number!r} does not match ST02 {txn.control_number!r}",
                     se.offset, "SE"))
         group = self.group.header if self.group else _orphan_group(self.header, txn.offset)
         if self.group is not None:
             self.group.count += 1
-        last = se or txn.segments[-1]
-        text = last.raw if last.raw is not None else self.element.join([last.tag, *last.elements])
-        size = last.offset + len(text.encode()) + len(self.terminator) - txn.offset
-        return TransactionSet(group, txn.offset, txn.segments, txn.set_id, txn.control_number,
-                              txn.implementation_reference, txn.issues, size)
+        if se is not None:
+            last_offset, text = se.offset, se.raw or ""
+        else:
+            last = len(txn.rows) - 1
+            last_offset, text = segment_offset(txn.offsets, txn.texts, last), txn.texts[last]
+        size = (last_offset + (len(text) if text.isascii() else len(text.encode()))
+                + len(self.terminator) - txn.offset)
+        return TransactionSet.read(group, txn.offset, txn.rows, txn.texts, txn.offsets,
+                                   txn.set_id, txn.control_number, txn.implementation_reference,
+                                   txn.issues, size)
 
     # -- groups and the interchange -------------------------------------------------------
 
@@ -584,11 +693,13 @@ class _InterchangeParser:
                     ge.offset, "GE"))
         return GroupEnd(header, ge, state.count, issues)
 
-    def _close_open(self) -> Iterator[Event]:
+    def _close_open(self) -> list[Event]:
+        events: list[Event] = []
         if self.txn is not None:
-            yield self._close_set(None)
+            events.append(self._close_set(None))
         if self.group is not None:
-            yield self._close_group(None)
+            events.append(self._close_group(None))
+        return events
 
     def _close_interchange(self, iea: Segment) -> InterchangeEnd:
         if iea.get(1) != str(self.group_count):
@@ -618,11 +729,7 @@ class _InterchangeParser:
 _CONTROL_TAGS = frozenset({"SE", "ST", "GS", "GE", "IEA", "ISA"})
 
 
-class _ReadSegment(Segment):
-    """A Segment whose fields the reader sets one by one: created without running __init__."""
-
-    __slots__ = ()
-    __init__ = object.__init__
+_TAG = itemgetter(0)
 
 
 def _cn_key(cn: str) -> str | int:
