@@ -30,7 +30,7 @@ def reconcile_parsed(
 
     found = [
         InboundAcks(
-            [s.document for s in item.sets if isinstance(s.document, FunctionalAck)],
+            [s.model for s in item.sets if isinstance(s.model, FunctionalAck)],  # never builds a model
             [t for t in item.result.ta1 if "error" not in t],
         )
         for item in interchanges
