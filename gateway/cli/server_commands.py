@@ -4,13 +4,20 @@
 Celery beat as child processes on the broker the settings name (by default kombu's SQLAlchemy
 transport on SQLite under the data dir: no Redis needed). SIGINT/SIGTERM are forwarded to the
 children; if one of them dies the others are stopped and ``serve`` exits non-zero.
+
+The API runs ``--workers`` uvicorn processes (``EDIGATE_API_WORKERS``; by default one per CPU
+core, at most ``MAX_DEFAULT_API_WORKERS``) on one listening socket bound here, so that every
+accepted connection gets TCP_NODELAY whatever uvicorn does with a socket it binds itself
+(Kludex/uvicorn#3149: without it each keep-alive request waits ~43 ms for a delayed ACK).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +26,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from gateway.cli import UsageError
+
 STOP_TIMEOUT_SECONDS = 20.0
+API_WORKERS_VARIABLE = "EDIGATE_API_WORKERS"
+# More API processes than this rarely pays on one machine: the Celery workers need cores too.
+MAX_DEFAULT_API_WORKERS = 4
 # Mounted by ``app_factory`` unless gateway.api.app.ROUTER_MODULES already lists them.
 PIPELINE_ROUTERS = ("gateway.inbound.views", "gateway.deliveries.views")
 
@@ -30,11 +42,12 @@ def register(subparsers: Any) -> None:
     _common(serve)
     serve.add_argument("--sftp-port", type=int, help="SFTP server port (EDIGATE_SFTP_PORT, default 2222)")
     serve.add_argument("--concurrency", type=int, help="worker processes (default: CPU count)")
+    serve.add_argument("--api-workers", type=int, help=_API_WORKERS_HELP)
     serve.set_defaults(handler=run_serve)
 
     api = subparsers.add_parser("api", help="the HTTP API (uvicorn)")
     _common(api)
-    api.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    api.add_argument("--workers", type=int, help=_API_WORKERS_HELP)
     api.set_defaults(handler=run_api)
 
     worker = subparsers.add_parser(
@@ -51,6 +64,11 @@ def register(subparsers: Any) -> None:
     beat.add_argument("--data-dir", type=Path, help="data directory (EDIGATE_DATA_DIR)")
     beat.add_argument("--loglevel", default="INFO")
     beat.set_defaults(handler=run_beat)
+
+
+_API_WORKERS_HELP = (
+    f"API processes ({API_WORKERS_VARIABLE}; default one per CPU core, at most {MAX_DEFAULT_API_WORKERS})"
+)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -74,26 +92,75 @@ def _apply_options(args: argparse.Namespace) -> None:
             os.environ[variable] = str(Path(value).resolve()) if option == "data_dir" else str(value)
 
 
+def api_worker_count(option: int | None = None) -> int:
+    """API processes: the option, else ``EDIGATE_API_WORKERS``, else one per usable core (capped)."""
+    if option is not None:
+        value, source = str(option), "--workers"
+    elif os.environ.get(API_WORKERS_VARIABLE, "").strip():
+        value, source = os.environ[API_WORKERS_VARIABLE].strip(), API_WORKERS_VARIABLE
+    else:
+        return max(1, min(len(os.sched_getaffinity(0)), MAX_DEFAULT_API_WORKERS))
+    if not value.isdigit() or int(value) < 1:
+        raise UsageError(f"{source} must be a whole number of processes, at least 1 (not {value!r})")
+    return int(value)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket whose accepted connections get TCP_NODELAY, for uvicorn's ``sockets=``.
+
+    Python gives an accepted socket its listener's ``proto``, and asyncio only turns Nagle off
+    when that is ``IPPROTO_TCP`` (so the listener is made with it); Linux also copies
+    TCP_NODELAY from the listener to accepted connections, which covers other event loops.
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
 def run_api(args: argparse.Namespace) -> int:
-    """Serve the API with uvicorn until interrupted."""
+    """Serve the API with uvicorn (one or several processes on one socket) until interrupted."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     _apply_options(args)
     from gateway.settings import Settings
+    from gateway.store.migrate import open_database
 
     settings = Settings()
-    if args.workers and args.workers > 1:
-        uvicorn.run(
-            "gateway.cli.server_commands:app_factory",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=args.workers,
-            log_level="info",
-            access_log=False,
-        )
-    else:
-        uvicorn.run(app_factory(), host=settings.host, port=settings.port, log_level="info", access_log=False)
+    workers = api_worker_count(args.workers)
+    if settings.is_embedded:  # migrate once here rather than in every worker process at once
+        open_database(settings).dispose()
+    config = uvicorn.Config(
+        "gateway.cli.server_commands:app_factory",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+    )
+    sock = listening_socket(settings.host, settings.port)
+    host, port = sock.getsockname()[:2]
+    logging.getLogger("uvicorn.error").info(
+        "edigate API on http://%s:%d (%d process%s)", host, port, workers, "es" if workers > 1 else ""
+    )
+    try:
+        if workers == 1:
+            uvicorn.Server(config).run(sockets=[sock])
+        else:
+            Multiprocess(config, sockets=[sock]).run()
+    finally:
+        sock.close()
     return 0
 
 
@@ -150,6 +217,7 @@ def prepare_broker(broker_url: str) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     """Migrate, then run API, worker, beat and the SFTP server as children until interrupted."""
     _apply_options(args)
+    api_workers = api_worker_count(args.api_workers)
     from gateway.settings import Settings
     from gateway.store.migrate import open_database
 
@@ -160,13 +228,18 @@ def run_serve(args: argparse.Namespace) -> int:
     worker = ["worker", "--loglevel", "WARNING"]
     if args.concurrency:
         worker += ["--concurrency", str(args.concurrency)]
-    commands = {"api": ["api"], "worker": worker, "beat": ["beat", "--loglevel", "WARNING"]}
+    api = ["api", "--workers", str(api_workers)]
+    commands = {"api": api, "worker": worker, "beat": ["beat", "--loglevel", "WARNING"]}
     children = {
         name: subprocess.Popen([sys.executable, "-m", "gateway.cli.server_commands", *argv])
         for name, argv in commands.items()
     }
     children["sftp"] = subprocess.Popen([sys.executable, "-m", "gateway.cli.sftp_commands"])
-    print(f"edigate serving http://{settings.host}:{settings.port}/api/v1 (docs at /api/v1/docs)", flush=True)
+    print(
+        f"edigate serving http://{settings.host}:{settings.port}/api/v1 (docs at /api/v1/docs; "
+        f"{api_workers} API process{'es' if api_workers > 1 else ''})",
+        flush=True,
+    )
     print(f"  data dir {settings.data_dir.resolve()}; broker {settings.masked()['broker_url']}", flush=True)
     print("  " + ", ".join(f"{name} pid {child.pid}" for name, child in children.items()), flush=True)
     return supervise(children)
@@ -216,7 +289,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     subparsers = parser.add_subparsers(dest="command", required=True)
     register(subparsers)
     args = parser.parse_args(argv)
-    code: int = args.handler(args)
+    try:
+        code: int = args.handler(args)
+    except UsageError as exc:
+        print(f"edigate {args.command}: {exc}", file=sys.stderr)
+        return 2
     return code
 
 
