@@ -11,11 +11,11 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from cryptography import x509
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import Table, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.processing.profiles import ProfileMissing, load_profile
@@ -158,29 +158,35 @@ def as2_partner_from_profile(session: Session, profile: PartnerProfile, as2: As2
     return As2Partner(profile.id, profile, as2, load_options(session, profile.id), verify, encrypt)
 
 
+_PARTNERS = cast(Table, Partner.__table__)
+_VERSIONS = cast(Table, PartnerProfileVersion.__table__)
+_OPTIONS = cast(Table, As2PartnerOptions.__table__)
+_CERTIFICATES = cast(Table, As2PartnerCertificate.__table__)
+# On the tables, not the ORM classes: this runs for every message and Core skips the ORM's
+# result machinery.
 _STAMP = (
     select(
-        Partner.status,
-        Partner.deleted_at,
-        Partner.current_version,
-        PartnerProfileVersion.profile_sha256,
-        As2PartnerOptions.updated_at,
-        As2PartnerCertificate.id,
-        As2PartnerCertificate.status,
-        As2PartnerCertificate.usage,
+        _PARTNERS.c.status,
+        _PARTNERS.c.deleted_at,
+        _PARTNERS.c.current_version,
+        _VERSIONS.c.profile_sha256,
+        _OPTIONS.c.updated_at,
+        _CERTIFICATES.c.id,
+        _CERTIFICATES.c.status,
+        _CERTIFICATES.c.usage,
     )
-    .select_from(Partner)
+    .select_from(_PARTNERS)
     .outerjoin(
-        PartnerProfileVersion,
+        _VERSIONS,
         and_(
-            PartnerProfileVersion.partner_id == Partner.id,
-            PartnerProfileVersion.version == Partner.current_version,
+            _VERSIONS.c.partner_id == _PARTNERS.c.id,
+            _VERSIONS.c.version == _PARTNERS.c.current_version,
         ),
     )
-    .outerjoin(As2PartnerOptions, As2PartnerOptions.partner_id == Partner.id)
-    .outerjoin(As2PartnerCertificate, As2PartnerCertificate.partner_id == Partner.id)
-    .where(Partner.id == bindparam("partner_id"))
-    .order_by(As2PartnerCertificate.id)
+    .outerjoin(_OPTIONS, _OPTIONS.c.partner_id == _PARTNERS.c.id)
+    .outerjoin(_CERTIFICATES, _CERTIFICATES.c.partner_id == _PARTNERS.c.id)
+    .where(_PARTNERS.c.id == bindparam("partner_id"))
+    .order_by(_CERTIFICATES.c.id)
 )
 
 

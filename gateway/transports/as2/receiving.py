@@ -16,8 +16,9 @@ import uuid
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import cast
 
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from gateway.archive.blob_store import BlobRef
@@ -169,27 +170,33 @@ class _Previous:
     message_id: uuid.UUID | None
 
 
-# Built once: building and cache-keying a statement costs more than running it on SQLite.
+# Built once, on the tables rather than the ORM classes: building and cache-keying a statement
+# costs more than running it on SQLite, and Core statements skip the ORM's result machinery.
+_EXCHANGES = cast(Table, As2Exchange.__table__)
 _PREVIOUS = (
     select(
-        As2Exchange.raw_sha256,
-        As2Exchange.mdn_sha256,
-        As2Exchange.mic,
-        As2Exchange.disposition,
-        As2Exchange.message_id,
+        _EXCHANGES.c.raw_sha256,
+        _EXCHANGES.c.mdn_sha256,
+        _EXCHANGES.c.mic,
+        _EXCHANGES.c.disposition,
+        _EXCHANGES.c.message_id,
     )
     .where(
-        As2Exchange.partner_id == bindparam("partner_id"),
-        As2Exchange.direction == "inbound",
-        As2Exchange.as2_message_id == bindparam("message_id"),
-        As2Exchange.status == "processed",
+        _EXCHANGES.c.partner_id == bindparam("partner_id"),
+        _EXCHANGES.c.direction == "inbound",
+        _EXCHANGES.c.as2_message_id == bindparam("message_id"),
+        _EXCHANGES.c.status == "processed",
     )
-    .order_by(As2Exchange.id)
+    .order_by(_EXCHANGES.c.id)
     .limit(1)
 )
-
-
-_INSERT_EXCHANGE = insert(As2Exchange).returning(As2Exchange.id)
+_INSERT_EXCHANGE = insert(_EXCHANGES).returning(_EXCHANGES.c.id)
+_MESSAGES = cast(Table, Message.__table__)
+_SET_RECEIPT = (
+    update(_MESSAGES)
+    .where(_MESSAGES.c.id == bindparam("message"))
+    .values(receipt_sha256=bindparam("receipt"))
+)
 
 
 def _previous(session: Session, partner_id: str, message_id: str) -> _Previous | None:
@@ -392,11 +399,7 @@ def _accept(
                 message=received.message_id,
             )
             if mdn_blob is not None:  # catalogued with the exchange just above
-                session.execute(
-                    update(Message)
-                    .where(Message.id == received.message_id)
-                    .values(receipt_sha256=mdn_blob.sha256)
-                )
+                session.execute(_SET_RECEIPT, {"message": received.message_id, "receipt": mdn_blob.sha256})
             append_event(
                 session,
                 event_type="as2.received",
