@@ -276,6 +276,18 @@ def receive_as2(
     With ``publish=False`` the caller rings intake's doorbell for ``answer.received`` itself
     (``ctx.ring``), e.g. after the response is out: the outbox row is committed.
     """
+    with ctx.receipt():
+        return _receive(ctx, headers, body, raw, correlation_id, publish)
+
+
+def _receive(
+    ctx: ReceiveContext,
+    headers: dict[str, str],
+    body: bytes | Span,
+    raw: BlobRef,
+    correlation_id: str | None,
+    publish: bool,
+) -> As2Answer:
     headers = {k.lower(): v for k, v in headers.items()}
     inbound = _Inbound(
         headers,
@@ -290,7 +302,7 @@ def receive_as2(
         return As2Answer(
             400, {"Content-Type": "text/plain"}, b"AS2-From, AS2-To and Message-ID are required\n"
         )
-    with ctx.db.unit_of_work(read_only=True) as session:
+    with ctx.reading() as session:
         partner_id = find_partner_id_by_as2_id(session, inbound.as2_from)
         partner = ctx.partners.get(session, partner_id, ctx.box) if partner_id else None
         keys, names = ctx.keys(session)
