@@ -23,12 +23,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from gateway.deliveries.backoff import next_attempt_at
 from gateway.deliveries.signing import webhook_headers
 from gateway.secrets import SecretBox, SecretError
+from gateway.store.core import run, table_of
 from gateway.store.db import Database
 from gateway.store.enums import DeliveryStatus, DocumentStatus
 from gateway.store.events import append_event
@@ -89,18 +90,60 @@ def webhook_id_for(subject_id: uuid.UUID, endpoint_id: uuid.UUID, event_type: st
     return "msg_" + uuid.uuid5(_WEBHOOK_NAMESPACE, f"{subject_id}:{endpoint_id}:{event_type}").hex
 
 
+_ENDPOINTS = table_of(WebhookEndpoint)
+_LIVE_ENDPOINTS = (
+    select(_ENDPOINTS.c.id, _ENDPOINTS.c.name, _ENDPOINTS.c.events)
+    .where(_ENDPOINTS.c.enabled.is_(True), _ENDPOINTS.c.deleted_at.is_(None))
+    .order_by(_ENDPOINTS.c.name)
+)
+_LIVE_ENDPOINT_NAMED = _LIVE_ENDPOINTS.where(_ENDPOINTS.c.name == bindparam("name"))
+
+
 def subscribed_endpoints(session: Session, event_type: str, *, name: str | None = None) -> list[EndpointRef]:
     """Enabled endpoints listening to ``event_type`` (``*`` subscribes to all), optionally one by name."""
-    query = select(WebhookEndpoint).where(
-        WebhookEndpoint.enabled.is_(True), WebhookEndpoint.deleted_at.is_(None)
+    rows = (
+        run(session, _LIVE_ENDPOINTS) if name is None else run(session, _LIVE_ENDPOINT_NAMED, {"name": name})
     )
-    if name is not None:
-        query = query.where(WebhookEndpoint.name == name)
     return [
-        EndpointRef(ep.id, ep.name)
-        for ep in session.scalars(query.order_by(WebhookEndpoint.name))
-        if event_type in (ep.events or []) or "*" in (ep.events or [])
+        EndpointRef(row.id, row.name)
+        for row in rows
+        if event_type in (row.events or []) or "*" in (row.events or [])
     ]
+
+
+def delivery_row(
+    *,
+    endpoint_id: uuid.UUID,
+    event_type: str,
+    subject_id: uuid.UUID,
+    payload: dict[str, Any],
+    partner_id: str | None,
+    document_id: uuid.UUID | None,
+    message_id: uuid.UUID | None,
+    correlation_id: str,
+    policy: RetryPolicy,
+    now: datetime,
+) -> dict[str, Any]:
+    """The column values of a new pending delivery; its webhook id derives from subject and endpoint."""
+    webhook_id = webhook_id_for(subject_id, endpoint_id, event_type)
+    return {
+        "id": uuid.uuid4(),
+        "webhook_id": webhook_id,
+        "endpoint_id": endpoint_id,
+        "event_type": event_type,
+        "partner_id": partner_id,
+        "document_id": document_id,
+        "message_id": message_id,
+        "payload": {"id": webhook_id, "type": event_type, **payload},
+        "status": DeliveryStatus.PENDING,
+        "attempt_count": 0,
+        "next_attempt_at": now + policy.lease,
+        "give_up_at": now + policy.window,
+        "delivered_at": None,
+        "redelivery_of_id": None,
+        "correlation_id": correlation_id,
+        "created_at": now,
+    }
 
 
 def create_delivery(
@@ -120,27 +163,25 @@ def create_delivery(
     add: bool = True,
 ) -> Delivery:
     """A pending delivery whose webhook id is derived from subject and endpoint (idempotent)."""
-    webhook_id = webhook_id_for(subject_id, endpoint_id, event_type)
-    if check_existing:
-        existing = session.scalars(select(Delivery).where(Delivery.webhook_id == webhook_id)).first()
-        if existing is not None:
-            return existing
-    delivery = Delivery(
-        id=uuid.uuid4(),
-        webhook_id=webhook_id,
+    values = delivery_row(
         endpoint_id=endpoint_id,
         event_type=event_type,
+        subject_id=subject_id,
+        payload=payload,
         partner_id=partner_id,
         document_id=document_id,
         message_id=message_id,
-        payload={"id": webhook_id, "type": event_type, **payload},
-        status=DeliveryStatus.PENDING,
-        attempt_count=0,
-        next_attempt_at=now + policy.lease,
-        give_up_at=now + policy.window,
         correlation_id=correlation_id,
-        created_at=now,
+        policy=policy,
+        now=now,
     )
+    if check_existing:
+        existing = session.scalars(
+            select(Delivery).where(Delivery.webhook_id == values["webhook_id"])
+        ).first()
+        if existing is not None:
+            return existing
+    delivery = Delivery(**values)
     if add:
         session.add(delivery)
     return delivery

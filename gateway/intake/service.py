@@ -14,17 +14,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from gateway.archive.blob_store import BlobRef, BlobStore
 from gateway.processing.publisher import OUTBOX_PROCESS_MESSAGE, PROCESS_MESSAGE, Publisher
 from gateway.store.blobs import record_blob
+from gateway.store.core import run, table_of
 from gateway.store.db import Database
 from gateway.store.enums import Direction, MessageStatus, OutboxStatus, PartnerStatus, Transport
-from gateway.store.events import append_message_event
+from gateway.store.events import MessageRef, append_message_event
 from gateway.store.models import Message, OutboxEntry, Partner
-from gateway.store.outbox import add_outbox_entry
+from gateway.store.outbox import insert_outbox_entry
 from gateway.store.types import utcnow
+
+_MESSAGES = table_of(Message)
+_PARTNERS = table_of(Partner)
+_INSERT_MESSAGE = insert(_MESSAGES)
+_PARTNER_GATE = select(_PARTNERS.c.status, _PARTNERS.c.deleted_at).where(
+    _PARTNERS.c.id == bindparam("partner_id")
+)
 
 
 def default_lease() -> timedelta:
@@ -56,14 +65,13 @@ class Received:
     outbox_id: int
 
 
-def require_partner(session: Session, partner_id: str) -> Partner:
-    """The partner that may send messages, or ``UnknownPartner``/``PartnerSuspended``."""
-    partner = session.get(Partner, partner_id)
-    if partner is None or partner.deleted_at is not None:
+def require_partner(session: Session, partner_id: str) -> None:
+    """Pass when the partner may send messages; ``UnknownPartner``/``PartnerSuspended`` otherwise."""
+    row = run(session, _PARTNER_GATE, {"partner_id": partner_id}).first()
+    if row is None or row.deleted_at is not None:
         raise UnknownPartner(f"no partner {partner_id!r}")
-    if partner.status is PartnerStatus.SUSPENDED:
+    if row.status == PartnerStatus.SUSPENDED:
         raise PartnerSuspended(f"partner {partner_id!r} is suspended")
-    return partner
 
 
 def record_received(
@@ -83,32 +91,36 @@ def record_received(
     require_partner(session, partner_id)
     record_blob(session, blob)
     now = utcnow()
-    message = Message(
-        id=uuid.uuid4(),
-        direction=Direction.INBOUND,
-        transport=transport,
-        partner_id=partner_id,
-        status=MessageStatus.RECEIVED,
-        content_sha256=blob.sha256,
-        size=blob.size,
-        content_type=content_type,
-        filename=filename,
-        transport_message_id=transport_message_id,
-        correlation_id=correlation_id or uuid.uuid4().hex,
-        received_at=now,
+    message = MessageRef(uuid.uuid4(), partner_id, correlation_id or uuid.uuid4().hex)
+    run(
+        session,
+        _INSERT_MESSAGE,
+        {
+            "id": message.id,
+            "direction": Direction.INBOUND,
+            "transport": transport,
+            "partner_id": partner_id,
+            "status": MessageStatus.RECEIVED,
+            "content_sha256": blob.sha256,
+            "size": blob.size,
+            "content_type": content_type,
+            "filename": filename,
+            "transport_message_id": transport_message_id,
+            "correlation_id": message.correlation_id,
+            "received_at": now,
+            "updated_at": now,
+        },
     )
-    session.add(message)
-    session.flush()
-    entry = add_outbox_entry(
+    # Published right after commit; if that publish is lost the sweeper takes over after the lease.
+    outbox_id = insert_outbox_entry(
         session,
         task_name=OUTBOX_PROCESS_MESSAGE,
         message_id=message.id,
         task_args={"message_id": str(message.id)},
+        status=OutboxStatus.ENQUEUED,
+        attempts=1,
+        next_attempt_at=now + (lease or default_lease()),
     )
-    # Published right after commit; if that publish is lost the sweeper takes over after the lease.
-    entry.status = OutboxStatus.ENQUEUED
-    entry.attempts = 1
-    entry.next_attempt_at = now + (lease or default_lease())
     append_message_event(
         session,
         message,
@@ -123,7 +135,7 @@ def record_received(
             "transport_message_id": transport_message_id,
         },
     )
-    return Received(message.id, message.correlation_id, blob, entry.id)
+    return Received(message.id, message.correlation_id, blob, outbox_id)
 
 
 def publish_received(db: Database, publisher: Publisher | None, received: Received) -> bool:

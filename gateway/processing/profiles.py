@@ -13,10 +13,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.secrets import SecretBox
+from gateway.store.core import run, table_of
 from gateway.store.models import Partner, PartnerProfileVersion
 from partner_profiles.schema import PartnerProfile
 
@@ -36,6 +37,16 @@ class LoadedProfile:
 
 
 _cache: dict[tuple[str, int, str], tuple[float, LoadedProfile]] = {}
+_PARTNERS = table_of(Partner)
+_VERSIONS = table_of(PartnerProfileVersion)
+_CURRENT_VERSION = (
+    select(_PARTNERS.c.current_version, _VERSIONS.c.profile_sha256)
+    .join(
+        _VERSIONS,
+        (_VERSIONS.c.partner_id == _PARTNERS.c.id) & (_VERSIONS.c.version == _PARTNERS.c.current_version),
+    )
+    .where(_PARTNERS.c.id == bindparam("partner_id"), _PARTNERS.c.deleted_at.is_(None))
+)
 
 
 def _service_current_profile() -> Any:
@@ -48,18 +59,10 @@ def _service_current_profile() -> Any:
 
 def load_profile(session: Session, partner_id: str, box: SecretBox | None) -> LoadedProfile:
     """The partner's current profile (``ProfileMissing`` when it has none)."""
-    row = session.execute(
-        select(Partner.current_version, PartnerProfileVersion.profile_sha256)
-        .join(
-            PartnerProfileVersion,
-            (PartnerProfileVersion.partner_id == Partner.id)
-            & (PartnerProfileVersion.version == Partner.current_version),
-        )
-        .where(Partner.id == partner_id, Partner.deleted_at.is_(None))
-    ).first()
+    row = run(session, _CURRENT_VERSION, {"partner_id": partner_id}).first()
     if row is None:
         raise ProfileMissing(f"partner {partner_id!r} has no profile")
-    version, sha256 = row
+    version, sha256 = row.current_version, row.profile_sha256
     key = (partner_id, version, sha256)  # the hash keeps databases sharing a process apart
     cached = _cache.get(key)
     if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text, tuple_, update
+from sqlalchemy import bindparam, insert, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from gateway.acks.inbound import reconcile_parsed
-from gateway.deliveries.service import DOCUMENT_RECEIVED, EndpointRef, create_delivery, subscribed_endpoints
+from gateway.deliveries.service import DOCUMENT_RECEIVED, EndpointRef, delivery_row, subscribed_endpoints
 from gateway.processing.context import PipelineContext
 from gateway.processing.payloads import PayloadError, PayloadKind, document_from_payload, payload_kind
 from gateway.processing.profiles import LoadedProfile, ProfileMissing, load_profile
@@ -41,9 +41,10 @@ from gateway.processing.x12_parse import (
     document_data,
     parse_x12,
 )
-from gateway.store.blobs import record_blob
+from gateway.store.blobs import record_blobs
 from gateway.store.control_numbers import allocate_many
-from gateway.store.duplicates import find_duplicate_interchange
+from gateway.store.core import run, table_of
+from gateway.store.duplicates import InterchangeRef, find_duplicate_interchange
 from gateway.store.enums import (
     AckStatus,
     ControlNumberKind,
@@ -54,8 +55,9 @@ from gateway.store.enums import (
     OutboxStatus,
     Transport,
 )
-from gateway.store.events import append_event, append_message_event
+from gateway.store.events import MessageRef, append_event, append_message_event
 from gateway.store.models import (
+    Delivery,
     Document,
     DocumentReference,
     FunctionalGroup,
@@ -64,7 +66,6 @@ from gateway.store.models import (
     OutboxEntry,
     TransactionSet,
 )
-from gateway.store.outbox import add_outbox_entry
 from gateway.store.types import utcnow
 from translators.acks import AckCode, Acknowledgment, build_acknowledgments, group_counts, interchange_status
 from translators.pipeline import TransactionResult
@@ -141,32 +142,123 @@ class _Parsed:
 
 
 @dataclass
+class _Locked:
+    """The message row as phase 3 found it under its lock."""
+
+    id: uuid.UUID
+    partner_id: str
+    correlation_id: str
+    content_sha256: str
+    received_at: datetime
+    replay_of_id: uuid.UUID | None
+    ack_status: AckStatus | None
+
+
+# Rows are inserted table by table, parents first (a foreign key is checked at once).
+_TABLE_ORDER = (
+    table_of(Message),
+    table_of(Interchange),
+    table_of(FunctionalGroup),
+    table_of(TransactionSet),
+    table_of(Document),
+    table_of(DocumentReference),
+    table_of(Delivery),
+)
+
+
+@dataclass
 class _Writer:
-    """Phase 3 state: the session, the message, and what has been written so far."""
+    """Phase 3 state: the session, the locked message, and the rows staged so far."""
 
     session: Session
     ctx: PipelineContext
     snap: _Snapshot
-    message: Message
+    message: _Locked
     now: datetime
     outcome: ProcessOutcome
     errors: list[str] = field(default_factory=list)
     ack_statuses: list[AckStatus] = field(default_factory=list)
     ack_events: list[dict[str, Any]] = field(default_factory=list)
     rejected_sets: int = 0
-    group_rows: dict[tuple[uuid.UUID, str], FunctionalGroup] = field(default_factory=dict)
-    staged: dict[int, list[Any]] = field(default_factory=dict)
+    group_rows: dict[tuple[uuid.UUID, str], dict[str, Any]] = field(default_factory=dict)
+    staged: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
 
-    def stage(self, level: int, row: Any) -> None:
-        """Queue a row for insertion at its level (0 interchanges … 4 references and deliveries)."""
-        self.staged.setdefault(level, []).append(row)
+    def stage(self, table: Any, row: dict[str, Any]) -> None:
+        """Queue a row for its table; :meth:`flush_staged` inserts each table's rows at once."""
+        self.staged.setdefault(table, []).append(row)
 
     def flush_staged(self) -> None:
-        """Insert the staged rows level by level: parents before children, one batch per level."""
-        for level in sorted(self.staged):
-            self.session.add_all(self.staged[level])
-            self.session.flush()
-        self.staged.clear()
+        """Insert the staged rows: one statement per table, parents before children."""
+        for table in _TABLE_ORDER:
+            rows = self.staged.pop(table, None)
+            if rows:
+                run(self.session, _INSERTS[table], rows)
+
+
+_INSERTS = {table: insert(table) for table in _TABLE_ORDER}
+_MESSAGES = table_of(Message)
+_OUTBOX = table_of(OutboxEntry)
+_READ_MESSAGE = select(
+    _MESSAGES.c.partner_id,
+    _MESSAGES.c.content_sha256,
+    _MESSAGES.c.content_type,
+    _MESSAGES.c.transport,
+    _MESSAGES.c.correlation_id,
+    _MESSAGES.c.status,
+).where(_MESSAGES.c.id == bindparam("message_id"))
+_LOCK_MESSAGE = (
+    select(
+        _MESSAGES.c.status,
+        _MESSAGES.c.partner_id,
+        _MESSAGES.c.correlation_id,
+        _MESSAGES.c.content_sha256,
+        _MESSAGES.c.received_at,
+        _MESSAGES.c.replay_of_id,
+        _MESSAGES.c.ack_status,
+    )
+    .where(_MESSAGES.c.id == bindparam("message_id"))
+    .with_for_update()
+)
+_SAME_CONTENT = (
+    select(_MESSAGES.c.id)
+    .where(
+        _MESSAGES.c.content_sha256 == bindparam("content_sha256"),
+        _MESSAGES.c.partner_id == bindparam("partner_id"),
+        _MESSAGES.c.direction == Direction.INBOUND,
+        _MESSAGES.c.is_duplicate.is_(False),
+        _MESSAGES.c.replay_of_id.is_(None),
+        tuple_(_MESSAGES.c.received_at, _MESSAGES.c.id)
+        < tuple_(bindparam("received_at", type_=_MESSAGES.c.received_at.type),
+                 bindparam("message_id", type_=_MESSAGES.c.id.type)),
+    )
+    .order_by(_MESSAGES.c.received_at)
+    .limit(1)
+)
+_SETTLE_MESSAGE = (
+    update(_MESSAGES)
+    .where(_MESSAGES.c.id == bindparam("target_message"))
+    .values(
+        status=bindparam("new_status"),
+        error=bindparam("new_error"),
+        ack_status=bindparam("new_ack_status"),
+        is_duplicate=bindparam("new_is_duplicate"),
+        duplicate_of_id=bindparam("new_duplicate_of_id"),
+        updated_at=bindparam("target_now"),
+    )
+)
+_OUTBOX_DONE = (
+    update(_OUTBOX)
+    .where(
+        _OUTBOX.c.message_id == bindparam("target_message"),
+        _OUTBOX.c.task_name == OUTBOX_PROCESS_MESSAGE,
+        _OUTBOX.c.status.in_([OutboxStatus.PENDING, OutboxStatus.ENQUEUED]),
+    )
+    .values(status=OutboxStatus.DONE, updated_at=bindparam("target_now"))
+)
+_INSERT_ACK_OUTBOX = insert(_OUTBOX).returning(
+    _OUTBOX.c.id, _OUTBOX.c.message_id, sort_by_parameter_order=True
+)
+_ADVISORY_LOCKS = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS BIGINT[])) AS k")
 
 
 def process_message(
@@ -232,7 +324,7 @@ def fail_message(ctx: PipelineContext, message_id: uuid.UUID, error: str) -> Non
 
 def _read(ctx: PipelineContext, message_id: uuid.UUID) -> _Snapshot:
     with ctx.db.unit_of_work(read_only=True) as session:
-        message = session.get(Message, message_id)
+        message = run(session, _READ_MESSAGE, {"message_id": message_id}).first()
         if message is None:
             raise MessageNotFound(f"message {message_id} not found")
         if message.partner_id is None:
@@ -248,7 +340,7 @@ def _read(ctx: PipelineContext, message_id: uuid.UUID) -> _Snapshot:
             webhook_name = profile.profile.erp.webhook if profile else None
             endpoints = subscribed_endpoints(session, DOCUMENT_RECEIVED, name=webhook_name)
         return _Snapshot(
-            message.id,
+            message_id,
             message.partner_id,
             message.content_sha256,
             message.content_type,
@@ -290,22 +382,26 @@ def _finish_outbox(ctx: PipelineContext, message_id: uuid.UUID) -> None:
 
 
 def _mark_outbox_done(session: Session, message_id: uuid.UUID) -> None:
-    session.execute(
-        update(OutboxEntry)
-        .where(
-            OutboxEntry.message_id == message_id,
-            OutboxEntry.task_name == OUTBOX_PROCESS_MESSAGE,
-            OutboxEntry.status.in_([OutboxStatus.PENDING, OutboxStatus.ENQUEUED]),
-        )
-        .values(status=OutboxStatus.DONE)
+    run(session, _OUTBOX_DONE, {"target_message": message_id, "target_now": utcnow()})
+
+
+def _advisory_locks(session: Session, keys: list[str]) -> None:
+    """Serialise duplicate checks per key across PostgreSQL transactions (SQLite: BEGIN IMMEDIATE)."""
+    if not keys or session.get_bind().dialect.name != "postgresql":
+        return
+    numbers = {int.from_bytes(hashlib.sha256(k.encode()).digest()[:8], "big", signed=True) for k in keys}
+    run(session, _ADVISORY_LOCKS, {"keys": sorted(numbers)})  # in one order everywhere: no deadlock
+
+
+def _isa_key(parsed: ParsedInterchange) -> tuple[str, str, str, str, str]:
+    header = parsed.outcome.header
+    return (
+        header.sender_qualifier,
+        header.sender_id,
+        header.receiver_qualifier,
+        header.receiver_id,
+        header.control_number,
     )
-
-
-def _advisory_lock(session: Session, key: str) -> None:
-    """Serialise duplicate checks for one key across PostgreSQL transactions (SQLite: BEGIN IMMEDIATE)."""
-    if session.get_bind().dialect.name == "postgresql":
-        number = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": number})
 
 
 def _write(
@@ -317,21 +413,30 @@ def _write(
     check_duplicates: bool,
     send_acks: bool,
 ) -> ProcessOutcome:
-    message = session.execute(
-        select(Message)
-        .where(Message.id == snap.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
-    if message.status in FINISHED:
-        _mark_outbox_done(session, message.id)
-        return ProcessOutcome(message.id, message.status, skipped=True)
-    writer = _Writer(
-        session, ctx, snap, message, utcnow(), ProcessOutcome(message.id, MessageStatus.PROCESSED)
+    row = run(session, _LOCK_MESSAGE, {"message_id": snap.id}).one()
+    if row.status in FINISHED:
+        _mark_outbox_done(session, snap.id)
+        return ProcessOutcome(snap.id, row.status, skipped=True)
+    message = _Locked(
+        snap.id,
+        row.partner_id,
+        row.correlation_id,
+        row.content_sha256,
+        row.received_at,
+        row.replay_of_id,
+        row.ack_status,
     )
+    writer = _Writer(session, ctx, snap, message, utcnow(), ProcessOutcome(snap.id, MessageStatus.PROCESSED))
     check_duplicates = check_duplicates and message.replay_of_id is None
-    if check_duplicates and _flag_duplicate_content(writer):
-        return _finish(writer)
+    if check_duplicates:
+        interchanges = parsed.x12.interchanges if parsed.x12 is not None else []
+        _advisory_locks(
+            session,
+            [f"content:{snap.partner_id}:{message.content_sha256}"]
+            + ["isa:" + "|".join(_isa_key(item)) for item in interchanges],
+        )
+        if _flag_duplicate_content(writer):
+            return _finish(writer)
     if parsed.error is not None:
         writer.errors.append(parsed.error)
     elif parsed.x12 is not None:
@@ -342,26 +447,20 @@ def _write(
 
 
 def _flag_duplicate_content(w: _Writer) -> bool:
-    _advisory_lock(w.session, f"content:{w.snap.partner_id}:{w.message.content_sha256}")
-    original = w.session.scalars(
-        select(Message)
-        .where(
-            Message.content_sha256 == w.message.content_sha256,
-            Message.partner_id == w.message.partner_id,
-            Message.direction == Direction.INBOUND,
-            Message.is_duplicate.is_(False),
-            Message.replay_of_id.is_(None),
-            tuple_(Message.received_at, Message.id) < tuple_(w.message.received_at, w.message.id),
-        )
-        .order_by(Message.received_at)
-        .limit(1)
-    ).first()
+    original = run(
+        w.session,
+        _SAME_CONTENT,
+        {
+            "content_sha256": w.message.content_sha256,
+            "partner_id": w.message.partner_id,
+            "received_at": w.message.received_at,
+            "message_id": w.message.id,
+        },
+    ).scalar()
     if original is None:
         return False
-    w.message.is_duplicate = True
-    w.message.duplicate_of_id = original.id
     w.outcome.is_duplicate = True
-    w.outcome.duplicate_of = original.id
+    w.outcome.duplicate_of = original
     return True
 
 
@@ -369,24 +468,16 @@ def _write_x12(w: _Writer, parsed: ParsedX12, *, check_duplicates: bool, send_ac
     w.errors.extend(describe_issue(i) for i in parsed.input_issues if i.is_error)
     duplicates: list[uuid.UUID] = []
     fresh: list[ParsedInterchange] = []  # acknowledgments in these reconcile what we sent
-    to_acknowledge: list[tuple[ParsedInterchange, Interchange]] = []
+    to_acknowledge: list[tuple[ParsedInterchange, dict[str, Any]]] = []
     for position, item in enumerate(parsed.interchanges):
-        header = item.outcome.header
         original = None
         if check_duplicates:
-            key = (
-                header.sender_qualifier,
-                header.sender_id,
-                header.receiver_qualifier,
-                header.receiver_id,
-                header.control_number,
-            )
-            _advisory_lock(w.session, "isa:" + "|".join(key))
+            sender_qualifier, sender_id, receiver_qualifier, receiver_id, control = _isa_key(item)
             original = find_duplicate_interchange(
                 w.session,
-                sender=(header.sender_qualifier, header.sender_id),
-                receiver=(header.receiver_qualifier, header.receiver_id),
-                control_number=header.control_number,
+                sender=(sender_qualifier, sender_id),
+                receiver=(receiver_qualifier, receiver_id),
+                control_number=control,
                 window_days=w.ctx.settings.duplicate_window_days,
                 now=w.now,
             )
@@ -397,57 +488,74 @@ def _write_x12(w: _Writer, parsed: ParsedX12, *, check_duplicates: bool, send_ac
         _write_groups(w, item, interchange)
         fresh.append(item)
         to_acknowledge.append((item, interchange))
+    acks = [(item, _acknowledgments(w, item)) for item, _ in to_acknowledge] if send_acks else []
+    for (_, (built, _)), (_, interchange_row) in zip(acks, to_acknowledge, strict=False):
+        _note_ack_statuses(w, interchange_row, built)
     # Numbering an ack locks the partner's control counters until commit, and every message of
     # that partner waits on the lock: write everything else first so the lock is held briefly.
     w.flush_staged()
-    if send_acks:
-        for item, interchange in to_acknowledge:
-            _store_acks(w, item, interchange)
-    w.outcome.delivery_ids.extend(reconcile_parsed(w.session, w.ctx, w.message, fresh, now=w.now))
+    _store_acks(w, acks)
+    w.outcome.delivery_ids.extend(_reconcile(w, fresh))
     if duplicates and len(duplicates) == len(parsed.interchanges):
-        w.message.is_duplicate = True
-        w.message.duplicate_of_id = duplicates[0]
         w.outcome.is_duplicate = True
         w.outcome.duplicate_of = duplicates[0]
     if not parsed.interchanges and not parsed.input_issues:
         w.errors.append("input: no X12 interchange found")
 
 
+def _reconcile(w: _Writer, fresh: list[ParsedInterchange]) -> list[uuid.UUID]:
+    """Acknowledgments in the message reconcile what we sent (with the ORM message row, loaded only then)."""
+    if not any(_carries_acks(item) for item in fresh):
+        return []
+    message = w.session.get(Message, w.message.id)
+    assert message is not None
+    delivered = reconcile_parsed(w.session, w.ctx, message, fresh, now=w.now)
+    w.message.ack_status = message.ack_status
+    w.session.expunge(message)  # its final state is written with the others in _finish
+    return delivered
+
+
+def _carries_acks(item: ParsedInterchange) -> bool:
+    return bool(item.result.ta1) or any(
+        result.document_type == "functional_acknowledgment" for result in item.sets
+    )
+
+
 def _add_interchange(
-    w: _Writer, item: ParsedInterchange, position: int, *, duplicate_of: Interchange | None
-) -> Interchange:
+    w: _Writer, item: ParsedInterchange, position: int, *, duplicate_of: InterchangeRef | None
+) -> dict[str, Any]:
     header = item.outcome.header
     code, _ = interchange_status(item.outcome)
     w.errors.extend(describe_issue(i) for i in item.outcome.issues if i.is_error)
     if code == AckCode.REJECTED:
         w.rejected_sets += len(item.sets)
-    row = Interchange(
-        id=uuid.uuid4(),
-        message_id=w.message.id,
-        partner_id=w.snap.partner_id,
-        direction=Direction.INBOUND,
-        position=position,
-        sender_qualifier=header.sender_qualifier[:2],
-        sender_id=header.sender_id[:15],
-        receiver_qualifier=header.receiver_qualifier[:2],
-        receiver_id=header.receiver_id[:15],
-        control_number=header.control_number[:9],
-        version=header.version[:5],
-        usage_indicator=header.usage[:1],
-        ack_requested=header.ack_requested.strip() == "1",
-        interchange_date=header.date[:8] or None,
-        status=_ENVELOPE_STATUS.get(code, EnvelopeStatus.REJECTED),
-        is_duplicate=duplicate_of is not None,
-        duplicate_of_id=duplicate_of.id if duplicate_of is not None else None,
-        correlation_id=w.snap.correlation_id,
-        created_at=w.now,
-    )
-    w.stage(0, row)
+    row = {
+        "id": uuid.uuid4(),
+        "message_id": w.message.id,
+        "partner_id": w.snap.partner_id,
+        "direction": Direction.INBOUND,
+        "position": position,
+        "sender_qualifier": header.sender_qualifier[:2],
+        "sender_id": header.sender_id[:15],
+        "receiver_qualifier": header.receiver_qualifier[:2],
+        "receiver_id": header.receiver_id[:15],
+        "control_number": header.control_number[:9],
+        "version": header.version[:5],
+        "usage_indicator": header.usage[:1],
+        "ack_requested": header.ack_requested.strip() == "1",
+        "interchange_date": header.date[:8] or None,
+        "status": _ENVELOPE_STATUS.get(code, EnvelopeStatus.REJECTED),
+        "is_duplicate": duplicate_of is not None,
+        "duplicate_of_id": duplicate_of.id if duplicate_of is not None else None,
+        "correlation_id": w.snap.correlation_id,
+        "created_at": w.now,
+    }
+    w.stage(table_of(Interchange), row)
     return row
 
 
-def _write_groups(w: _Writer, item: ParsedInterchange, interchange: Interchange) -> None:
-    rejected_interchange = interchange.status is EnvelopeStatus.REJECTED
+def _write_groups(w: _Writer, item: ParsedInterchange, interchange: dict[str, Any]) -> None:
+    rejected_interchange = interchange["status"] is EnvelopeStatus.REJECTED
     by_group: dict[int, list[tuple[TransactionResult, dict[str, Any] | None]]] = {}
     for result, data in zip(item.sets, item.data, strict=True):
         by_group.setdefault(id(result.group), []).append((result, data))
@@ -455,22 +563,23 @@ def _write_groups(w: _Writer, item: ParsedInterchange, interchange: Interchange)
         counts = group_counts(group)
         w.errors.extend(describe_issue(i) for i in group.issues if i.is_error)
         header = group.header
-        group_row = FunctionalGroup(
-            id=uuid.uuid4(),
-            interchange_id=interchange.id,
-            partner_id=w.snap.partner_id,
-            position=g_position,
-            functional_id=header.functional_id[:2],
-            application_sender=header.sender[:15],
-            application_receiver=header.receiver[:15],
-            control_number=header.control_number[:9],
-            version=header.version[:12],
-            status=_ENVELOPE_STATUS.get(counts.status, EnvelopeStatus.REJECTED),
-            correlation_id=w.snap.correlation_id,
-            created_at=w.now,
-        )
-        w.stage(1, group_row)
-        w.group_rows[(interchange.id, group_row.control_number)] = group_row
+        group_row = {
+            "id": uuid.uuid4(),
+            "interchange_id": interchange["id"],
+            "partner_id": w.snap.partner_id,
+            "position": g_position,
+            "functional_id": header.functional_id[:2],
+            "application_sender": header.sender[:15],
+            "application_receiver": header.receiver[:15],
+            "control_number": header.control_number[:9],
+            "version": header.version[:12],
+            "status": _ENVELOPE_STATUS.get(counts.status, EnvelopeStatus.REJECTED),
+            "ack_status": None,
+            "correlation_id": w.snap.correlation_id,
+            "created_at": w.now,
+        }
+        w.stage(table_of(FunctionalGroup), group_row)
+        w.group_rows[(interchange["id"], group_row["control_number"])] = group_row
         group_ok = not rejected_interchange and not any(i.is_error for i in group.issues)
         for t_position, (result, data) in enumerate(by_group.get(id(header), [])):
             _add_transaction(w, item, interchange, group_row, t_position, result, data if group_ok else None)
@@ -479,14 +588,14 @@ def _write_groups(w: _Writer, item: ParsedInterchange, interchange: Interchange)
 def _add_transaction(
     w: _Writer,
     item: ParsedInterchange,
-    interchange: Interchange,
-    group: FunctionalGroup,
+    interchange: dict[str, Any],
+    group: dict[str, Any],
     position: int,
     result: TransactionResult,
     data: dict[str, Any] | None,
 ) -> None:
     errors = [i for i in result.issues if i.is_error]
-    if errors and interchange.status is not EnvelopeStatus.REJECTED:
+    if errors and interchange["status"] is not EnvelopeStatus.REJECTED:
         w.rejected_sets += 1
         w.errors.extend(describe_issue(i) for i in errors)
     status = (
@@ -496,19 +605,19 @@ def _add_transaction(
         if result.issues
         else EnvelopeStatus.ACCEPTED
     )
-    row = TransactionSet(
-        id=uuid.uuid4(),
-        group_id=group.id,
-        partner_id=w.snap.partner_id,
-        position=position,
-        set_id=result.set_id[:3],
-        control_number=result.control_number[:9],
-        status=status,
-        errors=[i.to_dict() for i in result.issues],
-        correlation_id=w.snap.correlation_id,
-        created_at=w.now,
-    )
-    w.stage(2, row)
+    row = {
+        "id": uuid.uuid4(),
+        "group_id": group["id"],
+        "partner_id": w.snap.partner_id,
+        "position": position,
+        "set_id": result.set_id[:3],
+        "control_number": result.control_number[:9],
+        "status": status,
+        "errors": [i.to_dict() for i in result.issues],
+        "correlation_id": w.snap.correlation_id,
+        "created_at": w.now,
+    }
+    w.stage(table_of(TransactionSet), row)
     if data is None or result.document_type is None or result.document_type == "functional_acknowledgment":
         return
     header = item.outcome.header
@@ -516,7 +625,7 @@ def _add_transaction(
         "transport": w.snap.transport.value,
         "set": result.set_id,
         "interchange_control_number": header.control_number,
-        "group_control_number": group.control_number,
+        "group_control_number": group["control_number"],
         "transaction_control_number": result.control_number,
         "version": result.group.version,
         "sender": {"qualifier": header.sender_qualifier, "id": header.sender_id},
@@ -527,33 +636,38 @@ def _add_transaction(
 
 
 def _add_document(
-    w: _Writer, data: dict[str, Any], *, transaction: TransactionSet | None, source: dict[str, Any]
+    w: _Writer, data: dict[str, Any], *, transaction: dict[str, Any] | None, source: dict[str, Any]
 ) -> None:
     document_type = str(data.get("document_type"))
     profile_version = w.snap.profile.version if w.snap.profile else None
     reference = primary_reference(document_type, data)
-    document = Document(
-        id=uuid.uuid4(),
-        transaction_id=transaction.id if transaction is not None else None,
-        message_id=w.message.id,
-        partner_id=w.snap.partner_id,
-        direction=Direction.INBOUND,
-        document_type=document_type,
-        profile_version=profile_version,
-        business_reference=reference,
-        status=DocumentStatus.RECEIVED,
-        data=data,
-        correlation_id=w.snap.correlation_id,
-        created_at=w.now,
+    document_id = uuid.uuid4()
+    w.stage(
+        table_of(Document),
+        {
+            "id": document_id,
+            "transaction_id": transaction["id"] if transaction is not None else None,
+            "message_id": w.message.id,
+            "partner_id": w.snap.partner_id,
+            "direction": Direction.INBOUND,
+            "document_type": document_type,
+            "profile_version": profile_version,
+            "business_reference": reference,
+            "status": DocumentStatus.RECEIVED,
+            "data": data,
+            "idempotency_key": None,
+            "correlation_id": w.snap.correlation_id,
+            "created_at": w.now,
+        },
     )
-    w.stage(3, document)
     for qualifier, value in business_references(data):
-        w.stage(4, DocumentReference(document_id=document.id, qualifier=qualifier, value=value))
-    w.outcome.document_ids.append(document.id)
+        reference_row = {"document_id": document_id, "qualifier": qualifier, "value": value}
+        w.stage(table_of(DocumentReference), reference_row)
+    w.outcome.document_ids.append(document_id)
     payload = {
         "partner_id": w.snap.partner_id,
         "document_type": document_type,
-        "document_id": str(document.id),
+        "document_id": str(document_id),
         "message_id": str(w.message.id),
         "correlation_id": w.snap.correlation_id,
         "business_reference": reference,
@@ -563,39 +677,57 @@ def _add_document(
     }
     policy = w.ctx.retry_policy()
     for endpoint in w.snap.endpoints:
-        delivery = create_delivery(
-            w.session,
+        delivery = delivery_row(
             endpoint_id=endpoint.id,
             event_type=DOCUMENT_RECEIVED,
-            subject_id=document.id,
+            subject_id=document_id,
             payload=payload,
             partner_id=w.snap.partner_id,
-            document_id=document.id,
+            document_id=document_id,
             message_id=w.message.id,
             correlation_id=w.snap.correlation_id,
             policy=policy,
             now=w.now,
-            check_existing=False,
-            add=False,
         )
-        w.stage(4, delivery)
-        w.outcome.delivery_ids.append(delivery.id)
+        w.stage(table_of(Delivery), delivery)
+        w.outcome.delivery_ids.append(delivery["id"])
 
 
-def _store_acks(w: _Writer, item: ParsedInterchange, interchange: Interchange) -> None:
+def _acknowledgments(w: _Writer, item: ParsedInterchange) -> tuple[list[Acknowledgment], Counter[str]]:
+    """The acknowledgments of an interchange built with placeholder numbers, and how many of each kind."""
     profile = w.snap.profile
     if profile is None:
-        return
-    ack_settings = profile.profile.x12.acknowledgment
-    # A dry run counts the numbers each kind needs, so that one statement allocates them all
-    # (it takes the partner's counter lock, held to commit: the last thing this unit does).
+        return [], Counter()
     needed: Counter[str] = Counter()
 
     def count(kind: str) -> int:
         needed[kind] += 1
         return needed[kind]
 
-    if not build_acknowledgments(item.outcome, ack_settings, now=w.now, next_control_number=count):
+    return build_acknowledgments(item.outcome, profile.profile.x12.acknowledgment, now=w.now,
+                                 next_control_number=count), needed
+
+
+def _note_ack_statuses(w: _Writer, interchange: dict[str, Any], acks: list[Acknowledgment]) -> None:
+    """The status each ack gives its group (the numbers don't change it), known before any insert."""
+    for ack in acks:
+        status = _ACK_STATUS.get(ack.status, AckStatus.ACCEPTED)
+        w.ack_statuses.append(status)
+        group_row = w.group_rows.get((interchange["id"], ack.acknowledged_group or ""))
+        if group_row is not None:
+            group_row["ack_status"] = status
+
+
+_Planned = tuple[ParsedInterchange, tuple[list[Acknowledgment], Counter[str]]]
+
+
+def _store_acks(w: _Writer, acks: list[_Planned]) -> None:
+    """Number the acknowledgments (one statement takes them all) and store each as an outbound message."""
+    needed: Counter[str] = Counter()
+    for _, (_, counts) in acks:
+        needed.update(counts)
+    profile = w.snap.profile
+    if not needed or profile is None:
         return
     firsts = allocate_many(
         w.session,
@@ -608,71 +740,91 @@ def _store_acks(w: _Writer, item: ParsedInterchange, interchange: Interchange) -
         handed[kind] += 1
         return firsts[_CONTROL_KINDS[kind]] + handed[kind] - 1
 
-    for ack in build_acknowledgments(item.outcome, ack_settings, now=w.now, next_control_number=next_number):
-        _store_ack(w, item, interchange, ack)
-
-
-def _store_ack(w: _Writer, item: ParsedInterchange, interchange: Interchange, ack: Acknowledgment) -> None:
-    blob = w.ctx.blobs.put_bytes(ack.text.encode("utf-8"))
-    record_blob(w.session, blob)
-    transport = w.snap.transport if w.snap.transport in _SENDING_TRANSPORTS else Transport.HTTP
-    isa13 = f"{ack.interchange_control_number:09d}"
-    ack_message = Message(
-        id=uuid.uuid4(),
-        direction=Direction.OUTBOUND,
-        transport=transport,
-        partner_id=w.snap.partner_id,
-        status=MessageStatus.QUEUED,
-        content_sha256=blob.sha256,
-        size=blob.size,
-        content_type="application/edi-x12",
-        filename=f"{ack.kind}_{isa13}.x12",
-        correlation_id=w.snap.correlation_id,
-        received_at=w.now,
-    )
-    w.session.add(ack_message)
-    header = item.outcome.header
-    w.session.add(
-        Interchange(
-            id=uuid.uuid4(),
-            message_id=ack_message.id,
-            partner_id=w.snap.partner_id,
-            direction=Direction.OUTBOUND,
-            position=0,
-            sender_qualifier=header.receiver_qualifier[:2],
-            sender_id=header.receiver_id[:15],
-            receiver_qualifier=header.sender_qualifier[:2],
-            receiver_id=header.sender_id[:15],
-            control_number=isa13,
-            version=header.version[:5],
-            usage_indicator=header.usage[:1] or "P",
-            ack_requested=False,
-            interchange_date=w.now.strftime("%y%m%d"),
-            status=_ENVELOPE_STATUS.get(ack.status, EnvelopeStatus.ACCEPTED),
-            correlation_id=w.snap.correlation_id,
-            created_at=w.now,
+    numbered = [
+        (item, ack)
+        for item, (placeholders, _) in acks
+        if placeholders
+        for ack in build_acknowledgments(
+            item.outcome, profile.profile.x12.acknowledgment, now=w.now, next_control_number=next_number
         )
-    )
-    w.session.flush()
-    entry = add_outbox_entry(
+    ]
+    blobs = w.ctx.blobs.put_many([ack.text.encode("utf-8") for _, ack in numbered])
+    record_blobs(w.session, blobs)
+    transport = w.snap.transport if w.snap.transport in _SENDING_TRANSPORTS else Transport.HTTP
+    for (item, ack), blob in zip(numbered, blobs, strict=True):
+        _stage_ack(w, item, ack, blob, transport)
+    w.flush_staged()
+    entries = run(
         w.session,
-        task_name=OUTBOX_SEND_MESSAGE,
-        message_id=ack_message.id,
-        task_args={"message_id": str(ack_message.id)},
+        _INSERT_ACK_OUTBOX,
+        [
+            {
+                "task_name": OUTBOX_SEND_MESSAGE,
+                "message_id": event["message_id"],
+                "task_args": {"message_id": str(event["message_id"])},
+                "status": OutboxStatus.ENQUEUED,
+                "attempts": 1,
+                "next_attempt_at": w.now + w.ctx.lease,
+                "created_at": w.now,
+                "updated_at": w.now,
+            }
+            for event in w.ack_events
+        ],
+    ).all()
+    w.outcome.send_entries.extend((entry.id, entry.message_id) for entry in entries)
+
+
+def _stage_ack(
+    w: _Writer, item: ParsedInterchange, ack: Acknowledgment, blob: Any, transport: Transport
+) -> None:
+    isa13 = f"{ack.interchange_control_number:09d}"
+    ack_message_id = uuid.uuid4()
+    w.stage(
+        table_of(Message),
+        {
+            "id": ack_message_id,
+            "direction": Direction.OUTBOUND,
+            "transport": transport,
+            "partner_id": w.snap.partner_id,
+            "status": MessageStatus.QUEUED,
+            "content_sha256": blob.sha256,
+            "size": blob.size,
+            "content_type": "application/edi-x12",
+            "filename": f"{ack.kind}_{isa13}.x12",
+            "correlation_id": w.snap.correlation_id,
+            "received_at": w.now,
+            "updated_at": w.now,
+        },
     )
-    entry.status = OutboxStatus.ENQUEUED
-    entry.attempts = 1
-    entry.next_attempt_at = w.now + w.ctx.lease
-    status = _ACK_STATUS.get(ack.status, AckStatus.ACCEPTED)
-    w.ack_statuses.append(status)
-    group_row = w.group_rows.get((interchange.id, ack.acknowledged_group or ""))
-    if group_row is not None:
-        group_row.ack_status = status
-    w.outcome.ack_message_ids.append(ack_message.id)
-    w.outcome.send_entries.append((entry.id, ack_message.id))
+    header = item.outcome.header
+    w.stage(
+        table_of(Interchange),
+        {
+            "id": uuid.uuid4(),
+            "message_id": ack_message_id,
+            "partner_id": w.snap.partner_id,
+            "direction": Direction.OUTBOUND,
+            "position": 0,
+            "sender_qualifier": header.receiver_qualifier[:2],
+            "sender_id": header.receiver_id[:15],
+            "receiver_qualifier": header.sender_qualifier[:2],
+            "receiver_id": header.sender_id[:15],
+            "control_number": isa13,
+            "version": header.version[:5],
+            "usage_indicator": header.usage[:1] or "P",
+            "ack_requested": False,
+            "interchange_date": w.now.strftime("%y%m%d"),
+            "status": _ENVELOPE_STATUS.get(ack.status, EnvelopeStatus.ACCEPTED),
+            "is_duplicate": False,
+            "duplicate_of_id": None,
+            "correlation_id": w.snap.correlation_id,
+            "created_at": w.now,
+        },
+    )
+    w.outcome.ack_message_ids.append(ack_message_id)
     w.ack_events.append(
         {
-            "message_id": ack_message.id,
+            "message_id": ack_message_id,
             "kind": ack.kind,
             "status": ack.status,
             "interchange_control_number": isa13,
@@ -692,19 +844,32 @@ def _finish(w: _Writer) -> ProcessOutcome:
     else:
         status, event_type = MessageStatus.PROCESSED, "message.processed"
     outcome.status = status
-    message.status = status
+    error = None
     if w.errors:
         lines = w.errors[:MAX_ERROR_LINES]
         if len(w.errors) > MAX_ERROR_LINES:
             lines.append(f"… and {len(w.errors) - MAX_ERROR_LINES} more")
-        message.error = "\n".join(lines)[:10_000]
-        outcome.error = message.error
-    if w.ack_statuses:
-        message.ack_status = max(w.ack_statuses, key=_ACK_SEVERITY.index)
+        error = outcome.error = "\n".join(lines)[:10_000]
+    # Our own acks decide; a message that only carries the partner's acks keeps what reconciling set.
+    ack_status = max(w.ack_statuses, key=_ACK_SEVERITY.index) if w.ack_statuses else message.ack_status
+    run(
+        w.session,
+        _SETTLE_MESSAGE,
+        {
+            "target_message": message.id,
+            "new_status": status,
+            "new_error": error,
+            "new_ack_status": ack_status,
+            "new_is_duplicate": outcome.is_duplicate,
+            "new_duplicate_of_id": outcome.duplicate_of,
+            "target_now": w.now,
+        },
+    )
     _mark_outbox_done(w.session, message.id)
+    ref = MessageRef(message.id, message.partner_id, message.correlation_id)
     append_message_event(
         w.session,
-        message,
+        ref,
         event_type=event_type,
         actor="worker",
         data={

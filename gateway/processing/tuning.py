@@ -29,12 +29,16 @@ class PipelineTuning(BaseSettings):
     sweep_batch_size: int = 500
 
 
+_VARIABLES = tuple(f"EDIGATE_{name.upper()}" for name in PipelineTuning.model_fields)
+
+
 def current_tuning() -> PipelineTuning:
-    """The tuning for the environment as it is now, built again only when an EDIGATE_ variable changed."""
-    # Building the settings parses the environment (~1 ms); hot paths ask on every message.
-    return _tuning_for(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("EDIGATE_"))))
+    """The tuning for the environment as it is now, built again only when one of its variables changed."""
+    # Building the settings parses the environment (~1 ms) and even scanning every variable
+    # costs ~0.1 ms; hot paths ask on every message, so only this model's variables are read.
+    return _tuning_for(tuple(os.environ.get(name) for name in _VARIABLES))
 
 
 @functools.lru_cache(maxsize=8)
-def _tuning_for(_environment: tuple[tuple[str, str], ...]) -> PipelineTuning:
+def _tuning_for(_environment: tuple[str | None, ...]) -> PipelineTuning:
     return PipelineTuning()

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.archive.blob_store import BlobRef
+from gateway.store.core import run
 from gateway.store.models import Blob
 from gateway.store.statements import multi_row_insert, row_params
 from gateway.store.types import utcnow
@@ -28,7 +29,7 @@ def record_blobs(session: Session, refs: Sequence[BlobRef]) -> None:
     now = utcnow()
     rows = [(ref.sha256, ref.size, now) for ref in unique.values()]
     statement = multi_row_insert(Blob.__table__, _COLUMNS, len(rows), "ON CONFLICT (sha256) DO NOTHING")
-    result = session.execute(statement, row_params(_COLUMNS, rows))
+    result = run(session, statement, row_params(_COLUMNS, rows))
     if getattr(result, "rowcount", len(unique)) == len(unique):
         return
     # Some were known already: their catalogued sizes must agree with what was just archived.

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from gateway.store.core import run
 from gateway.store.enums import ControlNumberKind
 from gateway.store.events import append_event
 from gateway.store.models import ControlCounter
@@ -93,8 +94,8 @@ def allocate_many(
         raise ControlNumberError("count must be at least 1")
     rows = [(partner_id, kind, 1 + count, utcnow()) for kind, count in sorted(counts.items())]
     statement = multi_row_insert(ControlCounter.__table__, _COUNTER_COLUMNS, len(rows), _ADVANCE)
-    result = session.execute(statement, row_params(_COUNTER_COLUMNS, rows) | {"max_value": MAX_VALUE})
-    advanced = {ControlNumberKind(kind): value for kind, value in result.all()}
+    result = run(session, statement, row_params(_COUNTER_COLUMNS, rows) | {"max_value": MAX_VALUE})
+    advanced = {ControlNumberKind(row.kind): row.next_value for row in result}
     firsts = {}
     for kind, count in counts.items():
         if kind not in advanced or advanced[kind] - 1 > MAX_VALUE:

@@ -4,11 +4,19 @@ On SQLite every read-write unit of work starts with ``BEGIN IMMEDIATE``: it take
 lock up front (waiting up to ``busy_timeout``), so two writers never both read the same state
 and then collide (WAL's ``SQLITE_BUSY_SNAPSHOT``). Read-only units use a deferred ``BEGIN`` and
 run alongside writers thanks to WAL. On PostgreSQL row locks (``SELECT … FOR UPDATE``) do the
-serialising where it matters (control numbers, event chain).
+serialising where it matters (control numbers, event chain); read-only units run in autocommit
+(under READ COMMITTED a transaction gives each statement its own snapshot anyway, so BEGIN and
+ROLLBACK would only add two round trips).
+
+A pooled PostgreSQL connection is checked before use without a round trip: an idle connection
+has nothing to read unless the server closed it (a restart, ``pg_terminate_backend``), so a
+readable socket means stale and the pool connects again. ``pool_pre_ping`` would send a
+``SELECT 1`` (and a ``BEGIN``) for every unit of work.
 """
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -38,7 +47,24 @@ def create_db_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> E
     connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", {}))
     if schema:
         connect_args["options"] = f"-c search_path={schema}"
-    return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    engine = create_engine(parsed, connect_args=connect_args, **kwargs)
+    event.listen(engine, "checkout", _refuse_closed_connection)
+    return engine
+
+
+def server_closed(dbapi_connection: Any) -> bool:
+    """True when an idle connection's socket is readable (or gone): the server has closed it."""
+    try:
+        fileno = dbapi_connection.fileno()
+        readable, _, _ = select.select([fileno], [], [], 0)
+    except (OSError, ValueError, AttributeError):
+        return True
+    return bool(readable)
+
+
+def _refuse_closed_connection(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: Any) -> None:
+    if server_closed(dbapi_connection):
+        raise sa_exc.DisconnectionError("the server closed this pooled connection")
 
 
 def _install_sqlite_hooks(engine: Engine) -> None:
@@ -78,6 +104,12 @@ class Database:
         return cls.from_url(settings.effective_database_url(), schema=settings.database_schema)
 
     @property
+    def _read_only_options(self) -> dict[str, str]:
+        if self.is_sqlite:
+            return {_BEGIN_OPTION: "DEFERRED"}
+        return {"isolation_level": "AUTOCOMMIT"}
+
+    @property
     def is_sqlite(self) -> bool:
         """True for SQLite."""
         return self.engine.dialect.name == "sqlite"
@@ -87,7 +119,7 @@ class Database:
         """A session in one transaction: committed when the block ends, rolled back on error."""
         with self.sessions() as session:
             if read_only:
-                session.connection(execution_options={_BEGIN_OPTION: "DEFERRED"})
+                session.connection(execution_options=self._read_only_options)
             try:
                 yield session
                 if read_only:

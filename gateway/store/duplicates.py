@@ -4,13 +4,40 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from gateway.store.core import run, table_of
 from gateway.store.enums import Direction
 from gateway.store.models import Interchange, Message
 from gateway.store.types import utcnow
+
+_INTERCHANGES = table_of(Interchange)
+# Two rows: the earliest may be the one to exclude.
+_SAME_ISA = (
+    select(_INTERCHANGES.c.id, _INTERCHANGES.c.message_id)
+    .where(
+        _INTERCHANGES.c.sender_qualifier == bindparam("sender_qualifier"),
+        _INTERCHANGES.c.sender_id == bindparam("sender_id"),
+        _INTERCHANGES.c.receiver_qualifier == bindparam("receiver_qualifier"),
+        _INTERCHANGES.c.receiver_id == bindparam("receiver_id"),
+        _INTERCHANGES.c.control_number == bindparam("control_number"),
+        _INTERCHANGES.c.created_at >= bindparam("since"),
+        _INTERCHANGES.c.direction == Direction.INBOUND,
+        _INTERCHANGES.c.is_duplicate.is_(False),
+    )
+    .order_by(_INTERCHANGES.c.created_at)
+    .limit(2)
+)
+
+
+class InterchangeRef(NamedTuple):
+    """An interchange row's id and its message's id."""
+
+    id: uuid.UUID
+    message_id: uuid.UUID
 
 
 def find_duplicate_interchange(
@@ -22,27 +49,24 @@ def find_duplicate_interchange(
     window_days: int,
     exclude_id: uuid.UUID | None = None,
     now: datetime | None = None,
-) -> Interchange | None:
+) -> InterchangeRef | None:
     """The earliest inbound interchange with the same ids and ISA13 inside the window."""
-    since = (now or utcnow()) - timedelta(days=window_days)
-    query = (
-        select(Interchange)
-        .where(
-            Interchange.sender_qualifier == sender[0],
-            Interchange.sender_id == sender[1],
-            Interchange.receiver_qualifier == receiver[0],
-            Interchange.receiver_id == receiver[1],
-            Interchange.control_number == control_number,
-            Interchange.created_at >= since,
-            Interchange.direction == Direction.INBOUND,
-            Interchange.is_duplicate.is_(False),
-        )
-        .order_by(Interchange.created_at)
-        .limit(1)
+    rows = run(
+        session,
+        _SAME_ISA,
+        {
+            "sender_qualifier": sender[0],
+            "sender_id": sender[1],
+            "receiver_qualifier": receiver[0],
+            "receiver_id": receiver[1],
+            "control_number": control_number,
+            "since": (now or utcnow()) - timedelta(days=window_days),
+        },
     )
-    if exclude_id is not None:
-        query = query.where(Interchange.id != exclude_id)
-    return session.scalars(query).first()
+    for row in rows:
+        if row.id != exclude_id:
+            return InterchangeRef(row.id, row.message_id)
+    return None
 
 
 def find_message_with_same_content(

@@ -21,16 +21,27 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy import event as orm_event
-from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from gateway.store.core import run, table_of
 from gateway.store.models import Event, EventChainHead
 from gateway.store.types import utcnow
 
 GENESIS_HASH = "0" * 64
 CHAIN_HEAD_ID = 1
 _PENDING = "edigate.pending_events"
+_HEAD = table_of(EventChainHead)
+_LOCK_HEAD = (
+    select(_HEAD.c.last_event_id, _HEAD.c.last_hash).where(_HEAD.c.id == CHAIN_HEAD_ID).with_for_update()
+)
+_INSERT_EVENTS = insert(table_of(Event))
+_MOVE_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == CHAIN_HEAD_ID)
+    .values(last_event_id=bindparam("new_last_id"), last_hash=bindparam("new_last_hash"))
+)
 
 
 class EventChainError(Exception):
@@ -140,27 +151,19 @@ def flush_events(session: Session) -> None:
     pending: list[dict[str, Any]] = session.info.pop(_PENDING, [])
     if not pending:
         return
-    head = session.execute(
-        select(EventChainHead.last_event_id, EventChainHead.last_hash)
-        .where(EventChainHead.id == CHAIN_HEAD_ID)
-        .with_for_update()
-    ).first()
+    head = run(session, _LOCK_HEAD).first()
     if head is None:
         session.info[_PENDING] = pending
         raise EventChainError("event_chain_head row is missing; run `edigate migrate`")
-    last_id, last_hash = head
+    last_id, last_hash = head.last_event_id, head.last_hash
     rows = []
     for content in pending:
         last_id += 1
         row = {"id": last_id, **content, "prev_hash": last_hash}
         last_hash = row["hash"] = compute_hash(last_hash, _content_of(row))
         rows.append(row)
-    session.execute(insert(Event), rows)
-    session.execute(
-        update(EventChainHead)
-        .where(EventChainHead.id == CHAIN_HEAD_ID)
-        .values(last_event_id=last_id, last_hash=last_hash)
-    )
+    run(session, _INSERT_EVENTS, rows)
+    run(session, _MOVE_HEAD, {"new_last_id": last_id, "new_last_hash": last_hash})
 
 
 @orm_event.listens_for(Session, "before_commit")
@@ -185,6 +188,15 @@ def iter_events(session: Session, *, batch_size: int = 1000) -> Iterator[Event]:
         yield from batch
         last_id = batch[-1].id
         session.expunge_all()
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """What an event about a message records of it, for code that holds no ORM row."""
+
+    id: uuid.UUID
+    partner_id: str | None
+    correlation_id: str
 
 
 def append_message_event(

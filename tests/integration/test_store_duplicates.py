@@ -10,7 +10,11 @@ import pytest
 from gateway.archive import BlobRef
 from gateway.store.blobs import record_blob
 from gateway.store.db import Database
-from gateway.store.duplicates import find_duplicate_interchange, find_message_with_same_content
+from gateway.store.duplicates import (
+    InterchangeRef,
+    find_duplicate_interchange,
+    find_message_with_same_content,
+)
 from gateway.store.enums import Direction, EnvelopeStatus, MessageStatus, Transport
 from gateway.store.models import Interchange, Message
 from gateway.store.types import utcnow
@@ -52,7 +56,7 @@ def _store_interchange(database: Database, *, control: str, age_days: int = 0) -
         return message.id
 
 
-def _find(database: Database, control: str, window_days: int = 365) -> Interchange | None:
+def _find(database: Database, control: str, window_days: int = 365) -> InterchangeRef | None:
     with database.unit_of_work(read_only=True) as session:
         return find_duplicate_interchange(
             session,
