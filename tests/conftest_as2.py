@@ -182,7 +182,7 @@ def as2_app(api_app: FastAPI, as2_certs: As2Certs) -> As2Setup:
 
 @pytest.fixture
 def pg_as2_app(pg_api_app: FastAPI, as2_certs: As2Certs) -> As2Setup:
-    """``as2_app`` on PostgreSQL, where a receipt's reads and writes share one session."""
+    """``as2_app`` on PostgreSQL."""
     return as2_setup(pg_api_app, as2_certs)
 
 
@@ -196,7 +196,7 @@ def as2_server(as2_app: As2Setup) -> Iterator[LiveServer]:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
 def any_as2_app(request: pytest.FixtureRequest) -> As2Setup:
-    """``as2_app`` once on SQLite and once on PostgreSQL (receiving's two unit-of-work shapes)."""
+    """``as2_app`` once on SQLite and once on PostgreSQL (different locking and transactions)."""
     setup: As2Setup = request.getfixturevalue("pg_as2_app" if request.param == "postgres" else "as2_app")
     return setup
 

@@ -1,6 +1,6 @@
 """Receiving caches our parsed keys and partners' AS2 setups per process, yet sees every change at once;
 it publishes after answering, and concurrent copies of one message are processed once. Each test
-runs on SQLite and on PostgreSQL (where a receipt's reads and writes share one session)."""
+runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from gateway.processing.publisher import RecordingPublisher
 from gateway.secrets import SecretBox
@@ -125,17 +125,3 @@ def test_concurrent_copies_of_one_message_are_processed_once(
         assert session.scalar(select(func.count()).select_from(Message)) == 1
         statuses = sorted(session.scalars(select(As2Exchange.status)))
     assert statuses.count("processed") == 1 and len(statuses) == 6
-
-
-def test_a_receipt_takes_one_connection_on_postgresql_and_two_units_on_sqlite(
-    any_as2_server: LiveServer, any_as2_app: As2Setup, request: pytest.FixtureRequest
-) -> None:
-    """SQLite opens the message between two units so it never holds the write lock meanwhile."""
-    db = any_as2_app.app.state.db
-    _post(any_as2_server, any_as2_app)  # caches warmed
-    checkouts: list[object] = []
-    listener = lambda *_: checkouts.append(None)  # noqa: E731
-    event.listen(db.engine, "checkout", listener)
-    request.addfinalizer(lambda: event.remove(db.engine, "checkout", listener))
-    assert str(_post(any_as2_server, any_as2_app)[1].disposition) == "processed"
-    assert len(checkouts) == (2 if db.is_sqlite else 1)

@@ -13,17 +13,17 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
-from sqlalchemy import Table, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.secrets import SecretBox
+from gateway.store.core import run, table_of
 from gateway.store.events import append_event
 from gateway.store.types import utcnow
 from gateway.transports.as2.cms import KeyPair
@@ -247,8 +247,8 @@ def usable_key_pairs(session: Session, box: SecretBox) -> list[KeyPair]:
     return [loaded[key_id] for key_id in active if key_id in loaded]
 
 
-_KEY_PAIRS = cast(Table, As2KeyPair.__table__)
-_LISTING = (  # a Core statement: it runs for every message received
+_KEY_PAIRS = table_of(As2KeyPair)
+_LISTING = (  # runs for every message received: built once, run with gateway.store.core.run
     select(_KEY_PAIRS.c.id, _KEY_PAIRS.c.as2_id, _KEY_PAIRS.c.status)
     .where(_KEY_PAIRS.c.status != "retired")
     .order_by(_KEY_PAIRS.c.activated_at.desc(), _KEY_PAIRS.c.created_at.desc())
@@ -261,7 +261,7 @@ def key_pair_listing(session: Session) -> tuple[tuple[uuid.UUID, str, str], ...]
     A key pair's key and certificate never change, so this listing is all a cache of parsed keys
     has to compare to notice an added, activated, deactivated or retired key.
     """
-    return tuple((row[0], row[1], row[2]) for row in session.execute(_LISTING))
+    return tuple((row.id, row.as2_id, row.status) for row in run(session, _LISTING))
 
 
 def load_key_pairs(

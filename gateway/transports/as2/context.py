@@ -2,11 +2,6 @@
 
 Our parsed keys and the partners' AS2 setups are cached and compared with the database on every
 message (one small query each), so a change made by any process applies to the next message.
-
-A receipt reads (partner, keys, an earlier copy) before it opens the message and writes after.
-On SQLite those are two units of work, so that opening the message never holds the single write
-lock. On PostgreSQL the whole receipt is one session on one pooled connection: the reads and
-the writes share a checkout, its ping and its BEGIN.
 """
 
 from __future__ import annotations
@@ -83,7 +78,6 @@ class ReceiveContext:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _doorbell: Doorbell | None = field(default=None, repr=False)
-    _receipt: threading.local = field(default_factory=threading.local, repr=False)
 
     def ring(self, received: Received) -> None:
         """Publish a received message's task from the background (after the answer went out)."""
@@ -115,48 +109,14 @@ class ReceiveContext:
             self._keys = None
 
     @contextmanager
-    def receipt(self) -> Iterator[None]:
-        """Scope one receipt (in this thread): on PostgreSQL its reads and writes share a session."""
-        if self.db.is_sqlite or getattr(self._receipt, "session", None) is not None:
-            yield
-            return
-        with self.db.unit_of_work() as session:
-            self._receipt.session = session
-            try:
-                yield
-            finally:
-                self._receipt.session = None
-
-    @contextmanager
-    def reading(self) -> Iterator[Session]:
-        """Read before opening a message: the receipt's session, else a read-only unit of work."""
-        held: Session | None = getattr(self._receipt, "session", None)
-        if held is not None:
-            yield held
-            return
-        with self.db.unit_of_work(read_only=True) as session:
-            yield session
-
-    @contextmanager
     def writing(self) -> Iterator[Session]:
         """A read-write unit of work; on SQLite, one at a time across this data dir's AS2 receivers.
-
-        Within a PostgreSQL ``receipt`` it is the receipt's session, committed when the block ends.
 
         SQLite's busy handler polls with sleeps growing to 100 ms, so writers racing for its lock
         starve each other (seconds at the tail). Queueing first on a thread lock, then on a file
         lock next to the database (other uvicorn workers), hands the write lock over as soon as
         it is free.
         """
-        held: Session | None = getattr(self._receipt, "session", None)
-        if held is not None:
-            try:
-                yield held
-                held.commit()
-            except BaseException:
-                held.rollback()
-                raise
-            return
         if not self.db.is_sqlite:
             with self.db.unit_of_work() as session:
                 yield session

@@ -11,15 +11,16 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from cryptography import x509
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Table, and_, bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.processing.profiles import ProfileMissing, load_profile
 from gateway.secrets import SecretBox
+from gateway.store.core import run, table_of
 from gateway.store.enums import PartnerStatus
 from gateway.store.models import Partner, PartnerProfileVersion
 from gateway.transports.as2.certificates import CertificateError, load_certificate, partner_certificates
@@ -158,12 +159,11 @@ def as2_partner_from_profile(session: Session, profile: PartnerProfile, as2: As2
     return As2Partner(profile.id, profile, as2, load_options(session, profile.id), verify, encrypt)
 
 
-_PARTNERS = cast(Table, Partner.__table__)
-_VERSIONS = cast(Table, PartnerProfileVersion.__table__)
-_OPTIONS = cast(Table, As2PartnerOptions.__table__)
-_CERTIFICATES = cast(Table, As2PartnerCertificate.__table__)
-# On the tables, not the ORM classes: this runs for every message and Core skips the ORM's
-# result machinery.
+_PARTNERS = table_of(Partner)
+_VERSIONS = table_of(PartnerProfileVersion)
+_OPTIONS = table_of(As2PartnerOptions)
+_CERTIFICATES = table_of(As2PartnerCertificate)
+# Runs for every message received: built once on the tables, run with gateway.store.core.run.
 _STAMP = (
     select(
         _PARTNERS.c.status,
@@ -196,7 +196,7 @@ def partner_stamp(session: Session, partner_id: str) -> tuple[tuple[Any, ...], .
     The partner's status and current profile version (with its hash), its options row's
     ``updated_at``, and each of its certificates' id, status and usage. Empty for no partner.
     """
-    return tuple(tuple(row) for row in session.execute(_STAMP, {"partner_id": partner_id}))
+    return tuple(tuple(row) for row in run(session, _STAMP, {"partner_id": partner_id}))
 
 
 class PartnerCache:

@@ -16,14 +16,14 @@ import uuid
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import cast
 
-from sqlalchemy import Table, bindparam, insert, select, text, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from gateway.archive.blob_store import BlobRef
 from gateway.intake.service import Received, publish_received, record_received
 from gateway.store.blobs import record_blobs
+from gateway.store.core import run, table_of
 from gateway.store.enums import Transport
 from gateway.store.events import append_event
 from gateway.store.models import Message
@@ -152,11 +152,14 @@ def _make_mdn(
     )
 
 
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+
+
 def _lock_message_id(session: Session, partner_id: str, message_id: str) -> None:
     """Serialise concurrent receipts of one Message-ID (SQLite's BEGIN IMMEDIATE already does)."""
     if session.get_bind().dialect.name == "postgresql":
         key = zlib.crc32(f"as2:{partner_id}:{message_id}".encode()) - 2**31
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        run(session, _ADVISORY_LOCK, {"k": key})
 
 
 @dataclass(frozen=True)
@@ -170,9 +173,8 @@ class _Previous:
     message_id: uuid.UUID | None
 
 
-# Built once, on the tables rather than the ORM classes: building and cache-keying a statement
-# costs more than running it on SQLite, and Core statements skip the ORM's result machinery.
-_EXCHANGES = cast(Table, As2Exchange.__table__)
+# Per-message statements: built once on the tables, run with gateway.store.core.run.
+_EXCHANGES = table_of(As2Exchange)
 _PREVIOUS = (
     select(
         _EXCHANGES.c.raw_sha256,
@@ -191,7 +193,7 @@ _PREVIOUS = (
     .limit(1)
 )
 _INSERT_EXCHANGE = insert(_EXCHANGES).returning(_EXCHANGES.c.id)
-_MESSAGES = cast(Table, Message.__table__)
+_MESSAGES = table_of(Message)
 _SET_RECEIPT = (
     update(_MESSAGES)
     .where(_MESSAGES.c.id == bindparam("message"))
@@ -200,8 +202,10 @@ _SET_RECEIPT = (
 
 
 def _previous(session: Session, partner_id: str, message_id: str) -> _Previous | None:
-    row = session.execute(_PREVIOUS, {"partner_id": partner_id, "message_id": message_id}).first()
-    return None if row is None else _Previous(*row)
+    row = run(session, _PREVIOUS, {"partner_id": partner_id, "message_id": message_id}).first()
+    if row is None:
+        return None
+    return _Previous(row.raw_sha256, row.mdn_sha256, row.mic, row.disposition, row.message_id)
 
 
 def _record_exchange(
@@ -239,7 +243,7 @@ def _record_exchange(
         "mdn_next_attempt_at": utcnow() if request.mode == "async" else None,
         "error": error,
     }
-    exchange_id: int = session.execute(_INSERT_EXCHANGE, values).scalar_one()
+    exchange_id: int = run(session, _INSERT_EXCHANGE, values).scalar_one()
     return exchange_id
 
 
@@ -276,18 +280,6 @@ def receive_as2(
     With ``publish=False`` the caller rings intake's doorbell for ``answer.received`` itself
     (``ctx.ring``), e.g. after the response is out: the outbox row is committed.
     """
-    with ctx.receipt():
-        return _receive(ctx, headers, body, raw, correlation_id, publish)
-
-
-def _receive(
-    ctx: ReceiveContext,
-    headers: dict[str, str],
-    body: bytes | Span,
-    raw: BlobRef,
-    correlation_id: str | None,
-    publish: bool,
-) -> As2Answer:
     headers = {k.lower(): v for k, v in headers.items()}
     inbound = _Inbound(
         headers,
@@ -302,7 +294,7 @@ def _receive(
         return As2Answer(
             400, {"Content-Type": "text/plain"}, b"AS2-From, AS2-To and Message-ID are required\n"
         )
-    with ctx.reading() as session:
+    with ctx.db.unit_of_work(read_only=True) as session:
         partner_id = find_partner_id_by_as2_id(session, inbound.as2_from)
         partner = ctx.partners.get(session, partner_id, ctx.box) if partner_id else None
         keys, names = ctx.keys(session)
@@ -411,7 +403,7 @@ def _accept(
                 message=received.message_id,
             )
             if mdn_blob is not None:  # catalogued with the exchange just above
-                session.execute(_SET_RECEIPT, {"message": received.message_id, "receipt": mdn_blob.sha256})
+                run(session, _SET_RECEIPT, {"message": received.message_id, "receipt": mdn_blob.sha256})
             append_event(
                 session,
                 event_type="as2.received",
