@@ -117,16 +117,19 @@ def _asn1_cert(cert: x509.Certificate) -> asn1_x509.Certificate:
 
 
 def _matches(identifier: cms.Asn1Value, cert: x509.Certificate) -> bool:
-    """Whether a SignerIdentifier/RecipientIdentifier names this certificate."""
+    """Whether a SignerIdentifier/RecipientIdentifier names this certificate (False if unreadable)."""
     ours = _asn1_cert(cert)
-    if identifier.name == "issuer_and_serial_number":
-        chosen = identifier.chosen
-        if chosen["serial_number"].native != ours.serial_number:
-            return False
-        # Identical DER is the usual case; otherwise compare names as X.500 does (case, spaces).
-        return bool(chosen["issuer"].dump() == ours.issuer.dump() or chosen["issuer"] == ours.issuer)
-    if identifier.name in ("subject_key_identifier", "rid"):
-        return bool(identifier.chosen.native == ours.key_identifier)
+    try:
+        if identifier.name == "issuer_and_serial_number":
+            chosen = identifier.chosen
+            if chosen["serial_number"].native != ours.serial_number:
+                return False
+            # Identical DER is the usual case; otherwise compare names as X.500 does (case, spaces).
+            return bool(chosen["issuer"].dump() == ours.issuer.dump() or chosen["issuer"] == ours.issuer)
+        if identifier.name in ("subject_key_identifier", "rid"):
+            return bool(identifier.chosen.native == ours.key_identifier)
+    except (ValueError, TypeError, KeyError):
+        pass
     return False
 
 
@@ -255,7 +258,6 @@ class _Signer:
 
 def _read_signer(signer: cms.SignerInfo) -> _Signer:
     """Read the fields verification uses (asn1crypto raises on malformed ones: the caller maps that)."""
-    signer["sid"].native  # noqa: B018 - a malformed identifier shows up here, not mid-verification
     content_type = message_digest = attrs_der = None
     attrs = signer["signed_attrs"]
     if not isinstance(attrs, core.Void) and len(attrs):
