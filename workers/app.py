@@ -28,7 +28,14 @@ from gateway.processing.publisher import (
     CeleryPublisher,
     celery_config,
 )
-from gateway.processing.service import MessageNotFound, fail_message, process_message
+from gateway.processing.sending import send_messages
+from gateway.processing.service import (
+    MessageNotFound,
+    ProcessOutcome,
+    fail_message,
+    process_message,
+    publish_followups,
+)
 from gateway.processing.tuning import PipelineTuning
 from gateway.settings import Settings
 
@@ -160,7 +167,7 @@ def _register_tasks(app: Celery, res: WorkerResources) -> None:
             check_duplicates = duplicate_check
         try:
             outcome = process_message(
-                res.context, ident, check_duplicates=check_duplicates, send_acks=send_acks
+                res.context, ident, check_duplicates=check_duplicates, send_acks=send_acks, publish=False
             )
         except MessageNotFound:
             log.warning("message %s not found; nothing to process", message_id)
@@ -171,6 +178,7 @@ def _register_tasks(app: Celery, res: WorkerResources) -> None:
                 fail_message(res.context, ident, f"processing failed: {type(exc).__name__}: {exc}")
                 return "failed"
             raise self.retry(exc=exc, countdown=2**self.request.retries) from exc
+        _follow_up(res, outcome)
         return outcome.status.value
 
     @app.task(name=DELIVER)  # type: ignore[untyped-decorator]
@@ -192,17 +200,19 @@ def _register_tasks(app: Celery, res: WorkerResources) -> None:
         message_id: str | None = None,
         outbox_id: int | None = None,
         message_ids: list[str] | None = None,
+        acknowledgment: bool = False,
         **_options: Any,
     ) -> list[str]:
         from gateway.outbound.scheduled import before_send, settle_hook
-        from gateway.processing.sending import send_messages
 
         idents = [uuid.UUID(i) for i in ([message_id] if message_id else []) + list(message_ids or [])]
         if _options.get("replay_of_id"):  # an outbound replay: renumber (or not) before sending
             for ident in idents:
                 before_send(res.context, ident, control_numbers=_options.get("control_numbers"))
         ctx = res.context
-        outcomes = send_messages(ctx, idents, transports=res.transports, after=settle_hook(ctx))
+        # An acknowledgment has no documents to mark sent and no ack clock to start.
+        after = None if acknowledgment else settle_hook(ctx)
+        outcomes = send_messages(ctx, idents, transports=res.transports, after=after)
         deliveries = [str(d) for outcome in outcomes for d in outcome.delivery_ids]
         if deliveries and ctx.publisher is not None:
             ctx.publisher.publish(DELIVER, {"delivery_ids": deliveries})
@@ -244,6 +254,23 @@ def _register_tasks(app: Celery, res: WorkerResources) -> None:
 
         ctx = res.context
         return retry_due_async_mdns(ctx.db, ctx.blobs, res.webhook_client)
+
+
+def _follow_up(res: WorkerResources, outcome: ProcessOutcome) -> None:
+    """Publish the acks' sends and the webhooks; acks for a hosted mailbox are written here and now.
+
+    Writing a file into a mailbox on this host cannot hang on a partner, so it does not need a
+    task of its own (and the partner sees its 997 sooner). If it fails, its send task goes out.
+    """
+    ctx = res.context
+    local = outcome.acks_stay_local and bool(outcome.ack_message_ids)
+    if local:
+        try:
+            send_messages(ctx, outcome.ack_message_ids, transports=res.transports)
+        except Exception:
+            log.exception("writing the acks of %s into the mailbox failed; queueing them", outcome.message_id)
+            local = False
+    publish_followups(ctx, outcome, acks=not local)
 
 
 def worker_argv(

@@ -41,7 +41,10 @@ def register(subparsers: Any) -> None:
     serve = subparsers.add_parser("serve", help="API, worker and beat on the embedded default")
     _common(serve)
     serve.add_argument("--sftp-port", type=int, help="SFTP server port (EDIGATE_SFTP_PORT, default 2222)")
-    serve.add_argument("--concurrency", type=int, help="worker processes (default: CPU count)")
+    serve.add_argument(
+        "--worker-processes", type=int, help="Celery worker processes (EDIGATE_WORKER_PROCESSES; CPU count)"
+    )
+    serve.add_argument("--concurrency", type=int, help="tasks at once per worker process (8 threads)")
     serve.add_argument("--api-workers", type=int, help=_API_WORKERS_HELP)
     serve.set_defaults(handler=run_serve)
 
@@ -54,8 +57,10 @@ def register(subparsers: Any) -> None:
         "worker", help="a Celery worker on the inbound/delivery/outbound/acks queues"
     )
     worker.add_argument("--data-dir", type=Path, help="data directory (EDIGATE_DATA_DIR)")
-    worker.add_argument("--concurrency", type=int, help="processes or threads (default: CPU count)")
-    worker.add_argument("--pool", choices=["prefork", "threads", "solo"], help="Celery pool")
+    worker.add_argument("--concurrency", type=int, help="threads or processes (default: 8 threads)")
+    worker.add_argument(
+        "--pool", choices=["prefork", "threads", "solo"], help="Celery pool (EDIGATE_WORKER_POOL; threads)"
+    )
     worker.add_argument("--queues", help="comma-separated queues (default: all four)")
     worker.add_argument("--loglevel", default="INFO")
     worker.set_defaults(handler=run_worker)
@@ -177,12 +182,15 @@ def app_factory() -> Any:
 def run_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker in this process."""
     _apply_options(args)
+    from gateway.processing.tuning import worker_concurrency
     from workers.app import create_celery_app, worker_argv
 
     app = create_celery_app()
-    concurrency = args.concurrency or app.edigate_resources.tuning.worker_concurrency
+    tuning = app.edigate_resources.tuning
+    pool = args.pool or tuning.worker_pool
+    concurrency = args.concurrency or worker_concurrency(tuning, pool)
     app.worker_main(
-        worker_argv(queues=args.queues, concurrency=concurrency, pool=args.pool, loglevel=args.loglevel)
+        worker_argv(queues=args.queues, concurrency=concurrency, pool=pool, loglevel=args.loglevel)
     )
     return 0
 
@@ -225,11 +233,15 @@ def run_serve(args: argparse.Namespace) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     open_database(settings).dispose()
     prepare_broker(settings.effective_broker_url())
+    from gateway.processing.tuning import current_tuning
+
     worker = ["worker", "--loglevel", "WARNING"]
     if args.concurrency:
         worker += ["--concurrency", str(args.concurrency)]
-    api = ["api", "--workers", str(api_workers)]
-    commands = {"api": api, "worker": worker, "beat": ["beat", "--loglevel", "WARNING"]}
+    # Threads wait on the database and the ERP in parallel; a process per core gives the CPU.
+    processes = args.worker_processes or current_tuning().worker_processes or os.cpu_count() or 1
+    commands = {"api": ["api", "--workers", str(api_workers)], "beat": ["beat", "--loglevel", "WARNING"]}
+    commands |= {f"worker{n}" if processes > 1 else "worker": worker for n in range(1, processes + 1)}
     children = {
         name: subprocess.Popen([sys.executable, "-m", "gateway.cli.server_commands", *argv])
         for name, argv in commands.items()

@@ -23,8 +23,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from gateway.deliveries.backoff import next_attempt_at
 from gateway.deliveries.signing import webhook_headers
@@ -78,6 +79,7 @@ class AttemptResult:
     error: str | None
     duration_ms: int
     excerpt: str | None
+    webhook_id: str | None = None  # the header's id, for the outcome's event
 
     @property
     def ok(self) -> bool:
@@ -195,7 +197,12 @@ def header_webhook_id(delivery: Delivery) -> str:
 
 def body_bytes(delivery: Delivery) -> bytes:
     """The JSON body sent for a delivery (the same bytes on every attempt)."""
-    return json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return payload_bytes(delivery.payload)
+
+
+def payload_bytes(payload: dict[str, Any]) -> bytes:
+    """A delivery payload as its webhook body: compact JSON, UTF-8, keys in stored order."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -208,26 +215,98 @@ class _Prepared:
     problem: str | None
 
 
+@dataclass
+class _Settling:
+    """A locked delivery and the outcome its attempt gives it."""
+
+    id: uuid.UUID
+    partner_id: str | None
+    message_id: uuid.UUID | None
+    document_id: uuid.UUID | None
+    correlation_id: str
+    event_type: str
+    status: DeliveryStatus
+    attempt_count: int
+    give_up_at: datetime
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None = None
+
+
+_DELIVERIES = table_of(Delivery)
+_ATTEMPTS = table_of(DeliveryAttempt)
+_DOCUMENTS = table_of(Document)
+_DELIVERY_IDS: BindParameter[Any] = bindparam("delivery_ids", expanding=True)
+_DUE_WITH_ENDPOINT = (
+    select(
+        _DELIVERIES.c.id,
+        _DELIVERIES.c.webhook_id,
+        _DELIVERIES.c.payload,
+        _ENDPOINTS.c.id.label("endpoint_id"),
+        _ENDPOINTS.c.url,
+        _ENDPOINTS.c.secret_ciphertext,
+        _ENDPOINTS.c.enabled,
+        _ENDPOINTS.c.deleted_at,
+    )
+    .join(_ENDPOINTS, _ENDPOINTS.c.id == _DELIVERIES.c.endpoint_id)
+    .where(_DELIVERIES.c.id.in_(_DELIVERY_IDS), _DELIVERIES.c.status == DeliveryStatus.PENDING)
+)
+_LOCK_DELIVERIES = (
+    select(
+        _DELIVERIES.c.id,
+        _DELIVERIES.c.partner_id,
+        _DELIVERIES.c.message_id,
+        _DELIVERIES.c.document_id,
+        _DELIVERIES.c.correlation_id,
+        _DELIVERIES.c.event_type,
+        _DELIVERIES.c.status,
+        _DELIVERIES.c.attempt_count,
+        _DELIVERIES.c.give_up_at,
+        _DELIVERIES.c.next_attempt_at,
+    )
+    .where(_DELIVERIES.c.id.in_(_DELIVERY_IDS))
+    .order_by(_DELIVERIES.c.id)
+    .with_for_update()
+)
+_INSERT_ATTEMPTS = insert(_ATTEMPTS)
+_SETTLE_DELIVERY = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("target_id"))
+    .values(
+        status=bindparam("new_status"),
+        attempt_count=bindparam("new_attempt_count"),
+        next_attempt_at=bindparam("new_next_attempt_at"),
+        delivered_at=bindparam("new_delivered_at"),
+    )
+)
+_DOCUMENTS_DELIVERED = (
+    update(_DOCUMENTS)
+    .where(_DOCUMENTS.c.id.in_(bindparam("document_ids", expanding=True)),
+           _DOCUMENTS.c.status == DocumentStatus.RECEIVED)
+    .values(status=DocumentStatus.DELIVERED)
+)
+
+
 def _prepare(session: Session, ids: Sequence[uuid.UUID], box: SecretBox) -> list[_Prepared]:
-    rows = session.execute(
-        select(Delivery, WebhookEndpoint)
-        .join(WebhookEndpoint, WebhookEndpoint.id == Delivery.endpoint_id)
-        .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING)
-    ).all()
     prepared = []
-    for delivery, endpoint in rows:
+    for row in run(session, _DUE_WITH_ENDPOINT, {"delivery_ids": list(ids)}):
         secret: str | None = None
         problem: str | None = None
-        if not endpoint.enabled or endpoint.deleted_at is not None:
+        if not row.enabled or row.deleted_at is not None:
             problem = "endpoint is disabled or deleted"
         else:
             try:
-                secret = box.decrypt_text(endpoint.secret_ciphertext, context=f"webhook:{endpoint.id}")
+                secret = box.decrypt_text(row.secret_ciphertext, context=f"webhook:{row.endpoint_id}")
             except SecretError as exc:
                 problem = f"cannot decrypt the endpoint secret: {exc}"
+        webhook_id = row.payload.get("id")
         prepared.append(
             _Prepared(
-                delivery.id, endpoint.url, secret, header_webhook_id(delivery), body_bytes(delivery), problem
+                row.id,
+                row.url,
+                secret,
+                webhook_id if isinstance(webhook_id, str) else row.webhook_id,
+                payload_bytes(row.payload),
+                problem,
             )
         )
     return prepared
@@ -236,19 +315,19 @@ def _prepare(session: Session, ids: Sequence[uuid.UUID], box: SecretBox) -> list
 def _attempt(client: httpx.Client, item: _Prepared) -> AttemptResult:
     started = time.monotonic()
     if item.problem is not None or item.secret is None or item.url is None:
-        return AttemptResult(item.delivery_id, None, item.problem or "not deliverable", 0, None)
+        problem = item.problem or "not deliverable"
+        return AttemptResult(item.delivery_id, None, problem, 0, None, item.webhook_id)
     headers = webhook_headers(item.secret, item.webhook_id, int(time.time()), item.body)
     try:
         response = client.post(item.url, content=item.body, headers=headers)
     except httpx.HTTPError as exc:
         elapsed = int((time.monotonic() - started) * 1000)
-        return AttemptResult(
-            item.delivery_id, None, f"{type(exc).__name__}: {exc}"[:EXCERPT_LIMIT], elapsed, None
-        )
+        failure = f"{type(exc).__name__}: {exc}"[:EXCERPT_LIMIT]
+        return AttemptResult(item.delivery_id, None, failure, elapsed, None, item.webhook_id)
     elapsed = int((time.monotonic() - started) * 1000)
     excerpt = response.text[:EXCERPT_LIMIT] if response.content else None
     error = None if response.is_success else f"HTTP {response.status_code}"
-    return AttemptResult(item.delivery_id, response.status_code, error, elapsed, excerpt)
+    return AttemptResult(item.delivery_id, response.status_code, error, elapsed, excerpt, item.webhook_id)
 
 
 def send_deliveries(
@@ -281,33 +360,30 @@ def record_attempts(
 ) -> list[uuid.UUID]:
     """Store attempts and move deliveries on (delivered, retry later, or dead); returns new deliveries."""
     by_id = {r.delivery_id: r for r in results}
-    deliveries = session.scalars(
-        select(Delivery)
-        .where(Delivery.id.in_(list(by_id)))
-        .order_by(Delivery.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).all()
-    created: list[uuid.UUID] = []
-    delivered_docs: list[uuid.UUID] = []
-    grouped: dict[tuple[str, uuid.UUID | None], list[tuple[Delivery, dict[str, Any]]]] = {}
-    for delivery in deliveries:
+    rows = run(session, _LOCK_DELIVERIES, {"delivery_ids": list(by_id)})
+    locked = [_Settling(**row._mapping) for row in rows]
+    settled: list[_Settling] = []
+    dead: list[_Settling] = []
+    attempts: list[dict[str, Any]] = []
+    grouped: dict[tuple[str, uuid.UUID | None], list[tuple[_Settling, dict[str, Any]]]] = {}
+    for delivery in locked:
         result = by_id[delivery.id]
         if delivery.status is not DeliveryStatus.PENDING:
             continue  # a concurrent run already settled it
-        session.add(
-            DeliveryAttempt(
-                delivery_id=delivery.id,
-                attempted_at=now,
-                status_code=result.status_code,
-                error=result.error,
-                duration_ms=result.duration_ms,
-                response_excerpt=result.excerpt,
-            )
+        attempts.append(
+            {
+                "delivery_id": delivery.id,
+                "attempted_at": now,
+                "status_code": result.status_code,
+                "error": result.error,
+                "duration_ms": result.duration_ms,
+                "response_excerpt": result.excerpt,
+            }
         )
+        settled.append(delivery)
         delivery.attempt_count += 1
         event_data = {
-            "webhook_id": header_webhook_id(delivery),
+            "webhook_id": result.webhook_id,
             "attempt": delivery.attempt_count,
             "status_code": result.status_code,
             "error": result.error,
@@ -316,8 +392,6 @@ def record_attempts(
             delivery.status = DeliveryStatus.DELIVERED
             delivery.delivered_at = now
             delivery.next_attempt_at = None
-            if delivery.document_id is not None:
-                delivered_docs.append(delivery.document_id)
             grouped.setdefault(("delivery.delivered", delivery.message_id), []).append((delivery, event_data))
             continue
         retry_at = next_attempt_at(
@@ -336,21 +410,41 @@ def record_attempts(
         delivery.status = DeliveryStatus.DEAD
         delivery.next_attempt_at = None
         _event(session, delivery, "delivery.dead", event_data)
-        if delivery.event_type != DELIVERY_DEAD:
-            created.extend(_notify_dead(session, delivery, policy=policy, now=now))
+        dead.append(delivery)
+    if not settled:
+        return []
+    run(session, _INSERT_ATTEMPTS, attempts)
+    run(
+        session,
+        _SETTLE_DELIVERY,
+        [
+            {
+                "target_id": d.id,
+                "new_status": d.status,
+                "new_attempt_count": d.attempt_count,
+                "new_next_attempt_at": d.next_attempt_at,
+                "new_delivered_at": d.delivered_at,
+            }
+            for d in settled
+        ],
+    )
+    delivered_docs = [
+        d.document_id for d in settled if d.status is DeliveryStatus.DELIVERED and d.document_id is not None
+    ]
     if delivered_docs:
-        session.execute(
-            update(Document)
-            .where(Document.id.in_(delivered_docs), Document.status == DocumentStatus.RECEIVED)
-            .values(status=DocumentStatus.DELIVERED)
-        )
-    session.flush()
+        run(session, _DOCUMENTS_DELIVERED, {"document_ids": delivered_docs})
     _grouped_events(session, grouped)
+    created: list[uuid.UUID] = []
+    for delivery in dead:
+        if delivery.event_type != DELIVERY_DEAD:
+            row = session.get(Delivery, delivery.id, populate_existing=True)
+            assert row is not None
+            created.extend(_notify_dead(session, row, policy=policy, now=now))
     return created
 
 
 def _grouped_events(
-    session: Session, grouped: dict[tuple[str, uuid.UUID | None], list[tuple[Delivery, dict[str, Any]]]]
+    session: Session, grouped: dict[tuple[str, uuid.UUID | None], list[tuple[_Settling, dict[str, Any]]]]
 ) -> None:
     """One event per outcome and message: a batch of deliveries is one timeline entry, not N."""
     for (event_type, _), members in grouped.items():
@@ -371,7 +465,12 @@ def _grouped_events(
 
 
 def _event(
-    session: Session, delivery: Delivery, event_type: str, data: dict[str, Any], *, actor: str = "worker"
+    session: Session,
+    delivery: Delivery | _Settling,
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    actor: str = "worker",
 ) -> None:
     append_event(
         session,

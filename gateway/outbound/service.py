@@ -34,11 +34,12 @@ from gateway.outbound.generation import Generated, generate_message, generate_me
 from gateway.outbound.validation import validate_document
 from gateway.processing.profiles import LoadedProfile, ProfileMissing, load_profile
 from gateway.processing.references import business_references, primary_reference
+from gateway.processing.sending import SettledMessage
 from gateway.secrets import SecretBox
 from gateway.store.db import Database
 from gateway.store.enums import Direction, DocumentStatus, MessageStatus, PartnerStatus
 from gateway.store.events import append_event
-from gateway.store.models import Document, DocumentReference, Message, Partner
+from gateway.store.models import Document, DocumentReference, Partner
 from gateway.store.types import utcnow
 from partner_profiles.schema import PartnerProfile
 from translators.canonical import CanonicalDocument, parse_document, to_dict
@@ -394,7 +395,7 @@ def flush_due_batches(
 
 def settle_documents(
     session: Session,
-    messages: Sequence[Message],
+    messages: Sequence[SettledMessage],
     now: datetime,
     *,
     box: SecretBox | None,
@@ -450,7 +451,7 @@ def settle_documents(
 
 
 def _restart_ack_clocks(
-    session: Session, sent: Sequence[Message], now: datetime, box: SecretBox | None
+    session: Session, sent: Sequence[SettledMessage], now: datetime, box: SecretBox | None
 ) -> None:
     """The partner's window starts when a message really left (per partner: its profile's hours)."""
     by_partner: dict[str, list[uuid.UUID]] = {}

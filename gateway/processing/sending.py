@@ -15,16 +15,20 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from gateway.archive.blob_store import BlobRef
 from gateway.processing.context import PipelineContext
 from gateway.processing.profiles import ProfileMissing, load_profile
 from gateway.processing.publisher import OUTBOX_SEND_MESSAGE
 from gateway.store.blobs import record_blobs
-from gateway.store.enums import MessageStatus, OutboxStatus
+from gateway.store.core import run, table_of
+from gateway.store.enums import Direction, MessageStatus, OutboxStatus
+from gateway.store.enums import Transport as TransportName
 from gateway.store.events import append_message_event
 from gateway.store.models import Message, OutboxEntry
 from gateway.store.types import utcnow
@@ -34,9 +38,71 @@ from partner_profiles.schema import PartnerProfile
 MAX_RETRY_DELAY = 3600.0
 
 
-AfterSend = Callable[[Session, Sequence[Message], datetime], dict[uuid.UUID, list[uuid.UUID]]]
+@dataclass
+class SettledMessage:
+    """A message as its send left it: what the ``after`` hook reads."""
+
+    id: uuid.UUID
+    partner_id: str | None
+    direction: Direction
+    status: MessageStatus
+    transport: TransportName
+    filename: str | None
+    correlation_id: str
+    error: str | None
+    receipt_sha256: str | None
+    transport_message_id: str | None = None
+
+
+AfterSend = Callable[[Session, Sequence[SettledMessage], datetime], dict[uuid.UUID, list[uuid.UUID]]]
 """Runs in the transaction that records the sends' outcomes, with the messages now sent, failed
 or skipped; returns, per message, the webhook deliveries it created (``document.sent``, say)."""
+
+_MESSAGES = table_of(Message)
+_OUTBOX = table_of(OutboxEntry)
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+_TO_SEND = select(
+    _MESSAGES.c.id,
+    _MESSAGES.c.partner_id,
+    _MESSAGES.c.status,
+    _MESSAGES.c.transport,
+    _MESSAGES.c.content_type,
+    _MESSAGES.c.filename,
+    _MESSAGES.c.correlation_id,
+    _MESSAGES.c.content_sha256,
+).where(_MESSAGES.c.id.in_(_IDS))
+_LOCK_SENT = (
+    select(
+        _MESSAGES.c.id,
+        _MESSAGES.c.partner_id,
+        _MESSAGES.c.direction,
+        _MESSAGES.c.status,
+        _MESSAGES.c.transport,
+        _MESSAGES.c.filename,
+        _MESSAGES.c.correlation_id,
+        _MESSAGES.c.error,
+        _MESSAGES.c.receipt_sha256,
+        _MESSAGES.c.transport_message_id,
+    )
+    .where(_MESSAGES.c.id.in_(_IDS))
+    .with_for_update()
+)
+_MARK_SENT = (
+    update(_MESSAGES)
+    .where(_MESSAGES.c.id == bindparam("target_id"))
+    .values(
+        status=MessageStatus.SENT,
+        error=None,
+        receipt_sha256=bindparam("new_receipt"),
+        transport_message_id=bindparam("new_remote_id"),
+        updated_at=bindparam("target_now"),
+    )
+)
+_SENT_OUTBOX_DONE = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.message_id.in_(_IDS), _OUTBOX.c.task_name == OUTBOX_SEND_MESSAGE)
+    .values(status=OutboxStatus.DONE, updated_at=bindparam("target_now"))
+)
 
 
 @dataclass(frozen=True)
@@ -80,7 +146,7 @@ def send_messages(
 ) -> list[SendOutcome]:
     """Send queued outbound messages one after the other; record every outcome in one transaction."""
     with ctx.db.unit_of_work(read_only=True) as session:
-        found = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(message_ids)))}
+        found = {row.id: row for row in run(session, _TO_SEND, {"ids": list(message_ids)})}
         profiles: dict[str, PartnerProfile | ProfileMissing] = {}
         planned = [_plan(ctx, session, found.get(i), i, profiles) for i in message_ids]
     attempts = [plan if isinstance(plan, _Attempt) else _attempt(ctx, transports, *plan) for plan in planned]
@@ -90,14 +156,21 @@ def send_messages(
     now = utcnow()
     with ctx.db.unit_of_work() as session:
         record_blobs(session, list(receipts.values()))
+        wanted = [a.message_id for a in attempts if a.status != "missing"]
         locked = {
-            m.id: m
-            for m in session.scalars(
-                select(Message)
-                .where(Message.id.in_([a.message_id for a in attempts if a.status != "missing"]))
-                .with_for_update()
-                .execution_options(populate_existing=True)
+            row.id: SettledMessage(
+                row.id,
+                row.partner_id,
+                row.direction,
+                row.status,
+                row.transport,
+                row.filename,
+                row.correlation_id,
+                row.error,
+                row.receipt_sha256,
+                row.transport_message_id,
             )
+            for row in (run(session, _LOCK_SENT, {"ids": wanted}) if wanted else [])
         }
         outcomes = [
             _record(ctx, session, locked[a.message_id], a, receipts.get(a.message_id), now)
@@ -105,13 +178,22 @@ def send_messages(
             else SendOutcome(a.message_id, "missing")
             for a in attempts
         ]
-        sent = [o.message_id for o in outcomes if o.status == "sent"]
+        sent = [locked[o.message_id] for o in outcomes if o.status == "sent"]
         if sent:
-            session.execute(
-                update(OutboxEntry)
-                .where(OutboxEntry.message_id.in_(sent), OutboxEntry.task_name == OUTBOX_SEND_MESSAGE)
-                .values(status=OutboxStatus.DONE)
+            run(
+                session,
+                _MARK_SENT,
+                [
+                    {
+                        "target_id": m.id,
+                        "new_receipt": m.receipt_sha256,
+                        "new_remote_id": m.transport_message_id,
+                        "target_now": now,
+                    }
+                    for m in sent
+                ],
             )
+            run(session, _SENT_OUTBOX_DONE, {"ids": [m.id for m in sent], "target_now": now})
         settled = [locked[o.message_id] for o in outcomes if o.status in ("sent", "failed", "skipped")]
         if after is not None and settled:
             deliveries = after(session, settled, now)
@@ -122,7 +204,7 @@ def send_messages(
 def _plan(
     ctx: PipelineContext,
     session: Session,
-    message: Message | None,
+    message: Any,
     message_id: uuid.UUID,
     profiles: dict[str, PartnerProfile | ProfileMissing],
 ) -> _Attempt | tuple[OutboundMessage, str, str, PartnerProfile]:
@@ -172,7 +254,7 @@ def _attempt(
 def _record(
     ctx: PipelineContext,
     session: Session,
-    message: Message,
+    message: SettledMessage,
     attempt: _Attempt,
     receipt_blob: BlobRef | None,
     now: datetime,
@@ -198,8 +280,10 @@ def _finish_outbox(session: Session, message_id: uuid.UUID, status: OutboxStatus
     )
 
 
-def _record_sent(session: Session, message: Message, receipt: Receipt, blob: BlobRef | None) -> SendOutcome:
-    # The caller marks the outbox entries of every sent message done in one statement.
+def _record_sent(
+    session: Session, message: SettledMessage, receipt: Receipt, blob: BlobRef | None
+) -> SendOutcome:
+    # The caller writes every sent message and marks their outbox entries done, in one statement each.
     if blob is not None:
         message.receipt_sha256 = blob.sha256
     message.status = MessageStatus.SENT
@@ -222,7 +306,13 @@ def _record_sent(session: Session, message: Message, receipt: Receipt, blob: Blo
 
 
 def _record_failure(
-    ctx: PipelineContext, session: Session, message: Message, error: str, *, retryable: bool, now: datetime
+    ctx: PipelineContext,
+    session: Session,
+    message: SettledMessage,
+    error: str,
+    *,
+    retryable: bool,
+    now: datetime,
 ) -> SendOutcome:
     entry = session.scalars(
         select(OutboxEntry)
@@ -243,6 +333,12 @@ def _record_failure(
         entry.status = OutboxStatus.PENDING
         entry.next_attempt_at = now + timedelta(seconds=delay)
         entry.last_error = error[:2000]
+    session.execute(
+        update(Message)
+        .where(Message.id == message.id)
+        .values(status=message.status, error=message.error)
+        .execution_options(synchronize_session=False)
+    )
     append_message_event(
         session,
         message,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, text, tuple_, update
+from sqlalchemy import bindparam, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from gateway.acks.inbound import reconcile_parsed
@@ -43,7 +43,7 @@ from gateway.processing.x12_parse import (
 )
 from gateway.store.blobs import record_blobs
 from gateway.store.control_numbers import allocate_many
-from gateway.store.core import run, table_of
+from gateway.store.core import insert_tables, run, table_of
 from gateway.store.duplicates import InterchangeRef, find_duplicate_interchange
 from gateway.store.enums import (
     AckStatus,
@@ -117,6 +117,7 @@ class ProcessOutcome:
     delivery_ids: list[uuid.UUID] = field(default_factory=list)
     send_entries: list[tuple[int, uuid.UUID]] = field(default_factory=list)
     error: str | None = None
+    acks_stay_local: bool = False  # the acks go into the partner's hosted mailbox on this host
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ class _Locked:
     ack_status: AckStatus | None
 
 
-# Rows are inserted table by table, parents first (a foreign key is checked at once).
+# Rows are inserted parents first: elsewhere than PostgreSQL a foreign key is checked at once.
 _TABLE_ORDER = (
     table_of(Message),
     table_of(Interchange),
@@ -163,6 +164,7 @@ _TABLE_ORDER = (
     table_of(Document),
     table_of(DocumentReference),
     table_of(Delivery),
+    table_of(OutboxEntry),
 )
 
 
@@ -188,14 +190,12 @@ class _Writer:
         self.staged.setdefault(table, []).append(row)
 
     def flush_staged(self) -> None:
-        """Insert the staged rows: one statement per table, parents before children."""
-        for table in _TABLE_ORDER:
-            rows = self.staged.pop(table, None)
-            if rows:
-                run(self.session, _INSERTS[table], rows)
+        """Insert every staged row (one statement on PostgreSQL); note the ack outbox entries."""
+        batches = [(table, self.staged.pop(table, [])) for table in _TABLE_ORDER]
+        has_outbox = bool(batches[-1][1])
+        entries = insert_tables(self.session, batches, returning=("id", "message_id") if has_outbox else ())
+        self.outcome.send_entries.extend((entry.id, entry.message_id) for entry in entries)
 
-
-_INSERTS = {table: insert(table) for table in _TABLE_ORDER}
 _MESSAGES = table_of(Message)
 _OUTBOX = table_of(OutboxEntry)
 _READ_MESSAGE = select(
@@ -255,9 +255,6 @@ _OUTBOX_DONE = (
     )
     .values(status=OutboxStatus.DONE, updated_at=bindparam("target_now"))
 )
-_INSERT_ACK_OUTBOX = insert(_OUTBOX).returning(
-    _OUTBOX.c.id, _OUTBOX.c.message_id, sort_by_parameter_order=True
-)
 _ADVISORY_LOCKS = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS BIGINT[])) AS k")
 
 
@@ -282,12 +279,12 @@ def process_message(
     return outcome
 
 
-def publish_followups(ctx: PipelineContext, outcome: ProcessOutcome) -> None:
-    """Ring the doorbells for ack sends and webhook deliveries (best effort)."""
+def publish_followups(ctx: PipelineContext, outcome: ProcessOutcome, *, acks: bool = True) -> None:
+    """Ring the doorbells for ack sends (unless ``acks`` is False) and webhook deliveries (best effort)."""
     if ctx.publisher is None:
         return
-    for entry_id, ack_id in outcome.send_entries:
-        ctx.publisher.publish(SEND_MESSAGE, {"message_id": str(ack_id), "outbox_id": entry_id})
+    for entry_id, ack_id in outcome.send_entries if acks else []:
+        ctx.publisher.publish(SEND_MESSAGE, {**_ack_send_args(ack_id), "outbox_id": entry_id})
     ids = [str(d) for d in outcome.delivery_ids]
     for start in range(0, len(ids), DELIVER_BATCH):
         ctx.publisher.publish(DELIVER, {"delivery_ids": ids[start : start + DELIVER_BATCH]})
@@ -393,6 +390,11 @@ def _advisory_locks(session: Session, keys: list[str]) -> None:
     run(session, _ADVISORY_LOCKS, {"keys": sorted(numbers)})  # in one order everywhere: no deadlock
 
 
+def _hosted_only(profile: LoadedProfile | None) -> bool:
+    sftp = profile.profile.transports.sftp if profile is not None else None
+    return sftp is not None and sftp.hosted is not None and sftp.remote is None
+
+
 def _isa_key(parsed: ParsedInterchange) -> tuple[str, str, str, str, str]:
     header = parsed.outcome.header
     return (
@@ -427,6 +429,7 @@ def _write(
         row.ack_status,
     )
     writer = _Writer(session, ctx, snap, message, utcnow(), ProcessOutcome(snap.id, MessageStatus.PROCESSED))
+    writer.outcome.acks_stay_local = snap.transport is Transport.SFTP and _hosted_only(snap.profile)
     check_duplicates = check_duplicates and message.replay_of_id is None
     if check_duplicates:
         interchanges = parsed.x12.interchanges if parsed.x12 is not None else []
@@ -491,10 +494,10 @@ def _write_x12(w: _Writer, parsed: ParsedX12, *, check_duplicates: bool, send_ac
     acks = [(item, _acknowledgments(w, item)) for item, _ in to_acknowledge] if send_acks else []
     for (_, (built, _)), (_, interchange_row) in zip(acks, to_acknowledge, strict=False):
         _note_ack_statuses(w, interchange_row, built)
-    # Numbering an ack locks the partner's control counters until commit, and every message of
-    # that partner waits on the lock: write everything else first so the lock is held briefly.
-    w.flush_staged()
+    # Numbering the acks locks the partner's control counters until commit; what follows is
+    # the acks' archiving and a few statements (the rows all go in one on PostgreSQL).
     _store_acks(w, acks)
+    w.flush_staged()
     w.outcome.delivery_ids.extend(_reconcile(w, fresh))
     if duplicates and len(duplicates) == len(parsed.interchanges):
         w.outcome.is_duplicate = True
@@ -753,25 +756,11 @@ def _store_acks(w: _Writer, acks: list[_Planned]) -> None:
     transport = w.snap.transport if w.snap.transport in _SENDING_TRANSPORTS else Transport.HTTP
     for (item, ack), blob in zip(numbered, blobs, strict=True):
         _stage_ack(w, item, ack, blob, transport)
-    w.flush_staged()
-    entries = run(
-        w.session,
-        _INSERT_ACK_OUTBOX,
-        [
-            {
-                "task_name": OUTBOX_SEND_MESSAGE,
-                "message_id": event["message_id"],
-                "task_args": {"message_id": str(event["message_id"])},
-                "status": OutboxStatus.ENQUEUED,
-                "attempts": 1,
-                "next_attempt_at": w.now + w.ctx.lease,
-                "created_at": w.now,
-                "updated_at": w.now,
-            }
-            for event in w.ack_events
-        ],
-    ).all()
-    w.outcome.send_entries.extend((entry.id, entry.message_id) for entry in entries)
+
+
+def _ack_send_args(message_id: uuid.UUID) -> dict[str, Any]:
+    """The send task's arguments for an ack: it carries no documents, so nothing to settle after it."""
+    return {"message_id": str(message_id), "acknowledgment": True}
 
 
 def _stage_ack(
@@ -819,6 +808,19 @@ def _stage_ack(
             "duplicate_of_id": None,
             "correlation_id": w.snap.correlation_id,
             "created_at": w.now,
+        },
+    )
+    w.stage(
+        _OUTBOX,
+        {
+            "task_name": OUTBOX_SEND_MESSAGE,
+            "message_id": ack_message_id,
+            "task_args": _ack_send_args(ack_message_id),
+            "status": OutboxStatus.ENQUEUED,
+            "attempts": 1,
+            "next_attempt_at": w.now + w.ctx.lease,
+            "created_at": w.now,
+            "updated_at": w.now,
         },
     )
     w.outcome.ack_message_ids.append(ack_message_id)

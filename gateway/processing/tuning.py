@@ -25,11 +25,23 @@ class PipelineTuning(BaseSettings):
     webhook_retry_seconds: float | None = None  # overrides Settings.webhook_retry_hours (tests)
     transport_timeout_seconds: float = 30.0
     transport_max_attempts: int = 8  # outbound sends (acks) before the message is failed
-    worker_concurrency: int | None = None  # celery worker processes; default: CPU count
+    worker_pool: str = "threads"  # celery pool of `edigate worker`: threads | prefork | solo
+    worker_concurrency: int | None = None  # tasks at once per worker: 8 threads, or CPU count processes
+    worker_processes: int | None = None  # worker processes `edigate serve` starts; default: CPU count
     sweep_batch_size: int = 500
 
 
 _VARIABLES = tuple(f"EDIGATE_{name.upper()}" for name in PipelineTuning.model_fields)
+
+
+THREADS_PER_WORKER = 8
+
+
+def worker_concurrency(tuning: PipelineTuning, pool: str) -> int:
+    """Tasks one worker runs at once: threads wait on I/O in parallel, processes need a core each."""
+    if tuning.worker_concurrency:
+        return tuning.worker_concurrency
+    return THREADS_PER_WORKER if pool == "threads" else os.cpu_count() or 1
 
 
 def current_tuning() -> PipelineTuning:

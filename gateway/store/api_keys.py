@@ -11,16 +11,33 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
+from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from gateway.store.core import run, table_of
 from gateway.store.enums import ApiKeyRole
 from gateway.store.events import append_event
 from gateway.store.models import ApiKey
 from gateway.store.types import utcnow
 
 KEY_PREFIX = "edg_"
+_KEYS = table_of(ApiKey)
+# Every authenticated request runs this: built once, run without the ORM (see gateway.store.core).
+_BY_HASH = select(
+    _KEYS.c.id, _KEYS.c.name, _KEYS.c.role, _KEYS.c.partner_id, _KEYS.c.revoked_at
+).where(_KEYS.c.key_hash == bindparam("key_hash"))
+
+
+class KeyHolder(NamedTuple):
+    """The holder of an authenticated key; never the key or its hash."""
+
+    id: uuid.UUID
+    name: str
+    role: ApiKeyRole
+    partner_id: str | None
 _DISPLAY_PREFIX_CHARS = 12
 
 
@@ -67,14 +84,14 @@ def create_api_key(
     return row, key
 
 
-def authenticate_api_key(session: Session, key: str) -> ApiKey | None:
-    """The active key row matching ``key``, or None."""
+def authenticate_api_key(session: Session, key: str) -> KeyHolder | None:
+    """Who holds the active key ``key`` (id, name, role, partner), or None."""
     if not key.startswith(KEY_PREFIX):
         return None
-    row = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_api_key(key))).first()
+    row = run(session, _BY_HASH, {"key_hash": hash_api_key(key)}).first()
     if row is None or row.revoked_at is not None:
         return None
-    return row
+    return KeyHolder(row.id, row.name, row.role, row.partner_id)
 
 
 def revoke_api_key(session: Session, *, key_id: object, actor: str) -> None:

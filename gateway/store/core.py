@@ -11,11 +11,14 @@ stays in the ORM, where it reads better.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import CursorResult, Executable, Table
+from sqlalchemy import CursorResult, Executable, Insert, Row, Table, insert
 from sqlalchemy.orm import DeclarativeBase, Session
+
+from gateway.store.statements import MAX_CHAINED_PARAMETERS, chained_insert, chained_params
 
 
 def run(
@@ -24,6 +27,8 @@ def run(
     params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
 ) -> CursorResult[Any]:
     """Execute a Core statement in the session's transaction, bypassing ORM execution."""
+    if session.autoflush:
+        session.flush()  # as Session.execute would: pending ORM changes first (free when clean)
     return session.connection().execute(statement, params)
 
 
@@ -33,3 +38,38 @@ def table_of(model: type[DeclarativeBase]) -> Table:
     if not isinstance(found, Table):
         raise TypeError(f"{model.__name__} is not mapped to a Table")
     return found
+
+
+@functools.lru_cache(maxsize=64)
+def _insert(table: Table, returning: tuple[str, ...]) -> Insert:
+    statement = insert(table)
+    return statement.returning(*(table.c[name] for name in returning)) if returning else statement
+
+
+def insert_tables(
+    session: Session,
+    batches: Sequence[tuple[Table, Sequence[dict[str, Any]]]],
+    *,
+    returning: tuple[str, ...] = (),
+) -> list[Row[Any]]:
+    """Insert each table's rows, parents first; the last table's ``returning`` columns come back.
+
+    On PostgreSQL the whole batch is one statement (data-modifying CTEs), one round trip
+    instead of one per table; elsewhere, or when it would pass the parameter limit, one
+    statement per table. Every row of a table must have the same keys.
+    """
+    batches = [(table, rows) for table, rows in batches if rows]
+    if not batches:
+        return []
+    size = sum(len(rows) * len(rows[0]) for _, rows in batches)
+    if session.get_bind().dialect.name != "postgresql" or len(batches) == 1 or size > MAX_CHAINED_PARAMETERS:
+        result: list[Row[Any]] = []
+        for index, (table, rows) in enumerate(batches):
+            last = index == len(batches) - 1
+            done = run(session, _insert(table, returning if last else ()), list(rows))
+            if last and returning:
+                result = list(done.all())
+        return result
+    shape, params = chained_params(batches)
+    done = run(session, chained_insert(shape, ", ".join(returning)), params)
+    return list(done.all()) if returning else []

@@ -16,6 +16,7 @@ readable socket means stale and the pool connects again. ``pool_pre_ping`` would
 
 from __future__ import annotations
 
+import json
 import select
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
@@ -35,8 +37,17 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 _BEGIN_OPTION = "edigate_sqlite_begin"
 
 
+def json_text(value: Any) -> str:
+    """JSON columns' text: orjson (several times faster than ``json``), else ``json`` for what it refuses."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+    except (TypeError, orjson.JSONEncodeError):  # an int past 64 bits, say
+        return json.dumps(value)
+
+
 def create_db_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Engine:
     """An engine for ``url`` with the SQLite pragmas or PostgreSQL search_path applied."""
+    kwargs.setdefault("json_serializer", json_text)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

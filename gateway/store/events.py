@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from gateway.store.core import run, table_of
 from gateway.store.models import Event, EventChainHead
+from gateway.store.statements import multi_row_insert, row_params
 from gateway.store.types import utcnow
 
 GENESIS_HASH = "0" * 64
@@ -36,7 +37,17 @@ _HEAD = table_of(EventChainHead)
 _LOCK_HEAD = (
     select(_HEAD.c.last_event_id, _HEAD.c.last_hash).where(_HEAD.c.id == CHAIN_HEAD_ID).with_for_update()
 )
-_INSERT_EVENTS = insert(table_of(Event))
+_HASHED_COLUMNS = (
+    "id", "occurred_at", "event_type", "actor", "partner_id", "message_id", "subject_type", "subject_id",
+    "correlation_id", "data",
+)
+_EVENTS = table_of(Event)
+_EVENT_COLUMNS = (*_HASHED_COLUMNS, "prev_hash", "hash")
+_INSERT_EVENTS = insert(_EVENTS)
+_MOVE_HEAD_CTE = (
+    f"WITH moved AS (UPDATE event_chain_head SET last_event_id = :new_last_id, "
+    f"last_hash = :new_last_hash WHERE id = {CHAIN_HEAD_ID})"
+)
 _MOVE_HEAD = (
     update(_HEAD)
     .where(_HEAD.c.id == CHAIN_HEAD_ID)
@@ -89,10 +100,6 @@ def event_content(event: Event) -> dict[str, Any]:
     return _content_of({column: getattr(event, column) for column in _HASHED_COLUMNS})
 
 
-_HASHED_COLUMNS = (
-    "id", "occurred_at", "event_type", "actor", "partner_id", "message_id", "subject_type", "subject_id",
-    "correlation_id", "data",
-)
 
 
 def _content_of(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -162,8 +169,15 @@ def flush_events(session: Session) -> None:
         row = {"id": last_id, **content, "prev_hash": last_hash}
         last_hash = row["hash"] = compute_hash(last_hash, _content_of(row))
         rows.append(row)
+    head_values = {"new_last_id": last_id, "new_last_hash": last_hash}
+    if session.get_bind().dialect.name == "postgresql":
+        # One round trip: the head moves in a data-modifying CTE of the INSERT.
+        statement = multi_row_insert(_EVENTS, _EVENT_COLUMNS, len(rows), "", _MOVE_HEAD_CTE)
+        run(session, statement, row_params(_EVENT_COLUMNS, [[r[c] for c in _EVENT_COLUMNS] for r in rows])
+            | head_values)
+        return
     run(session, _INSERT_EVENTS, rows)
-    run(session, _MOVE_HEAD, {"new_last_id": last_id, "new_last_hash": last_hash})
+    run(session, _MOVE_HEAD, head_values)
 
 
 @orm_event.listens_for(Session, "before_commit")
