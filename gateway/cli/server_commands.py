@@ -145,6 +145,11 @@ def run_api(args: argparse.Namespace) -> int:
     workers = api_worker_count(args.workers)
     if settings.is_embedded:  # migrate once here rather than in every worker process at once
         open_database(settings).dispose()
+    if settings.effective_broker_url().startswith("sqla+"):
+        # The SQLAlchemy broker makes its tables on first use: API processes publishing their
+        # first message at the same moment raced to create them ("table kombu_queue already
+        # exists", a lost publish). A Redis broker is left alone: it may come up later.
+        prepare_broker(settings.effective_broker_url())
     config = uvicorn.Config(
         "gateway.cli.server_commands:app_factory",
         factory=True,

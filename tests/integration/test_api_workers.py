@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -103,3 +104,12 @@ def test_stopping_the_supervisor_stops_every_api_process(
     assert process.wait(timeout=30) == 0
     assert not any(_running(pid) for pid in workers)
     assert not _answers(base)
+
+
+def test_the_embedded_broker_is_made_before_the_api_processes_first_publish(
+    two_worker_api: tuple[subprocess.Popen[bytes], str], tmp_path: Path
+) -> None:
+    """Two processes creating kombu's tables on their first publish raced (a publish was lost)."""
+    with sqlite3.connect(tmp_path / "data" / "broker.sqlite3") as broker:
+        queues = {name for (name,) in broker.execute("SELECT name FROM kombu_queue")}
+    assert {"inbound", "delivery", "outbound", "acks"} <= queues
