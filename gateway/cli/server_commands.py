@@ -6,18 +6,14 @@ transport on SQLite under the data dir: no Redis needed). SIGINT/SIGTERM are for
 children; if one of them dies the others are stopped and ``serve`` exits non-zero.
 
 The API runs ``--workers`` uvicorn processes (``EDIGATE_API_WORKERS``; by default one per CPU
-core, at most ``MAX_DEFAULT_API_WORKERS``) on one listening socket bound here, so that every
-accepted connection gets TCP_NODELAY whatever uvicorn does with a socket it binds itself
-(Kludex/uvicorn#3149: without it each keep-alive request waits ~43 ms for a delayed ACK).
+core, at most ``MAX_DEFAULT_API_WORKERS``) on sockets bound here (``api_processes``).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -110,32 +106,9 @@ def api_worker_count(option: int | None = None) -> int:
     return int(value)
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A bound TCP socket whose accepted connections get TCP_NODELAY, for uvicorn's ``sockets=``.
-
-    Python gives an accepted socket its listener's ``proto``, and asyncio only turns Nagle off
-    when that is ``IPPROTO_TCP`` (so the listener is made with it); Linux also copies
-    TCP_NODELAY from the listener to accepted connections, which covers other event loops.
-    """
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind(address)
-    except BaseException:
-        sock.close()
-        raise
-    sock.set_inheritable(True)
-    return sock
-
-
 def run_api(args: argparse.Namespace) -> int:
-    """Serve the API with uvicorn (one or several processes on one socket) until interrupted."""
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
+    """Serve the API with uvicorn (one process or several, see api_processes) until interrupted."""
+    from gateway.cli.api_processes import serve
 
     _apply_options(args)
     from gateway.settings import Settings
@@ -150,28 +123,8 @@ def run_api(args: argparse.Namespace) -> int:
         # first message at the same moment raced to create them ("table kombu_queue already
         # exists", a lost publish). A Redis broker is left alone: it may come up later.
         prepare_broker(settings.effective_broker_url())
-    config = uvicorn.Config(
-        "gateway.cli.server_commands:app_factory",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=workers,
-        log_level="info",
-        access_log=False,
-    )
-    sock = listening_socket(settings.host, settings.port)
-    host, port = sock.getsockname()[:2]
-    logging.getLogger("uvicorn.error").info(
-        "edigate API on http://%s:%d (%d process%s)", host, port, workers, "es" if workers > 1 else ""
-    )
-    try:
-        if workers == 1:
-            uvicorn.Server(config).run(sockets=[sock])
-        else:
-            Multiprocess(config, sockets=[sock]).run()
-    finally:
-        sock.close()
-    return 0
+    app = "gateway.cli.server_commands:app_factory"
+    return serve(app, host=settings.host, port=settings.port, processes=workers)
 
 
 def app_factory() -> Any:

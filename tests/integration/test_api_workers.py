@@ -1,13 +1,16 @@
-"""``edigate api --workers 2``: two uvicorn processes on one socket, keep-alive without Nagle stalls."""
+"""``edigate api --workers 2``: two uvicorn processes sharing the port, connections spread over both,
+keep-alive without Nagle stalls."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +39,25 @@ def _api_processes(pid: int) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def _connections(pids: list[int], port: int) -> dict[int, int]:
+    """How many established connections to ``port`` each process holds."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":  # local port, ESTABLISHED
+            inodes.add(f"socket:[{fields[9]}]")
+    held = {}
+    for pid in pids:
+        links = []
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                links.append(str(fd.readlink()))
+            except OSError:
+                continue
+        held[pid] = sum(link in inodes for link in links)
+    return held
 
 
 def _running(pid: int) -> bool:
@@ -93,6 +115,48 @@ def test_two_api_processes_answer_keep_alive_requests_without_delayed_ack_stalls
             timings.append(time.perf_counter() - started)
     # With Nagle on, every request after the first waits ~40 ms for the client's delayed ACK.
     assert statistics.median(timings) < 0.03
+
+
+def test_keep_alive_connections_arriving_together_are_spread_over_the_api_processes(
+    two_worker_api: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    """A shared listening socket let the first idle process accept all 16 (the other idled)."""
+    process, base = two_worker_api
+    clients = [httpx.Client(base_url=base, timeout=10) for _ in range(16)]
+    try:
+        barrier = threading.Barrier(len(clients))
+
+        def first_request(client: httpx.Client) -> None:
+            barrier.wait()
+            client.get("/api/v1/healthz").raise_for_status()
+
+        threads = [threading.Thread(target=first_request, args=(client,)) for client in clients]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        held = _connections(_api_processes(process.pid), int(base.rsplit(":", 1)[1]))
+        assert sum(held.values()) == len(clients)
+        assert all(count > 0 for count in held.values()), held
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_an_api_process_that_dies_is_replaced_on_its_socket(
+    two_worker_api: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    process, base = two_worker_api
+    victim = _api_processes(process.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while victim in _api_processes(process.pid) or len(_api_processes(process.pid)) < 2:
+        assert time.monotonic() < deadline, "no replacement process"
+        time.sleep(0.2)
+    # Every connection is answered, whichever socket the kernel hashes it to.
+    for _ in range(20):
+        with httpx.Client(base_url=base, timeout=30) as client:
+            assert client.get("/api/v1/healthz").status_code == 200
 
 
 def test_stopping_the_supervisor_stops_every_api_process(

@@ -10,12 +10,8 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import UsageError
-from gateway.cli.server_commands import (
-    API_WORKERS_VARIABLE,
-    MAX_DEFAULT_API_WORKERS,
-    api_worker_count,
-    listening_socket,
-)
+from gateway.cli.api_processes import listening_socket
+from gateway.cli.server_commands import API_WORKERS_VARIABLE, MAX_DEFAULT_API_WORKERS, api_worker_count
 
 
 @pytest.fixture(autouse=True)
@@ -83,15 +79,16 @@ async def _accepted_socket_options(sock: socket.socket) -> tuple[int, int]:
         server.close()
 
 
+@pytest.mark.parametrize("share_port", [False, True])
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_connections_accepted_on_the_shared_socket_have_nagle_off(loop: str) -> None:
+def test_connections_accepted_on_an_api_socket_have_nagle_off(loop: str, share_port: bool) -> None:
     """What uvicorn#3149 lost with ``--workers``: each keep-alive request then waits ~43 ms."""
     if loop == "uvloop":
         uvloop = pytest.importorskip("uvloop")
         runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
     else:
         runner = asyncio.Runner()
-    sock = listening_socket("127.0.0.1", 0)
+    sock = listening_socket("127.0.0.1", 0, share_port=share_port)
     with runner:
         proto, nodelay = runner.run(_accepted_socket_options(sock))
     assert nodelay != 0
@@ -108,3 +105,18 @@ def test_the_listening_socket_is_tcp_bound_and_inheritable_by_worker_processes()
         assert sock.get_inheritable()
     finally:
         sock.close()
+
+
+def test_each_api_process_gets_a_socket_of_its_own_on_the_same_port() -> None:
+    first = listening_socket("127.0.0.1", 0, share_port=True)
+    port = first.getsockname()[1]
+    second = listening_socket("127.0.0.1", port, share_port=True)
+    try:
+        assert second.getsockname()[1] == port
+        first.listen()
+        second.listen()
+        with pytest.raises(OSError):  # without SO_REUSEPORT a listening port stays taken
+            listening_socket("127.0.0.1", port).close()
+    finally:
+        first.close()
+        second.close()
