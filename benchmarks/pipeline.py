@@ -1,6 +1,6 @@
 """End-to-end pipeline speed: 850s posted over HTTP → signed webhooks received by a real ERP server.
 
-Starts the API (uvicorn), a Celery worker and beat as child processes, a recording ERP server in
+Starts the API (uvicorn), Celery workers and beat as child processes, a recording ERP server in
 this process, then posts ``--documents`` purchase orders (``--sets`` 850s per interchange) from
 ``--clients`` concurrent HTTP clients, optionally paced at ``--rate`` documents/s. Prints the
 sustained documents/s (first post → last webhook) and p50/p99 latency from receipt (the 202) to
@@ -30,6 +30,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from process_cpu import group_cpu_seconds  # noqa: E402
 
 SECRET_KEY = "benchmark-secret-key-0123456789abcdef"
 ISA = (
@@ -184,32 +187,18 @@ def _children(
         "PYTHONPATH": str(REPO),
     }
     base = [sys.executable, "-m", "gateway.cli.server_commands"]
+    worker = [*base, "worker", "--loglevel", "WARNING", "--concurrency", str(args.concurrency),
+              "--pool", args.pool]
     commands = [
         [*base, "api", "--workers", str(args.api_workers)],
-        [*base, "worker", "--loglevel", "WARNING", "--concurrency", str(args.concurrency),
-         "--pool", args.pool],
         [*base, "beat", "--loglevel", "WARNING"],
+        *[worker for _ in range(args.worker_processes)],
     ]
     handle = log.open("ab")
     return [
         subprocess.Popen(c, env=full, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
         for c in commands
     ]
-
-
-def group_cpu_seconds(leader: int) -> float:
-    """CPU seconds (user + system) used so far by every live process of ``leader``'s process group."""
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == leader:  # field 5 of stat: the process group
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 def _wait_ready(url: str, timeout: float = 30) -> None:
@@ -246,8 +235,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             posted: dict[str, float] = {}
             lock = threading.Lock()
             interval = args.sets / args.rate if args.rate else 0.0
-            api, worker = children[0].pid, children[1].pid
-            cpu_start = {"api": group_cpu_seconds(api), "worker": group_cpu_seconds(worker)}
+            api, workers = children[0].pid, [child.pid for child in children[2:]]
+
+            def workers_cpu() -> float:
+                return sum(group_cpu_seconds(pid) for pid in workers)
+
+            cpu_start = {"api": group_cpu_seconds(api), "worker": workers_cpu()}
             start = time.monotonic()
             headers = {"authorization": f"Bearer {key}", "content-type": "application/edi-x12"}
 
@@ -281,7 +274,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 time.sleep(0.05)
             end = max(erp.arrivals.values()) if erp.arrivals else time.monotonic()
             cpu = {"api": group_cpu_seconds(api) - cpu_start["api"],
-                   "worker": group_cpu_seconds(worker) - cpu_start["worker"]}
+                   "worker": workers_cpu() - cpu_start["worker"]}
             latencies = sorted(erp.arrivals[po] - posted[po] for po in erp.arrivals if po in posted)
         finally:
             for child in children:
@@ -333,8 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rate", type=float, default=0.0, help="documents/s to pace at (0: as fast as possible)"
     )
-    parser.add_argument("--concurrency", type=int, default=3, help="worker processes")
-    parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
+    parser.add_argument("--worker-processes", type=int, default=os.cpu_count() or 1,
+                        help="worker processes (edigate serve: one per core)")
+    parser.add_argument("--concurrency", type=int, default=8, help="tasks at once per worker process")
+    parser.add_argument("--pool", default="threads", choices=["prefork", "threads", "solo"])
     parser.add_argument("--api-workers", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the last webhook")
     parser.add_argument("--quick", action="store_true", help="a small run without targets (CI)")

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pydantic import SecretStr
 
@@ -88,11 +89,12 @@ def po_file(n: int) -> bytes:
         b"IEA*1*000000101", f"IEA*1*{n:09d}".encode())
 
 
-def task_times(log: Path) -> dict[str, tuple[int, float]]:
-    """(count, mean seconds) of each task the worker log says succeeded."""
+def task_times(logs: list[Path]) -> dict[str, tuple[int, float]]:
+    """(count, mean seconds) of each task the worker logs say succeeded."""
     runs: dict[str, list[float]] = defaultdict(list)
-    for match in _TASK_DONE.finditer(log.read_text(errors="replace")):
-        runs[match.group(1)].append(float(match.group(2)))
+    for log in logs:
+        for match in _TASK_DONE.finditer(log.read_text(errors="replace")):
+            runs[match.group(1)].append(float(match.group(2)))
     return {name: (len(times), statistics.fmean(times)) for name, times in sorted(runs.items())}
 
 
@@ -139,8 +141,10 @@ def main() -> int:
     parser.add_argument("--database-url",
                         default=os.environ.get("EDIGATE_TEST_DATABASE_URL", DEFAULT_DATABASE_URL))
     parser.add_argument("--broker-url", default=os.environ.get("EDIGATE_BENCH_REDIS_URL", DEFAULT_BROKER_URL))
-    parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
-    parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
+    parser.add_argument("--worker-processes", type=int, default=os.cpu_count() or 1,
+                        help="worker processes (edigate serve: one per core)")
+    parser.add_argument("--concurrency", type=int, default=8, help="tasks at once per worker process")
+    parser.add_argument("--pool", default="threads", choices=["prefork", "threads", "solo"])
     parser.add_argument("--sweep-seconds", type=float, default=2.0, help="beat's outbox/delivery sweeps")
     args = parser.parse_args()
     files = args.files or (100 if args.quick else 1000)
@@ -175,17 +179,23 @@ def main() -> int:
         env = child_env(settings_env)
         beat = start_beat(env, tmp / "beat.log")
         teardown.callback(beat.stop)
-        worker = start_sftp_worker(env, tmp / "worker.log", concurrency=args.concurrency, pool=args.pool)
-        teardown.callback(worker.stop)
+        workers = [
+            start_sftp_worker(env, tmp / f"worker{n}.log", concurrency=args.concurrency, pool=args.pool)
+            for n in range(args.worker_processes)
+        ]
+        for worker in workers:
+            teardown.callback(worker.stop)
         server = HostedSftpServer(settings, db=db, port=0, tuning=SftpTuning(
             max_sessions_per_account=args.clients + 1, max_file_bytes=settings.max_body_bytes))
         server.start()
         teardown.callback(server.stop)
-        rate = _small_files(server, db, erp, tmp, files, args.clients, SftpClient)
+        rate = _small_files(server, db, erp, tmp, files, args.clients, SftpClient,
+                            workers=[worker.pid for worker in workers])
         large = _large_file(server, tmp, large_mb, SftpClient) if rate is not None and large_mb else None
         server.stop()
-        worker.stop()  # its log is complete once it has stopped
-        times = task_times(tmp / "worker.log")
+        for worker in workers:
+            worker.stop()  # its log is complete once it has stopped
+        times = task_times([tmp / f"worker{n}.log" for n in range(args.worker_processes)])
     print("worker task time (mean, wall): " + ", ".join(
         f"{name} {count} x {mean * 1000:.0f} ms" for name, (count, mean) in times.items()))
     ok = rate is not None and len(erp.requests) >= files and (large is not None or not large_mb)
@@ -195,8 +205,8 @@ def main() -> int:
     return 0 if met or (ok and args.quick) else 1
 
 
-def _small_files(server: Any, db: Any, erp: Any, tmp: Path, files: int, clients: int, client_cls: Any
-                 ) -> float | None:
+def _small_files(server: Any, db: Any, erp: Any, tmp: Path, files: int, clients: int, client_cls: Any,
+                 *, workers: list[int]) -> float | None:
     """Upload ``files`` small files, wait for their webhooks; files/s end to end (None: failed)."""
     from sqlalchemy import select
 
@@ -207,7 +217,10 @@ def _small_files(server: Any, db: Any, erp: Any, tmp: Path, files: int, clients:
     for n in range(files):
         (work / f"po{n:05d}.x12").write_bytes(po_file(1000 + n))
     batches = [[f"po{n:05d}.x12" for n in range(files) if n % clients == c] for c in range(clients)]
+    from process_cpu import group_cpu_seconds
+
     client = client_cls(server.port, work)
+    workers_cpu = sum(group_cpu_seconds(pid) for pid in workers)
     cpu = time.process_time()
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
@@ -224,6 +237,7 @@ def _small_files(server: Any, db: Any, erp: Any, tmp: Path, files: int, clients:
     while len(erp.requests) < files and time.monotonic() < deadline:
         time.sleep(0.05)
     delivered = time.perf_counter() - started
+    workers_cpu = sum(group_cpu_seconds(pid) for pid in workers) - workers_cpu
     with db.unit_of_work(read_only=True) as session:
         closes = {str(e.message_id): e.occurred_at.timestamp() for e in session.scalars(
             select(Event).where(Event.event_type == "sftp.file_received"))}
@@ -233,7 +247,8 @@ def _small_files(server: Any, db: Any, erp: Any, tmp: Path, files: int, clients:
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan")
     print(f"small files: {len(erp.requests)}/{files} delivered by {clients} sftp clients; "
           f"upload {files / uploaded:.0f} files/s (server CPU {cpu / files * 1000:.1f} ms/file), "
-          f"end to end {files / delivered:.0f} files/s; "
+          f"end to end {files / delivered:.0f} files/s "
+          f"(workers' CPU {workers_cpu / files * 1000:.1f} ms/file); "
           f"close→webhook p50 {p50 * 1000:.0f} ms p99 {p99 * 1000:.0f} ms")
     return files / delivered
 

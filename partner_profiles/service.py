@@ -211,6 +211,41 @@ def _check_interchange_id(session: Session, profile: PartnerProfile) -> None:
             "x12.interchange_id")
 
 
+def _check_json_mapping(profile: PartnerProfile) -> None:
+    """A ``json_mapping`` that does not compile is refused now, not when the first payload arrives."""
+    if profile.json_mapping is None:
+        return
+    from gateway.inbound.mapping import MappingConfigError, compile_json_mapping
+
+    try:
+        compile_json_mapping(profile.json_mapping)
+    except MappingConfigError as exc:
+        raise ProfileRejected([{"field": "json_mapping", "message": str(exc)}]) from exc
+
+
+def _check_sftp_username(session: Session, profile: PartnerProfile) -> None:
+    """A hosted SFTP username is one partner's login only."""
+    hosted = profile.transports.sftp.hosted if profile.transports.sftp else None
+    if hosted is None:
+        return
+    username = PartnerProfileVersion.profile["transports"]["sftp"]["hosted"]["username"].as_string()
+    owner = session.scalar(
+        select(Partner.id)
+        .join(
+            PartnerProfileVersion,
+            (PartnerProfileVersion.partner_id == Partner.id)
+            & (PartnerProfileVersion.version == Partner.current_version),
+        )
+        .where(Partner.deleted_at.is_(None), Partner.id != profile.id, username == hosted.username)
+        .limit(1)
+    )
+    if owner is not None:
+        raise PartnerConflict(
+            f"SFTP username {hosted.username!r} already belongs to partner {owner}",
+            "transports.sftp.hosted.username",
+        )
+
+
 def _sha256(document: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
 
@@ -240,6 +275,8 @@ def save_profile(
     if (partner is None or partner.deleted_at is not None) and update_only:
         raise PartnerNotFound(profile.id)
     _check_interchange_id(session, profile)
+    _check_sftp_username(session, profile)
+    _check_json_mapping(profile)
     _check_masked_secrets(session, partner.id if partner else None, split.secrets)
     sha = _sha256(split.document)
 

@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 from celery import Celery
+from celery.signals import task_postrun, worker_process_init, worker_ready
 
 from gateway.deliveries.service import send_deliveries
 from gateway.processing.context import PipelineContext
@@ -37,6 +38,7 @@ from gateway.processing.service import (
     publish_followups,
 )
 from gateway.processing.tuning import PipelineTuning
+from gateway.runtime import HeapSettler, settle_heap
 from gateway.settings import Settings
 
 log = logging.getLogger("edigate.workers")
@@ -144,11 +146,20 @@ def create_celery_app(settings: Settings | None = None, tuning: PipelineTuning |
     }
     resources = WorkerResources(app, settings, tuning)
     app.edigate_resources = resources
+    _settle_heaps()
     _register_tasks(app, resources)
     from gateway.transports.sftp.tasks import register_sftp_tasks
 
     register_sftp_tasks(app, lambda: resources.context)
     return app
+
+
+def _settle_heaps() -> None:
+    """Freeze the heap when the worker is ready (or a prefork child starts) and after its first tasks."""
+    settler = HeapSettler()
+    worker_ready.connect(lambda **_: settle_heap(), weak=False, dispatch_uid="edigate-settle-ready")
+    worker_process_init.connect(lambda **_: settle_heap(), weak=False, dispatch_uid="edigate-settle-child")
+    task_postrun.connect(lambda **_: settler.tick(), weak=False, dispatch_uid="edigate-settle-tasks")
 
 
 def _register_tasks(app: Celery, res: WorkerResources) -> None:

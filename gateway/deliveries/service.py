@@ -278,6 +278,26 @@ _SETTLE_DELIVERY = (
         delivered_at=bindparam("new_delivered_at"),
     )
 )
+# One delivery settled in one PostgreSQL statement: its attempt and its document in CTEs.
+_SETTLE_ONE = _SETTLE_DELIVERY.add_cte(
+    insert(_ATTEMPTS)
+    .values(
+        delivery_id=bindparam("target_id"),
+        attempted_at=bindparam("a_attempted_at"),
+        status_code=bindparam("a_status_code"),
+        error=bindparam("a_error"),
+        duration_ms=bindparam("a_duration_ms"),
+        response_excerpt=bindparam("a_response_excerpt"),
+    )
+    .cte("attempt")
+).add_cte(
+    update(_DOCUMENTS)
+    .where(
+        _DOCUMENTS.c.id == bindparam("a_delivered_document"), _DOCUMENTS.c.status == DocumentStatus.RECEIVED
+    )
+    .values(status=DocumentStatus.DELIVERED)
+    .cte("document")
+)
 _DOCUMENTS_DELIVERED = (
     update(_DOCUMENTS)
     .where(_DOCUMENTS.c.id.in_(bindparam("document_ids", expanding=True)),
@@ -413,26 +433,7 @@ def record_attempts(
         dead.append(delivery)
     if not settled:
         return []
-    run(session, _INSERT_ATTEMPTS, attempts)
-    run(
-        session,
-        _SETTLE_DELIVERY,
-        [
-            {
-                "target_id": d.id,
-                "new_status": d.status,
-                "new_attempt_count": d.attempt_count,
-                "new_next_attempt_at": d.next_attempt_at,
-                "new_delivered_at": d.delivered_at,
-            }
-            for d in settled
-        ],
-    )
-    delivered_docs = [
-        d.document_id for d in settled if d.status is DeliveryStatus.DELIVERED and d.document_id is not None
-    ]
-    if delivered_docs:
-        run(session, _DOCUMENTS_DELIVERED, {"document_ids": delivered_docs})
+    _write_settled(session, settled, attempts)
     _grouped_events(session, grouped)
     created: list[uuid.UUID] = []
     for delivery in dead:
@@ -441,6 +442,32 @@ def record_attempts(
             assert row is not None
             created.extend(_notify_dead(session, row, policy=policy, now=now))
     return created
+
+
+def _write_settled(session: Session, settled: list[_Settling], attempts: list[dict[str, Any]]) -> None:
+    """The attempts, the deliveries' new state and their delivered documents."""
+    changes = [
+        {
+            "target_id": d.id,
+            "new_status": d.status,
+            "new_attempt_count": d.attempt_count,
+            "new_next_attempt_at": d.next_attempt_at,
+            "new_delivered_at": d.delivered_at,
+        }
+        for d in settled
+    ]
+    delivered_docs = [
+        d.document_id for d in settled if d.status is DeliveryStatus.DELIVERED and d.document_id is not None
+    ]
+    if len(settled) == 1 and session.get_bind().dialect.name == "postgresql":
+        attempt = {f"a_{name}": value for name, value in attempts[0].items() if name != "delivery_id"}
+        document = {"a_delivered_document": delivered_docs[0] if delivered_docs else None}
+        run(session, _SETTLE_ONE, changes[0] | attempt | document)
+        return
+    run(session, _INSERT_ATTEMPTS, attempts)
+    run(session, _SETTLE_DELIVERY, changes)
+    if delivered_docs:
+        run(session, _DOCUMENTS_DELIVERED, {"document_ids": delivered_docs})
 
 
 def _grouped_events(

@@ -14,23 +14,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.archive.blob_store import BlobRef, BlobStore
 from gateway.processing.publisher import OUTBOX_PROCESS_MESSAGE, PROCESS_MESSAGE, Publisher
 from gateway.store.blobs import record_blob
-from gateway.store.core import run, table_of
+from gateway.store.core import insert_tables, run, table_of
 from gateway.store.db import Database
 from gateway.store.enums import Direction, MessageStatus, OutboxStatus, PartnerStatus, Transport
 from gateway.store.events import MessageRef, append_message_event
 from gateway.store.models import Message, OutboxEntry, Partner
-from gateway.store.outbox import insert_outbox_entry
 from gateway.store.types import utcnow
 
 _MESSAGES = table_of(Message)
 _PARTNERS = table_of(Partner)
-_INSERT_MESSAGE = insert(_MESSAGES)
+_OUTBOX = table_of(OutboxEntry)
 _PARTNER_GATE = select(_PARTNERS.c.status, _PARTNERS.c.deleted_at).where(
     _PARTNERS.c.id == bindparam("partner_id")
 )
@@ -92,35 +91,35 @@ def record_received(
     record_blob(session, blob)
     now = utcnow()
     message = MessageRef(uuid.uuid4(), partner_id, correlation_id or uuid.uuid4().hex)
-    run(
-        session,
-        _INSERT_MESSAGE,
-        {
-            "id": message.id,
-            "direction": Direction.INBOUND,
-            "transport": transport,
-            "partner_id": partner_id,
-            "status": MessageStatus.RECEIVED,
-            "content_sha256": blob.sha256,
-            "size": blob.size,
-            "content_type": content_type,
-            "filename": filename,
-            "transport_message_id": transport_message_id,
-            "correlation_id": message.correlation_id,
-            "received_at": now,
-            "updated_at": now,
-        },
-    )
+    message_row = {
+        "id": message.id,
+        "direction": Direction.INBOUND,
+        "transport": transport,
+        "partner_id": partner_id,
+        "status": MessageStatus.RECEIVED,
+        "content_sha256": blob.sha256,
+        "size": blob.size,
+        "content_type": content_type,
+        "filename": filename,
+        "transport_message_id": transport_message_id,
+        "correlation_id": message.correlation_id,
+        "received_at": now,
+        "updated_at": now,
+        "is_duplicate": False,
+    }
     # Published right after commit; if that publish is lost the sweeper takes over after the lease.
-    outbox_id = insert_outbox_entry(
-        session,
-        task_name=OUTBOX_PROCESS_MESSAGE,
-        message_id=message.id,
-        task_args={"message_id": str(message.id)},
-        status=OutboxStatus.ENQUEUED,
-        attempts=1,
-        next_attempt_at=now + (lease or default_lease()),
-    )
+    outbox_row = {
+        "task_name": OUTBOX_PROCESS_MESSAGE,
+        "message_id": message.id,
+        "task_args": {"message_id": str(message.id)},
+        "status": OutboxStatus.ENQUEUED,
+        "attempts": 1,
+        "next_attempt_at": now + (lease or default_lease()),
+        "created_at": now,
+        "updated_at": now,
+    }
+    rows = [(_MESSAGES, [message_row]), (_OUTBOX, [outbox_row])]
+    (entry,) = insert_tables(session, rows, returning=("id",))
     append_message_event(
         session,
         message,
@@ -135,7 +134,7 @@ def record_received(
             "transport_message_id": transport_message_id,
         },
     )
-    return Received(message.id, message.correlation_id, blob, outbox_id)
+    return Received(message.id, message.correlation_id, blob, entry.id)
 
 
 def publish_received(db: Database, publisher: Publisher | None, received: Received) -> bool:

@@ -255,6 +255,8 @@ _OUTBOX_DONE = (
     )
     .values(status=OutboxStatus.DONE, updated_at=bindparam("target_now"))
 )
+# PostgreSQL settles the message and its outbox entry in one statement (a data-modifying CTE).
+_SETTLE_MESSAGE_AND_OUTBOX = _SETTLE_MESSAGE.add_cte(_OUTBOX_DONE.cte("outbox_done"))
 _ADVISORY_LOCKS = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS BIGINT[])) AS k")
 
 
@@ -854,9 +856,10 @@ def _finish(w: _Writer) -> ProcessOutcome:
         error = outcome.error = "\n".join(lines)[:10_000]
     # Our own acks decide; a message that only carries the partner's acks keeps what reconciling set.
     ack_status = max(w.ack_statuses, key=_ACK_SEVERITY.index) if w.ack_statuses else message.ack_status
+    together = w.session.get_bind().dialect.name == "postgresql"
     run(
         w.session,
-        _SETTLE_MESSAGE,
+        _SETTLE_MESSAGE_AND_OUTBOX if together else _SETTLE_MESSAGE,
         {
             "target_message": message.id,
             "new_status": status,
@@ -867,7 +870,8 @@ def _finish(w: _Writer) -> ProcessOutcome:
             "target_now": w.now,
         },
     )
-    _mark_outbox_done(w.session, message.id)
+    if not together:
+        _mark_outbox_done(w.session, message.id)
     ref = MessageRef(message.id, message.partner_id, message.correlation_id)
     append_message_event(
         w.session,

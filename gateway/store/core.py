@@ -15,10 +15,11 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import CursorResult, Executable, Insert, Row, Table, insert
 from sqlalchemy.orm import DeclarativeBase, Session
 
-from gateway.store.statements import MAX_CHAINED_PARAMETERS, chained_insert, chained_params
+from gateway.store.statements import complete_rows, record_set_insert
 
 
 def run(
@@ -54,22 +55,34 @@ def insert_tables(
 ) -> list[Row[Any]]:
     """Insert each table's rows, parents first; the last table's ``returning`` columns come back.
 
-    On PostgreSQL the whole batch is one statement (data-modifying CTEs), one round trip
-    instead of one per table; elsewhere, or when it would pass the parameter limit, one
-    statement per table. Every row of a table must have the same keys.
+    On PostgreSQL the whole batch is one statement with one JSON parameter per table (see
+    :func:`gateway.store.statements.record_set_insert`); elsewhere one statement per table.
+    Every row of a table must have the same keys.
     """
     batches = [(table, rows) for table, rows in batches if rows]
     if not batches:
         return []
-    size = sum(len(rows) * len(rows[0]) for _, rows in batches)
-    if session.get_bind().dialect.name != "postgresql" or len(batches) == 1 or size > MAX_CHAINED_PARAMETERS:
-        result: list[Row[Any]] = []
-        for index, (table, rows) in enumerate(batches):
-            last = index == len(batches) - 1
-            done = run(session, _insert(table, returning if last else ()), list(rows))
-            if last and returning:
-                result = list(done.all())
-        return result
-    shape, params = chained_params(batches)
-    done = run(session, chained_insert(shape, ", ".join(returning)), params)
-    return list(done.all()) if returning else []
+    if session.get_bind().dialect.name == "postgresql":
+        shape, params = [], {}
+        for n, (table, rows) in enumerate(batches):
+            columns, complete = complete_rows(table, rows)
+            shape.append((table, columns))
+            params[f"rows_{n}"] = record_json(complete)
+        done = run(session, record_set_insert(tuple(shape), ", ".join(returning)), params)
+        return list(done.all()) if returning else []
+    result: list[Row[Any]] = []
+    for index, (table, rows) in enumerate(batches):
+        last = index == len(batches) - 1
+        done = run(session, _insert(table, returning if last else ()), list(rows))
+        if last and returning:
+            result = list(done.all())
+    return result
+
+
+def record_json(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as the JSON array ``json_populate_recordset`` reads (UUIDs, enums and times as text)."""
+    return orjson.dumps(rows, default=_refuse, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} cannot go into a JSON record set")

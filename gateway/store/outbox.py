@@ -12,16 +12,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.store.core import run, table_of
 from gateway.store.enums import OutboxStatus
 from gateway.store.models import OutboxEntry
 from gateway.store.types import utcnow
 
 REDELIVER_AFTER = timedelta(minutes=5)
-_INSERT_ENTRY = insert(table_of(OutboxEntry)).returning(table_of(OutboxEntry).c.id)
 
 
 def add_outbox_entry(
@@ -42,35 +40,6 @@ def add_outbox_entry(
     session.add(entry)
     session.flush()
     return entry
-
-
-def insert_outbox_entry(
-    session: Session,
-    *,
-    task_name: str,
-    message_id: uuid.UUID | None,
-    task_args: Mapping[str, Any],
-    status: OutboxStatus,
-    attempts: int,
-    next_attempt_at: datetime,
-) -> int:
-    """Record a task in its final state with one INSERT (no ORM flush); returns the entry id."""
-    now = utcnow()
-    entry_id: int = run(
-        session,
-        _INSERT_ENTRY,
-        {
-            "task_name": task_name,
-            "message_id": message_id,
-            "task_args": dict(task_args),
-            "status": status,
-            "attempts": attempts,
-            "next_attempt_at": next_attempt_at,
-            "created_at": now,
-            "updated_at": now,
-        },
-    ).scalar_one()
-    return entry_id
 
 
 def claim_due_entries(

@@ -33,59 +33,47 @@ def row_params(columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> dict[
     return {f"{c}_{i}": value for i, row in enumerate(rows) for c, value in zip(columns, row, strict=True)}
 
 
-# PostgreSQL takes at most 65,535 parameters a statement; past this a batch goes table by table.
-MAX_CHAINED_PARAMETERS = 30_000
-Shape = tuple[tuple[Table, tuple[str, ...], int], ...]
+TableShape = tuple[tuple[Table, tuple[str, ...]], ...]
 
 
 @functools.lru_cache(maxsize=256)
-def chained_insert(shape: Shape, returning: str = "") -> TextClause:
-    """One statement inserting into several tables in order, each but the last in a CTE.
+def record_set_insert(shape: TableShape, returning: str = "", head: str = "") -> TextClause:
+    """PostgreSQL: insert into several tables in order from one JSON array of rows each.
 
-    PostgreSQL checks foreign keys at the end of the statement, so children may come in the
-    same statement as their parents. Binds are named ``t<table>_<column>_<row>``.
+    Each table's rows arrive as a single parameter ``:rows_<n>`` (a JSON array of objects)
+    that ``json_populate_recordset`` turns into rows of the table's own type, so the text
+    depends on the tables and columns only: psycopg caches its parse (it does not for a
+    statement past 50 parameters or 4 KB) and PostgreSQL prepares it once. Every table but
+    the last is a data-modifying CTE; foreign keys are checked at the end of the statement,
+    so children may come with their parents. ``head`` adds CTEs of the caller's before them.
     """
     parts = []
-    binds = []
-    for t, (table, columns, rows) in enumerate(shape):
-        values = ", ".join(
-            "(" + ", ".join(f":t{t}_{c}_{i}" for c in range(len(columns))) + ")" for i in range(rows)
+    for n, (table, columns) in enumerate(shape):
+        names = ", ".join(columns)
+        parts.append(
+            f"INSERT INTO {table.name} ({names}) SELECT {names} "
+            f"FROM json_populate_recordset(NULL::{table.name}, CAST(:rows_{n} AS json))"
         )
-        parts.append(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {values}")
-        binds += [
-            bindparam(f"t{t}_{c}_{i}", type_=table.c[column].type)
-            for i in range(rows)
-            for c, column in enumerate(columns)
-        ]
-    ctes = ", ".join(f"w{t} AS ({part})" for t, part in enumerate(parts[:-1]))
-    sql = (f"WITH {ctes} " if ctes else "") + parts[-1] + (f" RETURNING {returning}" if returning else "")
-    return text(sql).bindparams(*binds)
+    ctes = [head] if head else []
+    ctes += [f"w{n} AS ({part})" for n, part in enumerate(parts[:-1])]
+    sql = (f"WITH {', '.join(ctes)} " if ctes else "") + parts[-1]
+    return text(sql + (f" RETURNING {returning}" if returning else ""))
 
 
-def chained_params(batches: Sequence[tuple[Table, Sequence[dict[str, Any]]]]) -> tuple[Shape, dict[str, Any]]:
-    """The shape ``chained_insert`` caches on and the bind values, from each table's rows.
+def complete_rows(
+    table: Table, rows: Sequence[dict[str, Any]]
+) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
+    """The columns to insert and the rows with every scalar default a Core insert would add.
 
-    A column a row leaves out gets its scalar default, as a Core insert would give it (plain
-    SQL gets none); a column with a computed default must be given.
+    Plain SQL gets no Python-side defaults, so a column the rows leave out takes its scalar
+    default here; a column with a computed default must be given.
     """
-    shape = []
-    params: dict[str, Any] = {}
-    for t, (table, rows) in enumerate(batches):
-        given = tuple(rows[0])
-        defaults = _scalar_defaults(table, given)
-        columns = given + tuple(defaults)
-        shape.append((table, columns, len(rows)))
-        for i, row in enumerate(rows):
-            for c, column in enumerate(given):
-                params[f"t{t}_{c}_{i}"] = row[column]
-            for c, value in enumerate(defaults.values(), start=len(given)):
-                params[f"t{t}_{c}_{i}"] = value
-    return tuple(shape), params
-
-
-def _scalar_defaults(table: Table, given: tuple[str, ...]) -> dict[str, Any]:
-    return {
+    given = tuple(rows[0])
+    defaults = {
         column.name: column.default.arg  # type: ignore[attr-defined]
         for column in table.columns
         if column.name not in given and column.default is not None and column.default.is_scalar
     }
+    if not defaults:
+        return given, list(rows)
+    return given + tuple(defaults), [defaults | row for row in rows]

@@ -124,6 +124,32 @@ def test_two_partners_cannot_share_an_interchange_id(api_client: TestClient,
     assert answer.json()["error"]["details"][0]["field"] == "x12.interchange_id"
 
 
+def test_two_partners_cannot_share_a_hosted_sftp_username(api_client: TestClient,
+                                                          onboarding: dict[str, str]) -> None:
+    sftp = {"sftp": {"hosted": {"username": "acme", "public_keys": []}}}
+    first = api_client.post(PARTNERS, json=sample_profile(transports=sftp), headers=onboarding)
+    assert first.status_code == 201
+    other = sample_profile(id="acme-two", transports=sftp)
+    other["x12"] = {**other["x12"], "interchange_id": {"qualifier": "ZZ", "id": "ACMETWO"}}
+    answer = api_client.post(PARTNERS, json=other, headers=onboarding)
+    assert answer.status_code == 409
+    assert answer.json()["error"]["details"][0]["field"] == "transports.sftp.hosted.username"
+    other["transports"] = {"sftp": {"hosted": {"username": "acme2", "public_keys": []}}}
+    assert api_client.post(PARTNERS, json=other, headers=onboarding).status_code == 201
+    # the same partner keeps its own username across versions
+    assert api_client.put(f"{PARTNERS}/acme-retail", json=sample_profile(transports=sftp, name="ACME 2"),
+                          headers=onboarding).status_code == 200
+
+
+def test_a_json_mapping_that_does_not_compile_is_422_naming_it(api_client: TestClient,
+                                                                onboarding: dict[str, str]) -> None:
+    profile = sample_profile(json_mapping={"document_type": "purchase_order", "fields": {"po_number": "[["}})
+    answer = api_client.post(PARTNERS, json=profile, headers=onboarding)
+    assert answer.status_code == 422
+    problem = answer.json()["error"]["details"][0]
+    assert problem["field"] == "json_mapping" and "po_number" in problem["message"]
+
+
 def test_put_stores_a_new_version_and_stars_keep_the_stored_secret(
         api_app: FastAPI, api_client: TestClient, onboarding: dict[str, str]) -> None:
     created = api_client.post(PARTNERS, json=sample_profile(), headers=onboarding).json()

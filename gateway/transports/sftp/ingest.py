@@ -30,6 +30,7 @@ from sqlalchemy import select
 from gateway.archive.blob_store import BlobRef, BlobStore, BlobTooLarge
 from gateway.intake.service import IntakeError, Received, publish_received, record_received
 from gateway.processing.publisher import Publisher
+from gateway.runtime import HeapSettler
 from gateway.store.db import Database
 from gateway.store.enums import Transport
 from gateway.store.events import append_event
@@ -105,6 +106,7 @@ class SpoolIngestor:
         self.publisher = publisher
         self.max_bytes = max_bytes
         self.doorbell = Doorbell(db, publisher) if background_publish and publisher is not None else None
+        self.settler = HeapSettler()
 
     def receive(self, written: Path, *, partner_id: str, name: str, username: str | None,
                 address: str | None = None, known: BlobRef | None = None) -> Ingested:
@@ -119,10 +121,12 @@ class SpoolIngestor:
             spooled = entry / name
             os.replace(written, spooled)
             os.fsync(lock_fd)  # the entry directory: the rename is durable
-            return self._ingest_locked(spooled, partner_id=partner_id, username=username, address=address,
-                                       fresh=True, known=known)
+            ingested = self._ingest_locked(spooled, partner_id=partner_id, username=username,
+                                           address=address, fresh=True, known=known)
         finally:
             os.close(lock_fd)
+        self.settler.tick()
+        return ingested
 
     def ingest(self, spooled: Path, *, partner_id: str, username: str | None, address: str | None = None
                ) -> Ingested:

@@ -20,6 +20,7 @@ import paramiko
 
 from gateway.archive.blob_store import BlobStore
 from gateway.processing.publisher import CeleryPublisher, Publisher
+from gateway.runtime import settle_heap
 from gateway.secrets import SecretBox
 from gateway.settings import Settings
 from gateway.store.db import Database
@@ -276,6 +277,7 @@ def run_sftp_server(
     """Serve SFTP on ``settings.host:settings.sftp_port`` until ``stop_event`` is set (``edigate sftp``)."""
     server = HostedSftpServer(settings, tuning=tuning)
     server.start()
+    settle_heap()
     try:
         if on_ready is not None:
             on_ready(server)
