@@ -1,7 +1,7 @@
 """AS2 receive throughput: signed (SHA-256) + encrypted (AES-256-CBC) 850s, sync signed MDNs.
 
-Starts the API the way ``edigate serve`` does (``edigate api``: uvicorn processes on one socket,
-``--workers`` of them, by default ``serve``'s one per core) on a fresh data dir — the embedded
+Starts the API the way ``edigate serve`` does (``edigate api``: ``--workers`` uvicorn processes
+sharing the port, by default ``serve``'s one per core) on a fresh data dir — the embedded
 SQLite default, or PostgreSQL (+ Redis broker) with ``--database-url``/``--broker-url`` — stores
 our key pair and an AS2 partner, pre-builds the messages, then POSTs them at concurrency 1, 4 and
 16 and verifies every MDN (signature, disposition, MIC). Prints messages/s, p50/p99 MDN latency
