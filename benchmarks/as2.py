@@ -1,13 +1,16 @@
 """AS2 receive throughput: signed (SHA-256) + encrypted (AES-256-CBC) 850s, sync signed MDNs.
 
-Starts the API (uvicorn, its own process, AS2 mounted at /as2) on a fresh data dir — the
-embedded SQLite default, or PostgreSQL (+ Redis broker) with ``--database-url``/``--broker-url``
-— stores our key pair and an AS2 partner, pre-builds the messages, then POSTs them at
-concurrency 1, 4 and 16 and verifies every MDN (signature, disposition, MIC). Prints messages/s,
-p50/p99 MDN latency and the CPU time per message of the server and of this client per
-concurrency (CPU time, unlike wall time, holds up on a shared machine). ``--quick`` sends a few
-messages (what CI runs). No worker runs: the benchmark measures what the partner waits for
-(archive, commit, MDN).
+Starts the API the way ``edigate serve`` does (``edigate api``: ``--workers`` uvicorn processes
+sharing the port, by default ``serve``'s one per core) on a fresh data dir — the embedded
+SQLite default, or PostgreSQL (+ Redis broker) with ``--database-url``/``--broker-url`` — stores
+our key pair and an AS2 partner, pre-builds the messages, then POSTs them at concurrency 1, 4 and
+16 and verifies every MDN (signature, disposition, MIC). Prints messages/s, p50/p99 MDN latency
+and the CPU time per message of the server and of this client per concurrency (CPU time, unlike
+wall time, holds up on a shared machine). ``--quick`` sends a few messages (what CI runs). No
+worker runs: the benchmark measures what the partner waits for (archive, commit, MDN).
+
+The client is one asyncio loop writing pre-rendered HTTP/1.1 requests on keep-alive
+connections, so that its own CPU stays small beside the server's on a two-core machine.
 
 ``--large-mb 50`` instead sends one signed + encrypted payload of that size and prints the
 server's peak RSS growth while it receives it (the target: at most 100 MB for 50 MB), after
@@ -17,6 +20,7 @@ checking its MDN and that the archived payload is the one sent.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import os
 import socket
@@ -24,16 +28,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
+from gateway.cli.server_commands import api_worker_count
 from gateway.transports.as2.algorithms import same_mic
 from gateway.transports.as2.building import BuildOptions, BuiltMessage, build_message
 from gateway.transports.as2.certificates import self_signed
@@ -42,20 +45,6 @@ from gateway.transports.as2.mdn import parse_mdn
 
 OUR_ID, PARTNER_ID = "DISTCO", "ACMEAS2"
 SECRET = "benchmark-secret-key-0123456789abcdef"
-
-
-def app_factory() -> Any:
-    """The gateway app with the AS2 routers mounted (uvicorn ``--factory`` target)."""
-    from gateway.api.app import API_PREFIX
-    from gateway.cli.server_commands import app_factory as gateway_app
-    from gateway.transports.as2 import management_views, views
-
-    app = gateway_app()
-    paths = {getattr(route, "path", "") for route in app.routes}
-    if "/as2" not in paths:
-        app.include_router(views.router)
-        app.include_router(management_views.router, prefix=API_PREFIX)
-    return app
 
 
 def _po(n: int) -> bytes:
@@ -119,7 +108,8 @@ def _setup(env: dict[str, str], partner: KeyPair, ours: KeyPair) -> None:
     db.dispose()
 
 
-def _messages(count: int, partner: KeyPair, ours: KeyPair) -> list[BuiltMessage]:
+def _messages(count: int, partner: KeyPair, ours: KeyPair, *, first: int = 1) -> list[BuiltMessage]:
+    """``count`` messages with distinct payloads (PO numbers from ``first``)."""
     options = BuildOptions(sign="sha256", encrypt="aes256-cbc", mdn_signed=True, mdn_digests=("sha256",))
     return [
         build_message(
@@ -133,52 +123,83 @@ def _messages(count: int, partner: KeyPair, ours: KeyPair) -> list[BuiltMessage]
             signer=partner,
             recipients=[ours.cert],
         )
-        for n in range(1, count + 1)
+        for n in range(first, first + count)
     ]
 
 
+def _request(message: BuiltMessage, host: str, port: int) -> bytes:
+    """The whole HTTP/1.1 POST of a message, rendered before the clock starts."""
+    head = ["POST /as2 HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {len(message.body)}"]
+    head += [f"{name}: {value}" for name, value in message.headers.items()]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + message.body
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[str, bytes]:
+    """Send one request on a keep-alive connection; the response's Content-Type and body."""
+    writer.write(request)
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+    if head[0].split(" ", 2)[1] != "200":
+        raise SystemExit(f"the server answered {head[0]!r}")
+    fields = dict(line.split(":", 1) for line in head[1:] if ":" in line)
+    fields = {name.strip().lower(): value.strip() for name, value in fields.items()}
+    if "content-length" not in fields:  # a sync MDN must carry one (AS2_NOTES trap 9)
+        raise SystemExit("the MDN came without Content-Length")
+    return fields.get("content-type", ""), await reader.readexactly(int(fields["content-length"]))
+
+
 def _run(
-    url: str, messages: list[BuiltMessage], concurrency: int, ours: KeyPair
+    host: str, port: int, messages: list[BuiltMessage], concurrency: int, ours: KeyPair
 ) -> tuple[float, list[float]]:
+    """POST every message over ``concurrency`` keep-alive connections; rate and MDN latencies."""
+    pending = iter([(message, _request(message, host, port)) for message in messages])
     latencies: list[float] = []
-    lock = threading.Lock()
-    queue = list(messages)
     failures: list[str] = []
 
-    def worker() -> None:
-        with httpx.Client(timeout=60) as client:
-            while True:
-                with lock:
-                    if not queue:
-                        return
-                    message = queue.pop()
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for message, request in pending:  # one iterator shared by every connection
                 started = time.perf_counter()
-                response = client.post(url, content=message.body, headers=message.headers)
-                elapsed = time.perf_counter() - started
-                mdn = parse_mdn(
-                    response.headers.get("content-type", ""), response.content, partner_certs=[ours.cert]
-                )
-                ok = (
-                    mdn.signed
-                    and mdn.disposition.ok
-                    and mdn.mic is not None
-                    and same_mic(mdn.mic, message.mic)
-                )
-                with lock:
-                    latencies.append(elapsed)
-                    if not ok:
-                        failures.append(f"{message.message_id}: {mdn.disposition} {mdn.mic}")
+                content_type, body = await _exchange(reader, writer, request)
+                latencies.append(time.perf_counter() - started)
+                mdn = parse_mdn(content_type, body, partner_certs=[ours.cert])
+                if not (mdn.signed and mdn.disposition.ok and mdn.mic and same_mic(mdn.mic, message.mic)):
+                    failures.append(f"{message.message_id}: {mdn.disposition} {mdn.mic}")
+        finally:
+            writer.close()
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    total = time.perf_counter() - started
+    async def run_all() -> float:
+        started = time.perf_counter()
+        await asyncio.gather(*(connection() for _ in range(concurrency)))
+        return time.perf_counter() - started
+
+    total = asyncio.run(run_all())
     if failures:
         raise SystemExit(f"{len(failures)} MDNs did not verify, e.g. {failures[0]}")
     return len(messages) / total, latencies
+
+
+def _wait_until_idle(server: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    """Wait for the API to answer and for every API process to finish starting (CPU at rest)."""
+    deadline = time.monotonic() + 60
+    answered = False
+    previous = -1.0
+    while True:
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("the server did not start:\n" + log.read_text(errors="replace")[-2000:])
+        if not answered:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/api/v1/healthz", timeout=1)
+                answered = True
+            except httpx.HTTPError:
+                pass
+        used = _cpu_seconds(server.pid)
+        if answered and used - previous < 0.02:
+            return
+        previous = used
+        time.sleep(0.3)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -279,7 +300,9 @@ def main() -> int:
     parser.add_argument("--database-url", help="PostgreSQL URL (default: the embedded SQLite)")
     parser.add_argument("--database-schema", help="PostgreSQL schema")
     parser.add_argument("--broker-url", help="Celery broker (e.g. redis://127.0.0.1:6379/15)")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--workers", type=int, help="API processes (default: what `edigate serve` runs on this machine)"
+    )
     parser.add_argument("--large-mb", type=int, help="send one payload of this size and report peak RSS")
     args = parser.parse_args()
     count = 10 if args.quick else args.messages
@@ -300,48 +323,33 @@ def main() -> int:
         port = _free_port()
         paths = [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")]
         env["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
+        command = [sys.executable, "-m", "gateway.cli.server_commands", "api", "--host", "127.0.0.1"]
+        command += ["--port", str(port)] + (["--workers", str(args.workers)] if args.workers else [])
+        log_path = Path(tmp) / "server.log"
+        log = log_path.open("wb")
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "benchmarks.as2:app_factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
+            command,
             env=env,
             cwd=Path(__file__).resolve().parents[1],
+            stderr=log,
         )
         try:
             url = f"http://127.0.0.1:{port}/as2"
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/api/v1/healthz", timeout=1)
-                    break
-                except httpx.HTTPError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise SystemExit("the server did not start") from None
-                    time.sleep(0.1)
+            _wait_until_idle(server, port, log_path)
             if args.large_mb:
                 _large(url, server.pid, args.large_mb, partner, ours, env)
                 return 0
             backend = "postgresql" if args.database_url else "embedded sqlite"
+            processes = args.workers or api_worker_count()
             print(
-                f"AS2 receive, {backend}, {count} signed+encrypted 850s per level, sync signed MDNs verified"
+                f"AS2 receive, {backend}, {processes} API process{'es' if processes > 1 else ''}, "
+                f"{count} signed+encrypted 850s per level, sync signed MDNs verified"
             )
-            for concurrency in (1, 4, 16):
-                messages = _messages(count, partner, ours)
+            _run("127.0.0.1", port, _messages(20, partner, ours, first=1), 4, ours)  # warm every process
+            for level, concurrency in enumerate((1, 4, 16)):
+                messages = _messages(count, partner, ours, first=100 + level * count)
                 server_cpu, client_cpu = _cpu_seconds(server.pid), time.process_time()
-                rate, latencies = _run(url, messages, concurrency, ours)
+                rate, latencies = _run("127.0.0.1", port, messages, concurrency, ours)
                 server_cpu = (_cpu_seconds(server.pid) - server_cpu) * 1000 / count
                 client_cpu = (time.process_time() - client_cpu) * 1000 / count
                 p50, p99 = statistics.median(latencies) * 1000, _percentile(latencies, 0.99) * 1000
@@ -351,6 +359,7 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(timeout=10)
+            log.close()
     return 0
 
 

@@ -161,24 +161,50 @@ class As2Setup:
     partner_id: str
 
 
-@pytest.fixture
-def as2_app(api_app: FastAPI, as2_certs: As2Certs) -> As2Setup:
-    """``api_app`` + AS2 routers + our key pair + partner acme-retail (as2_id ACMEAS2)."""
+def as2_setup(app: FastAPI, certs: As2Certs) -> As2Setup:
+    """Mount AS2 on ``app``, store our key pair and partner acme-retail (as2_id ACMEAS2)."""
     from gateway.processing.publisher import RecordingPublisher
     from gateway.transports.as2.partners import forget_index
 
-    mount_as2(api_app)
-    api_app.state.publisher = RecordingPublisher()
-    store_our_key(api_app, as2_certs.ours)
-    partner_id = create_partner(api_app, as2_profile("http://127.0.0.1:9/as2", as2_certs.partner))
+    mount_as2(app)
+    app.state.publisher = RecordingPublisher()
+    store_our_key(app, certs.ours)
+    partner_id = create_partner(app, as2_profile("http://127.0.0.1:9/as2", certs.partner))
     forget_index()
-    return As2Setup(api_app, as2_certs, partner_id)
+    return As2Setup(app, certs, partner_id)
+
+
+@pytest.fixture
+def as2_app(api_app: FastAPI, as2_certs: As2Certs) -> As2Setup:
+    """``api_app`` (SQLite) + AS2 routers + our key pair + partner acme-retail (as2_id ACMEAS2)."""
+    return as2_setup(api_app, as2_certs)
+
+
+@pytest.fixture
+def pg_as2_app(pg_api_app: FastAPI, as2_certs: As2Certs) -> As2Setup:
+    """``as2_app`` on PostgreSQL."""
+    return as2_setup(pg_api_app, as2_certs)
 
 
 @pytest.fixture
 def as2_server(as2_app: As2Setup) -> Iterator[LiveServer]:
     """``as2_app`` on a real uvicorn (127.0.0.1, free port)."""
     live = serve_in_thread(as2_app.app)
+    yield live
+    stop_server(live)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def any_as2_app(request: pytest.FixtureRequest) -> As2Setup:
+    """``as2_app`` once on SQLite and once on PostgreSQL (different locking and transactions)."""
+    setup: As2Setup = request.getfixturevalue("pg_as2_app" if request.param == "postgres" else "as2_app")
+    return setup
+
+
+@pytest.fixture
+def any_as2_server(any_as2_app: As2Setup) -> Iterator[LiveServer]:
+    """``any_as2_app`` on a real uvicorn (127.0.0.1, free port)."""
+    live = serve_in_thread(any_as2_app.app)
     yield live
     stop_server(live)
 

@@ -4,6 +4,9 @@
 Celery beat as child processes on the broker the settings name (by default kombu's SQLAlchemy
 transport on SQLite under the data dir: no Redis needed). SIGINT/SIGTERM are forwarded to the
 children; if one of them dies the others are stopped and ``serve`` exits non-zero.
+
+The API runs ``--workers`` uvicorn processes (``EDIGATE_API_WORKERS``; by default one per CPU
+core, at most ``MAX_DEFAULT_API_WORKERS``) on sockets bound here (``api_processes``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from gateway.cli import UsageError
+
 STOP_TIMEOUT_SECONDS = 20.0
+API_WORKERS_VARIABLE = "EDIGATE_API_WORKERS"
+# More API processes than this rarely pays on one machine: the Celery workers need cores too.
+MAX_DEFAULT_API_WORKERS = 4
 # Mounted by ``app_factory`` unless gateway.api.app.ROUTER_MODULES already lists them.
 PIPELINE_ROUTERS = ("gateway.inbound.views", "gateway.deliveries.views")
 
@@ -33,11 +41,12 @@ def register(subparsers: Any) -> None:
         "--worker-processes", type=int, help="Celery worker processes (EDIGATE_WORKER_PROCESSES; CPU count)"
     )
     serve.add_argument("--concurrency", type=int, help="tasks at once per worker process (4 threads)")
+    serve.add_argument("--api-workers", type=int, help=_API_WORKERS_HELP)
     serve.set_defaults(handler=run_serve)
 
     api = subparsers.add_parser("api", help="the HTTP API (uvicorn)")
     _common(api)
-    api.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    api.add_argument("--workers", type=int, help=_API_WORKERS_HELP)
     api.set_defaults(handler=run_api)
 
     worker = subparsers.add_parser(
@@ -56,6 +65,11 @@ def register(subparsers: Any) -> None:
     beat.add_argument("--data-dir", type=Path, help="data directory (EDIGATE_DATA_DIR)")
     beat.add_argument("--loglevel", default="INFO")
     beat.set_defaults(handler=run_beat)
+
+
+_API_WORKERS_HELP = (
+    f"API processes ({API_WORKERS_VARIABLE}; default one per CPU core, at most {MAX_DEFAULT_API_WORKERS})"
+)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -79,27 +93,38 @@ def _apply_options(args: argparse.Namespace) -> None:
             os.environ[variable] = str(Path(value).resolve()) if option == "data_dir" else str(value)
 
 
+def api_worker_count(option: int | None = None) -> int:
+    """API processes: the option, else ``EDIGATE_API_WORKERS``, else one per usable core (capped)."""
+    if option is not None:
+        value, source = str(option), "--workers"
+    elif os.environ.get(API_WORKERS_VARIABLE, "").strip():
+        value, source = os.environ[API_WORKERS_VARIABLE].strip(), API_WORKERS_VARIABLE
+    else:
+        return max(1, min(len(os.sched_getaffinity(0)), MAX_DEFAULT_API_WORKERS))
+    if not value.isdigit() or int(value) < 1:
+        raise UsageError(f"{source} must be a whole number of processes, at least 1 (not {value!r})")
+    return int(value)
+
+
 def run_api(args: argparse.Namespace) -> int:
-    """Serve the API with uvicorn until interrupted."""
-    import uvicorn
+    """Serve the API with uvicorn (one process or several, see api_processes) until interrupted."""
+    from gateway.cli.api_processes import serve
 
     _apply_options(args)
     from gateway.settings import Settings
+    from gateway.store.migrate import open_database
 
     settings = Settings()
-    if args.workers and args.workers > 1:
-        uvicorn.run(
-            "gateway.cli.server_commands:app_factory",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=args.workers,
-            log_level="info",
-            access_log=False,
-        )
-    else:
-        uvicorn.run(app_factory(), host=settings.host, port=settings.port, log_level="info", access_log=False)
-    return 0
+    workers = api_worker_count(args.workers)
+    if settings.is_embedded:  # migrate once here rather than in every worker process at once
+        open_database(settings).dispose()
+    if settings.effective_broker_url().startswith("sqla+"):
+        # The SQLAlchemy broker makes its tables on first use: API processes publishing their
+        # first message at the same moment raced to create them ("table kombu_queue already
+        # exists", a lost publish). A Redis broker is left alone: it may come up later.
+        prepare_broker(settings.effective_broker_url())
+    app = "gateway.cli.server_commands:app_factory"
+    return serve(app, host=settings.host, port=settings.port, processes=workers)
 
 
 def app_factory() -> Any:
@@ -158,6 +183,7 @@ def prepare_broker(broker_url: str) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     """Migrate, then run API, worker, beat and the SFTP server as children until interrupted."""
     _apply_options(args)
+    api_workers = api_worker_count(args.api_workers)
     from gateway.settings import Settings
     from gateway.store.migrate import open_database
 
@@ -172,14 +198,18 @@ def run_serve(args: argparse.Namespace) -> int:
         worker += ["--concurrency", str(args.concurrency)]
     # Threads wait on the database and the ERP in parallel; a process per core gives the CPU.
     processes = args.worker_processes or current_tuning().worker_processes or os.cpu_count() or 1
-    commands = {"api": ["api"], "beat": ["beat", "--loglevel", "WARNING"]}
+    commands = {"api": ["api", "--workers", str(api_workers)], "beat": ["beat", "--loglevel", "WARNING"]}
     commands |= {f"worker{n}" if processes > 1 else "worker": worker for n in range(1, processes + 1)}
     children = {
         name: subprocess.Popen([sys.executable, "-m", "gateway.cli.server_commands", *argv])
         for name, argv in commands.items()
     }
     children["sftp"] = subprocess.Popen([sys.executable, "-m", "gateway.cli.sftp_commands"])
-    print(f"edigate serving http://{settings.host}:{settings.port}/api/v1 (docs at /api/v1/docs)", flush=True)
+    print(
+        f"edigate serving http://{settings.host}:{settings.port}/api/v1 (docs at /api/v1/docs; "
+        f"{api_workers} API process{'es' if api_workers > 1 else ''})",
+        flush=True,
+    )
     print(f"  data dir {settings.data_dir.resolve()}; broker {settings.masked()['broker_url']}", flush=True)
     print("  " + ", ".join(f"{name} pid {child.pid}" for name, child in children.items()), flush=True)
     return supervise(children)
@@ -229,7 +259,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     subparsers = parser.add_subparsers(dest="command", required=True)
     register(subparsers)
     args = parser.parse_args(argv)
-    code: int = args.handler(args)
+    try:
+        code: int = args.handler(args)
+    except UsageError as exc:
+        print(f"edigate {args.command}: {exc}", file=sys.stderr)
+        return 2
     return code
 
 

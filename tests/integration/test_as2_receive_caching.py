@@ -1,5 +1,6 @@
 """Receiving caches our parsed keys and partners' AS2 setups per process, yet sees every change at once;
-it publishes after answering, and concurrent copies of one message are processed once."""
+it publishes after answering, and concurrent copies of one message are processed once. Each test
+runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -54,63 +55,65 @@ def _post(
 
 
 def test_partner_certificate_and_option_changes_apply_to_the_very_next_message(
-    as2_server: LiveServer, as2_app: As2Setup
+    any_as2_server: LiveServer, any_as2_app: As2Setup
 ) -> None:
-    stranger = as2_app.certs.stranger
-    assert str(_post(as2_server, as2_app)[1].disposition) == "processed"  # the partner is now cached
-    assert "authentication-failed" in str(_post(as2_server, as2_app, signer=stranger)[1].disposition)
-    db = as2_app.app.state.db
+    stranger = any_as2_app.certs.stranger
+    assert str(_post(any_as2_server, any_as2_app)[1].disposition) == "processed"  # the partner is now cached
+    assert "authentication-failed" in str(_post(any_as2_server, any_as2_app, signer=stranger)[1].disposition)
+    db = any_as2_app.app.state.db
     with db.unit_of_work() as session:
         row = certificates.add_partner_certificate(
-            session, as2_app.partner_id, stranger.cert, usage="verify", actor="test"
+            session, any_as2_app.partner_id, stranger.cert, usage="verify", actor="test"
         )
         cert_id = row.id
-    assert str(_post(as2_server, as2_app, signer=stranger)[1].disposition) == "processed"
+    assert str(_post(any_as2_server, any_as2_app, signer=stranger)[1].disposition) == "processed"
     with db.unit_of_work() as session:
-        certificates.retire_partner_certificate(session, as2_app.partner_id, cert_id, actor="test")
-    assert "authentication-failed" in str(_post(as2_server, as2_app, signer=stranger)[1].disposition)
+        certificates.retire_partner_certificate(session, any_as2_app.partner_id, cert_id, actor="test")
+    assert "authentication-failed" in str(_post(any_as2_server, any_as2_app, signer=stranger)[1].disposition)
     with db.unit_of_work() as session:
-        save_options(session, as2_app.partner_id, As2Options(legacy_micalg=True))
-    mdn = _post(as2_server, as2_app)[1]
+        save_options(session, any_as2_app.partner_id, As2Options(legacy_micalg=True))
+    mdn = _post(any_as2_server, any_as2_app)[1]
     assert mdn.mic is not None and mdn.mic.endswith(", sha256")
 
 
 def test_a_key_pair_activated_elsewhere_decrypts_the_next_message(
-    as2_server: LiveServer, as2_app: As2Setup
+    any_as2_server: LiveServer, any_as2_app: As2Setup
 ) -> None:
-    second = as2_app.certs.ours_second
-    assert str(_post(as2_server, as2_app)[1].disposition) == "processed"  # our keys are now cached
-    assert "decryption-failed" in str(_post(as2_server, as2_app, recipient=second)[1].disposition)
-    db = as2_app.app.state.db
-    box = SecretBox.from_settings(as2_app.app.state.settings)
+    second = any_as2_app.certs.ours_second
+    assert str(_post(any_as2_server, any_as2_app)[1].disposition) == "processed"  # our keys are now cached
+    assert "decryption-failed" in str(_post(any_as2_server, any_as2_app, recipient=second)[1].disposition)
+    db = any_as2_app.app.state.db
+    box = SecretBox.from_settings(any_as2_app.app.state.settings)
     with db.unit_of_work() as session:  # as another process would: nobody tells this one
         key_id = certificates.add_key_pair(
             session, name="next", as2_id=OUR_AS2_ID, key=second.key, cert=second.cert, box=box, actor="test"
         ).id
-    assert str(_post(as2_server, as2_app, recipient=second)[1].disposition) == "processed"
+    assert str(_post(any_as2_server, any_as2_app, recipient=second)[1].disposition) == "processed"
     with db.unit_of_work() as session:
         certificates.set_key_status(session, key_id, "inactive", actor="test")
-    assert "decryption-failed" in str(_post(as2_server, as2_app, recipient=second)[1].disposition)
+    assert "decryption-failed" in str(_post(any_as2_server, any_as2_app, recipient=second)[1].disposition)
 
 
-def test_the_processing_task_is_published_after_the_mdn(as2_server: LiveServer, as2_app: As2Setup) -> None:
-    publisher = as2_app.app.state.publisher
+def test_the_processing_task_is_published_after_the_mdn(
+    any_as2_server: LiveServer, any_as2_app: As2Setup
+) -> None:
+    publisher = any_as2_app.app.state.publisher
     assert isinstance(publisher, RecordingPublisher)
-    _post(as2_server, as2_app)
+    _post(any_as2_server, any_as2_app)
     wait_until(lambda: publisher.published, timeout=10, message="the processing task")
-    with as2_app.app.state.db.unit_of_work(read_only=True) as session:
+    with any_as2_app.app.state.db.unit_of_work(read_only=True) as session:
         message_id = session.scalars(select(Message.id)).one()
     assert [kwargs["message_id"] for _, kwargs in publisher.published] == [str(message_id)]
 
 
 def test_concurrent_copies_of_one_message_are_processed_once(
-    as2_server: LiveServer, as2_app: As2Setup
+    any_as2_server: LiveServer, any_as2_app: As2Setup
 ) -> None:
     message_id = f"<{uuid.uuid4().hex}@{PARTNER_AS2_ID}>"
     dispositions: list[str] = []
 
     def send() -> None:
-        dispositions.append(str(_post(as2_server, as2_app, message_id=message_id)[1].disposition))
+        dispositions.append(str(_post(any_as2_server, any_as2_app, message_id=message_id)[1].disposition))
 
     threads = [threading.Thread(target=send) for _ in range(6)]
     for thread in threads:
@@ -118,7 +121,7 @@ def test_concurrent_copies_of_one_message_are_processed_once(
     for thread in threads:
         thread.join()
     assert len(dispositions) == 6 and all(d.startswith("processed") for d in dispositions)
-    with as2_app.app.state.db.unit_of_work(read_only=True) as session:
+    with any_as2_app.app.state.db.unit_of_work(read_only=True) as session:
         assert session.scalar(select(func.count()).select_from(Message)) == 1
         statuses = sorted(session.scalars(select(As2Exchange.status)))
     assert statuses.count("processed") == 1 and len(statuses) == 6

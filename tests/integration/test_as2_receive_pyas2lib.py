@@ -136,23 +136,25 @@ def test_unsigned_mdn_is_returned_when_the_sender_asks_for_no_signature(
 
 
 def test_resend_with_the_same_message_id_gets_the_original_mdn_and_is_not_processed_again(
-    as2_server: LiveServer, as2_app: As2Setup, pyas2lib_module: ModuleType
+    any_as2_server: LiveServer, any_as2_app: As2Setup, pyas2lib_module: ModuleType
 ) -> None:
     response, message = _send(
         pyas2lib_module,
-        as2_app,
-        as2_server,
+        any_as2_app,
+        any_as2_server,
         sign=True,
         encrypt=True,
         enc_alg="aes_256_cbc",
         mdn_mode="SYNC",
         mdn_digest_alg="sha256",
     )
-    again = httpx.post(f"{as2_server.url}/as2", content=message.content, headers=message.headers, timeout=30)
+    again = httpx.post(
+        f"{any_as2_server.url}/as2", content=message.content, headers=message.headers, timeout=30
+    )
     assert again.content == response.content
     assert _mdn(pyas2lib_module, again, message) == ("processed", None)
-    assert len(_messages(as2_app)) == 1
-    with as2_app.app.state.db.unit_of_work(read_only=True) as session:
+    assert len(_messages(any_as2_app)) == 1
+    with any_as2_app.app.state.db.unit_of_work(read_only=True) as session:
         statuses = sorted(session.scalars(select(As2Exchange.status)))
     assert statuses == ["duplicate", "processed"]
 

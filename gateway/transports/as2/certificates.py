@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.secrets import SecretBox
+from gateway.store.core import run, table_of
 from gateway.store.events import append_event
 from gateway.store.types import utcnow
 from gateway.transports.as2.cms import KeyPair
@@ -246,10 +247,11 @@ def usable_key_pairs(session: Session, box: SecretBox) -> list[KeyPair]:
     return [loaded[key_id] for key_id in active if key_id in loaded]
 
 
-_LISTING = (
-    select(As2KeyPair.id, As2KeyPair.as2_id, As2KeyPair.status)
-    .where(As2KeyPair.status != "retired")
-    .order_by(As2KeyPair.activated_at.desc(), As2KeyPair.created_at.desc())
+_KEY_PAIRS = table_of(As2KeyPair)
+_LISTING = (  # runs for every message received: built once, run with gateway.store.core.run
+    select(_KEY_PAIRS.c.id, _KEY_PAIRS.c.as2_id, _KEY_PAIRS.c.status)
+    .where(_KEY_PAIRS.c.status != "retired")
+    .order_by(_KEY_PAIRS.c.activated_at.desc(), _KEY_PAIRS.c.created_at.desc())
 )
 
 
@@ -259,7 +261,7 @@ def key_pair_listing(session: Session) -> tuple[tuple[uuid.UUID, str, str], ...]
     A key pair's key and certificate never change, so this listing is all a cache of parsed keys
     has to compare to notice an added, activated, deactivated or retired key.
     """
-    return tuple((row[0], row[1], row[2]) for row in session.execute(_LISTING))
+    return tuple((row.id, row.as2_id, row.status) for row in run(session, _LISTING))
 
 
 def load_key_pairs(

@@ -117,16 +117,19 @@ def _asn1_cert(cert: x509.Certificate) -> asn1_x509.Certificate:
 
 
 def _matches(identifier: cms.Asn1Value, cert: x509.Certificate) -> bool:
-    """Whether a SignerIdentifier/RecipientIdentifier names this certificate."""
+    """Whether a SignerIdentifier/RecipientIdentifier names this certificate (False if unreadable)."""
     ours = _asn1_cert(cert)
-    if identifier.name == "issuer_and_serial_number":
-        chosen = identifier.chosen
-        if chosen["serial_number"].native != ours.serial_number:
-            return False
-        # Identical DER is the usual case; otherwise compare names as X.500 does (case, spaces).
-        return bool(chosen["issuer"].dump() == ours.issuer.dump() or chosen["issuer"] == ours.issuer)
-    if identifier.name in ("subject_key_identifier", "rid"):
-        return bool(identifier.chosen.native == ours.key_identifier)
+    try:
+        if identifier.name == "issuer_and_serial_number":
+            chosen = identifier.chosen
+            if chosen["serial_number"].native != ours.serial_number:
+                return False
+            # Identical DER is the usual case; otherwise compare names as X.500 does (case, spaces).
+            return bool(chosen["issuer"].dump() == ours.issuer.dump() or chosen["issuer"] == ours.issuer)
+        if identifier.name in ("subject_key_identifier", "rid"):
+            return bool(identifier.chosen.native == ours.key_identifier)
+    except (ValueError, TypeError, KeyError):
+        pass
     return False
 
 
@@ -239,43 +242,84 @@ def sign(
     return _tlv(0x30, _OID_SIGNED_DATA + _tlv(0xA0, signed_data))
 
 
+@dataclass(frozen=True)
+class _Signer:
+    """What verification reads from one SignerInfo, taken out of asn1crypto once as plain values."""
+
+    sid: cms.SignerIdentifier
+    digest_name: str  # as the SignerInfo names it (asn1crypto's name, or the dotted OID)
+    signature: bytes
+    signed_attrs: bytes | None  # the DER SET OF that was signed; None: the content was signed directly
+    content_type: str | None
+    message_digest: bytes | None
+    scheme: str | None  # rsassa_pkcs1v15, rsassa_pss, ecdsa…; None when unreadable
+    pss: tuple[str, str] | None  # (hash, MGF1 hash) when the PSS parameters are given
+
+
+def _read_signer(signer: cms.SignerInfo) -> _Signer:
+    """Read the fields verification uses (asn1crypto raises on malformed ones: the caller maps that)."""
+    content_type = message_digest = attrs_der = None
+    attrs = signer["signed_attrs"]
+    if not isinstance(attrs, core.Void) and len(attrs):
+        for attr in attrs:
+            kind = attr["type"].native
+            if kind == "content_type":
+                content_type = attr["values"][0].native
+            elif kind == "message_digest":
+                message_digest = attr["values"][0].native
+        attrs_der = _attr_set_der(attrs)
+    scheme: str | None = None
+    pss: tuple[str, str] | None = None
+    try:
+        algorithm = signer["signature_algorithm"]
+        scheme = algorithm.signature_algo
+        if scheme == "rsassa_pss" and algorithm["parameters"].native is not None:
+            params = algorithm["parameters"]
+            pss = (
+                normalize_digest(params["hash_algorithm"]["algorithm"].native) or "",
+                normalize_digest(params["mask_gen_algorithm"]["parameters"]["algorithm"].native) or "",
+            )
+    except (ValueError, TypeError, KeyError):
+        scheme = None  # no certificate will verify it; the verification loop says so
+    return _Signer(
+        signer["sid"],
+        str(signer["digest_algorithm"]["algorithm"].native or ""),
+        bytes(signer["signature"].native),
+        attrs_der,
+        content_type,
+        message_digest,
+        scheme,
+        pss,
+    )
+
+
 def _verify_with(
     cert: x509.Certificate,
-    signature: bytes,
-    data: bytes | None,
+    signer: _Signer,
     content_digest: Callable[[str], bytes],
-    info: cms.SignerInfo,
     digest: str,
 ) -> None:
-    """Check one signature; ``data`` is what was signed, or None to verify the content's digest."""
+    """Check one signature over its signed attributes, or (without any) over the content's digest."""
     public_key = cert.public_key()
-    algorithm = info["signature_algorithm"]
+    data = signer.signed_attrs
 
     def message(name: str) -> tuple[bytes, hashes.HashAlgorithm | Prehashed]:
         if data is not None:
             return data, hash_for(name)
         return content_digest(name), Prehashed(hash_for(name))
 
+    if signer.scheme is None:
+        raise ValueError("unreadable signature algorithm")
     if isinstance(public_key, rsa.RSAPublicKey):
-        if algorithm.signature_algo == "rsassa_pss":
-            params = algorithm["parameters"]
-            if params.native is None:
-                # RFC 4055 says absent means SHA-1, but pyas2lib/oscrypto omit them while hashing
-                # with the signer's digest: accept either reading.
-                candidates = [(digest, digest), ("sha1", "sha1")]
-            else:
-                mgf = params["mask_gen_algorithm"]
-                candidates = [
-                    (
-                        normalize_digest(params["hash_algorithm"]["algorithm"].native) or "",
-                        normalize_digest(mgf["parameters"]["algorithm"].native) or "",
-                    )
-                ]
+        if signer.scheme == "rsassa_pss":
+            # RFC 4055 says absent parameters mean SHA-1, but pyas2lib/oscrypto omit them while
+            # hashing with the signer's digest: accept either reading.
+            candidates = [signer.pss] if signer.pss else [(digest, digest), ("sha1", "sha1")]
             for index, (pss_hash, mgf_hash) in enumerate(candidates):
                 signed, algorithm_used = message(pss_hash)
                 try:
                     public_key.verify(
-                        signature,
+                        signer.signature,
                         signed,
                         asym_padding.PSS(
                             mgf=asym_padding.MGF1(hash_for(mgf_hash)), salt_length=asym_padding.PSS.AUTO
@@ -288,29 +332,25 @@ def _verify_with(
                         raise
         else:
             signed, algorithm_used = message(digest)
-            public_key.verify(signature, signed, asym_padding.PKCS1v15(), algorithm_used)
+            public_key.verify(signer.signature, signed, asym_padding.PKCS1v15(), algorithm_used)
     elif isinstance(public_key, ec.EllipticCurvePublicKey):
         signed, algorithm_used = message(digest)
-        public_key.verify(signature, signed, ec.ECDSA(algorithm_used))
+        public_key.verify(signer.signature, signed, ec.ECDSA(algorithm_used))
     else:
         raise SignatureInvalid(f"unsupported signer key type {type(public_key).__name__}")
 
 
-def _signer_infos(signature_der: bytes) -> list[cms.SignerInfo]:
-    """The SignerInfos of a SignedData, every field we read parsed now (``CmsError`` if unreadable)."""
+def _signers(signature_der: bytes) -> list[_Signer]:
+    """The signers of a SignedData, read once (``CmsError`` if unreadable)."""
     try:
         info = cms.ContentInfo.load(signature_der)
         if info["content_type"].native != "signed_data":
             raise CmsError("the signature is not a CMS SignedData")
-        signers = list(info["content"]["signer_infos"])
-        for signer in signers:
-            for name in ("sid", "digest_algorithm", "signed_attrs", "signature_algorithm", "signature"):
-                signer[name].native  # noqa: B018 - a malformed field shows up here, not mid-verification
+        return [_read_signer(signer) for signer in info["content"]["signer_infos"]]
     except CmsError:
         raise
     except Exception as exc:  # asn1crypto raises ValueError/TypeError/etc. on bad input
         raise CmsError(f"not a readable CMS structure: {exc}") from exc
-    return signers
 
 
 def verify_detached(
@@ -322,7 +362,7 @@ def verify_detached(
     allow_expired: bool = False,
 ) -> Verified:
     """Verify a detached SignedData over ``content`` (bytes, or a span hashed as it streams)."""
-    signers = _signer_infos(signature_der)
+    signers = _signers(signature_der)
     if not certificates:
         raise SignatureInvalid("no certificate is configured to verify this partner's signatures")
     span = content if isinstance(content, Span) else Span.of(content)
@@ -336,27 +376,20 @@ def verify_detached(
     now = at or datetime.now(UTC)
     problems: list[str] = []
     for signer in signers:
-        digest = normalize_digest(signer["digest_algorithm"]["algorithm"].native or "")
+        digest = normalize_digest(signer.digest_name)
         if digest is None or digest == "md5":
-            raise UnsupportedAlgorithm(f"signature digest {signer['digest_algorithm']['algorithm'].native}")
-        signature = signer["signature"].native
-        attrs = signer["signed_attrs"]
-        data: bytes | None = None
-        if attrs.native is not None and len(attrs):
-            by_type = {attr["type"].native: attr["values"] for attr in attrs}
-            content_type = by_type.get("content_type")
-            if content_type is None or content_type[0].native != "data":
+            raise UnsupportedAlgorithm(f"signature digest {signer.digest_name}")
+        if signer.signed_attrs is not None:
+            if signer.content_type != "data":
                 problems.append("signed content type is not id-data")
                 continue
-            expected = by_type.get("message_digest")
-            if expected is None or expected[0].native != content_digest(digest):
+            if signer.message_digest != content_digest(digest):
                 problems.append("message digest does not match the content")
                 continue
-            data = _attr_set_der(attrs)
-        named = [c for c in certificates if _matches(signer["sid"], c)]
+        named = [c for c in certificates if _matches(signer.sid, c)]
         for cert in named + [c for c in certificates if c not in named]:
             try:
-                _verify_with(cert, signature, data, content_digest, signer, digest)
+                _verify_with(cert, signer, content_digest, digest)
             except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
                 continue
             if not allow_expired and not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):

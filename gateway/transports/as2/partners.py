@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from gateway.processing.profiles import ProfileMissing, load_profile
 from gateway.secrets import SecretBox
+from gateway.store.core import run, table_of
 from gateway.store.enums import PartnerStatus
 from gateway.store.models import Partner, PartnerProfileVersion
 from gateway.transports.as2.certificates import CertificateError, load_certificate, partner_certificates
@@ -158,29 +159,34 @@ def as2_partner_from_profile(session: Session, profile: PartnerProfile, as2: As2
     return As2Partner(profile.id, profile, as2, load_options(session, profile.id), verify, encrypt)
 
 
+_PARTNERS = table_of(Partner)
+_VERSIONS = table_of(PartnerProfileVersion)
+_OPTIONS = table_of(As2PartnerOptions)
+_CERTIFICATES = table_of(As2PartnerCertificate)
+# Runs for every message received: built once on the tables, run with gateway.store.core.run.
 _STAMP = (
     select(
-        Partner.status,
-        Partner.deleted_at,
-        Partner.current_version,
-        PartnerProfileVersion.profile_sha256,
-        As2PartnerOptions.updated_at,
-        As2PartnerCertificate.id,
-        As2PartnerCertificate.status,
-        As2PartnerCertificate.usage,
+        _PARTNERS.c.status,
+        _PARTNERS.c.deleted_at,
+        _PARTNERS.c.current_version,
+        _VERSIONS.c.profile_sha256,
+        _OPTIONS.c.updated_at,
+        _CERTIFICATES.c.id,
+        _CERTIFICATES.c.status,
+        _CERTIFICATES.c.usage,
     )
-    .select_from(Partner)
+    .select_from(_PARTNERS)
     .outerjoin(
-        PartnerProfileVersion,
+        _VERSIONS,
         and_(
-            PartnerProfileVersion.partner_id == Partner.id,
-            PartnerProfileVersion.version == Partner.current_version,
+            _VERSIONS.c.partner_id == _PARTNERS.c.id,
+            _VERSIONS.c.version == _PARTNERS.c.current_version,
         ),
     )
-    .outerjoin(As2PartnerOptions, As2PartnerOptions.partner_id == Partner.id)
-    .outerjoin(As2PartnerCertificate, As2PartnerCertificate.partner_id == Partner.id)
-    .where(Partner.id == bindparam("partner_id"))
-    .order_by(As2PartnerCertificate.id)
+    .outerjoin(_OPTIONS, _OPTIONS.c.partner_id == _PARTNERS.c.id)
+    .outerjoin(_CERTIFICATES, _CERTIFICATES.c.partner_id == _PARTNERS.c.id)
+    .where(_PARTNERS.c.id == bindparam("partner_id"))
+    .order_by(_CERTIFICATES.c.id)
 )
 
 
@@ -190,7 +196,7 @@ def partner_stamp(session: Session, partner_id: str) -> tuple[tuple[Any, ...], .
     The partner's status and current profile version (with its hash), its options row's
     ``updated_at``, and each of its certificates' id, status and usage. Empty for no partner.
     """
-    return tuple(tuple(row) for row in session.execute(_STAMP, {"partner_id": partner_id}))
+    return tuple(tuple(row) for row in run(session, _STAMP, {"partner_id": partner_id}))
 
 
 class PartnerCache:

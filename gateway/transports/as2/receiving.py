@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from gateway.archive.blob_store import BlobRef
 from gateway.intake.service import Received, publish_received, record_received
 from gateway.store.blobs import record_blobs
+from gateway.store.core import run, table_of
 from gateway.store.enums import Transport
 from gateway.store.events import append_event
 from gateway.store.models import Message
@@ -151,11 +152,14 @@ def _make_mdn(
     )
 
 
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+
+
 def _lock_message_id(session: Session, partner_id: str, message_id: str) -> None:
     """Serialise concurrent receipts of one Message-ID (SQLite's BEGIN IMMEDIATE already does)."""
     if session.get_bind().dialect.name == "postgresql":
         key = zlib.crc32(f"as2:{partner_id}:{message_id}".encode()) - 2**31
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        run(session, _ADVISORY_LOCK, {"k": key})
 
 
 @dataclass(frozen=True)
@@ -169,32 +173,39 @@ class _Previous:
     message_id: uuid.UUID | None
 
 
-# Built once: building and cache-keying a statement costs more than running it on SQLite.
+# Per-message statements: built once on the tables, run with gateway.store.core.run.
+_EXCHANGES = table_of(As2Exchange)
 _PREVIOUS = (
     select(
-        As2Exchange.raw_sha256,
-        As2Exchange.mdn_sha256,
-        As2Exchange.mic,
-        As2Exchange.disposition,
-        As2Exchange.message_id,
+        _EXCHANGES.c.raw_sha256,
+        _EXCHANGES.c.mdn_sha256,
+        _EXCHANGES.c.mic,
+        _EXCHANGES.c.disposition,
+        _EXCHANGES.c.message_id,
     )
     .where(
-        As2Exchange.partner_id == bindparam("partner_id"),
-        As2Exchange.direction == "inbound",
-        As2Exchange.as2_message_id == bindparam("message_id"),
-        As2Exchange.status == "processed",
+        _EXCHANGES.c.partner_id == bindparam("partner_id"),
+        _EXCHANGES.c.direction == "inbound",
+        _EXCHANGES.c.as2_message_id == bindparam("message_id"),
+        _EXCHANGES.c.status == "processed",
     )
-    .order_by(As2Exchange.id)
+    .order_by(_EXCHANGES.c.id)
     .limit(1)
+)
+_INSERT_EXCHANGE = insert(_EXCHANGES).returning(_EXCHANGES.c.id)
+_MESSAGES = table_of(Message)
+_SET_RECEIPT = (
+    update(_MESSAGES)
+    .where(_MESSAGES.c.id == bindparam("message"))
+    .values(receipt_sha256=bindparam("receipt"))
 )
 
 
-_INSERT_EXCHANGE = insert(As2Exchange).returning(As2Exchange.id)
-
-
 def _previous(session: Session, partner_id: str, message_id: str) -> _Previous | None:
-    row = session.execute(_PREVIOUS, {"partner_id": partner_id, "message_id": message_id}).first()
-    return None if row is None else _Previous(*row)
+    row = run(session, _PREVIOUS, {"partner_id": partner_id, "message_id": message_id}).first()
+    if row is None:
+        return None
+    return _Previous(row.raw_sha256, row.mdn_sha256, row.mic, row.disposition, row.message_id)
 
 
 def _record_exchange(
@@ -232,7 +243,7 @@ def _record_exchange(
         "mdn_next_attempt_at": utcnow() if request.mode == "async" else None,
         "error": error,
     }
-    exchange_id: int = session.execute(_INSERT_EXCHANGE, values).scalar_one()
+    exchange_id: int = run(session, _INSERT_EXCHANGE, values).scalar_one()
     return exchange_id
 
 
@@ -392,11 +403,7 @@ def _accept(
                 message=received.message_id,
             )
             if mdn_blob is not None:  # catalogued with the exchange just above
-                session.execute(
-                    update(Message)
-                    .where(Message.id == received.message_id)
-                    .values(receipt_sha256=mdn_blob.sha256)
-                )
+                run(session, _SET_RECEIPT, {"message": received.message_id, "receipt": mdn_blob.sha256})
             append_event(
                 session,
                 event_type="as2.received",
