@@ -6,9 +6,7 @@ message (one small query each), so a change made by any process applies to the n
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import queue
 import threading
 import uuid
@@ -76,7 +74,6 @@ class ReceiveContext:
     )
     _parsed: dict[uuid.UUID, cms.KeyPair] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _doorbell: Doorbell | None = field(default=None, repr=False)
 
     def ring(self, received: Received) -> None:
@@ -110,30 +107,9 @@ class ReceiveContext:
 
     @contextmanager
     def writing(self) -> Iterator[Session]:
-        """A read-write unit of work; on SQLite, one at a time across this data dir's AS2 receivers.
-
-        SQLite's busy handler polls with sleeps growing to 100 ms, so writers racing for its lock
-        starve each other (seconds at the tail). Queueing first on a thread lock, then on a file
-        lock next to the database (other uvicorn workers), hands the write lock over as soon as
-        it is free.
-        """
-        if not self.db.is_sqlite:
-            with self.db.unit_of_work() as session:
-                yield session
-            return
-        database = self.db.engine.url.database
-        with self._write_lock:
-            lock_file = None
-            if database and database != ":memory:":
-                lock_file = os.open(f"{database}.as2-write.lock", os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                if lock_file is not None:
-                    fcntl.flock(lock_file, fcntl.LOCK_EX)
-                with self.db.unit_of_work() as session:
-                    yield session
-            finally:
-                if lock_file is not None:
-                    os.close(lock_file)  # closing releases the lock
+        """A read-write unit of work (on SQLite its writers queue in the store, see ``store.db``)."""
+        with self.db.unit_of_work() as session:
+            yield session
 
     @property
     def lease(self) -> timedelta:
