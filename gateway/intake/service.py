@@ -10,7 +10,7 @@ sweeper. Nothing received is lost once the caller has answered.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from gateway.archive.blob_store import BlobRef, BlobStore
 from gateway.processing.publisher import OUTBOX_PROCESS_MESSAGE, PROCESS_MESSAGE, Publisher
-from gateway.store.blobs import record_blob
+from gateway.store.blobs import record_blobs
 from gateway.store.core import insert_tables, run, table_of
 from gateway.store.db import Database
 from gateway.store.enums import Direction, MessageStatus, OutboxStatus, PartnerStatus, Transport
@@ -85,10 +85,16 @@ def record_received(
     correlation_id: str | None = None,
     actor: str | None = None,
     lease: timedelta | None = None,
+    receipt: BlobRef | None = None,
+    also_archived: Sequence[BlobRef] = (),
 ) -> Received:
-    """Write the blob row, message, outbox entry and event in the caller's transaction."""
+    """Write the blob rows, message, outbox entry and event in the caller's transaction.
+
+    ``receipt``: what the transport answered (an AS2 MDN), kept as the message's receipt;
+    ``also_archived``: other blobs of the transfer (the raw AS2 request) to catalogue with it.
+    """
     require_partner(session, partner_id)
-    record_blob(session, blob)
+    record_blobs(session, [blob, *also_archived, *([receipt] if receipt is not None else [])])
     now = utcnow()
     message = MessageRef(uuid.uuid4(), partner_id, correlation_id or uuid.uuid4().hex)
     message_row = {
@@ -106,6 +112,7 @@ def record_received(
         "received_at": now,
         "updated_at": now,
         "is_duplicate": False,
+        "receipt_sha256": receipt.sha256 if receipt is not None else None,
     }
     # Published right after commit; if that publish is lost the sweeper takes over after the lease.
     outbox_row = {

@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.orm import Session
 
 from gateway.archive.blob_store import BlobRef
@@ -26,7 +26,6 @@ from gateway.store.blobs import record_blobs
 from gateway.store.core import run, table_of
 from gateway.store.enums import Transport
 from gateway.store.events import append_event
-from gateway.store.models import Message
 from gateway.store.types import utcnow
 from gateway.transports.as2 import cms
 from gateway.transports.as2.algorithms import SUPPORTED_DIGESTS, choose_mic_digest
@@ -193,12 +192,6 @@ _PREVIOUS = (
     .limit(1)
 )
 _INSERT_EXCHANGE = insert(_EXCHANGES).returning(_EXCHANGES.c.id)
-_MESSAGES = table_of(Message)
-_SET_RECEIPT = (
-    update(_MESSAGES)
-    .where(_MESSAGES.c.id == bindparam("message"))
-    .values(receipt_sha256=bindparam("receipt"))
-)
 
 
 def _previous(session: Session, partner_id: str, message_id: str) -> _Previous | None:
@@ -220,10 +213,12 @@ def _record_exchange(
     error: str | None = None,
     message: uuid.UUID | None = None,
     mdn_sha256: str | None = None,
+    catalogued: bool = False,
 ) -> int:
-    """Catalogue the raw request and MDN blobs and insert the exchange row; its id."""
+    """Catalogue the raw request and MDN blobs (unless intake did) and insert the exchange row."""
     request = inbound.request
-    record_blobs(session, [inbound.raw] if mdn_blob is None else [inbound.raw, mdn_blob])
+    if not catalogued:
+        record_blobs(session, [inbound.raw] if mdn_blob is None else [inbound.raw, mdn_blob])
     values = {
         "direction": "inbound",
         "partner_id": partner_id,
@@ -391,6 +386,8 @@ def _accept(
                 correlation_id=correlation_id,
                 actor=inbound.actor,
                 lease=ctx.lease,
+                receipt=mdn_blob,
+                also_archived=[inbound.raw],
             )
             exchange_id = _record_exchange(
                 session,
@@ -401,9 +398,8 @@ def _accept(
                 mic=mic,
                 status="processed",
                 message=received.message_id,
+                catalogued=True,
             )
-            if mdn_blob is not None:  # catalogued with the exchange just above
-                run(session, _SET_RECEIPT, {"message": received.message_id, "receipt": mdn_blob.sha256})
             append_event(
                 session,
                 event_type="as2.received",
