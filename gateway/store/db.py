@@ -74,11 +74,11 @@ def create_db_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> E
 def server_closed(dbapi_connection: Any) -> bool:
     """True when an idle connection's socket is readable (or gone): the server has closed it."""
     try:
-        fileno = dbapi_connection.fileno()
-        readable, _, _ = select.select([fileno], [], [], 0)
+        poller = select.poll()  # not select(): a descriptor past 1024 would not fit its set
+        poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
     except (OSError, ValueError, AttributeError):
         return True
-    return bool(readable)
 
 
 def _refuse_closed_connection(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: Any) -> None:

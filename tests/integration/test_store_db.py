@@ -44,3 +44,24 @@ def test_read_only_units_run_without_a_transaction(pg_database: Database) -> Non
     with pg_database.unit_of_work(read_only=True) as session:
         in_transaction = session.execute(text("SELECT now() <> statement_timestamp()")).scalar_one()
     assert in_transaction is False
+
+
+def test_a_connection_past_descriptor_1024_is_still_seen_alive(pg_url: str) -> None:
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip("cannot open more than 2048 files here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    database = Database.from_url(pg_url)
+    try:
+        with database.engine.connect() as connection:
+            raw = connection.connection.dbapi_connection
+            assert raw.fileno() > 1024 and not server_closed(raw)
+    finally:
+        database.dispose()
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
