@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from gateway.store.core import run, table_of
 from gateway.store.enums import AckStatus
 from gateway.store.events import append_event
 from gateway.store.models import AckExpectation
@@ -23,6 +24,15 @@ from translators.acks import choose_ack_kind
 from translators.settings import EnvelopeSettings
 
 OPEN_STATUSES = (AckStatus.PENDING, AckStatus.OVERDUE)
+_EXPECTATIONS = table_of(AckExpectation)
+_RESTART_CLOCK = (
+    update(_EXPECTATIONS)
+    .where(
+        _EXPECTATIONS.c.message_id.in_(bindparam("message_ids", expanding=True)),
+        _EXPECTATIONS.c.status == AckStatus.PENDING,
+    )
+    .values(due_at=bindparam("new_due_at"))
+)
 
 
 @dataclass(frozen=True)
@@ -87,11 +97,7 @@ def restart_clock(
     session: Session, *, message_ids: Sequence[uuid.UUID], sent_at: datetime, window: timedelta
 ) -> int:
     """The partner's window starts when the messages really left: pending rows get a new ``due_at``."""
-    result = session.execute(
-        update(AckExpectation)
-        .where(AckExpectation.message_id.in_(message_ids), AckExpectation.status == AckStatus.PENDING)
-        .values(due_at=sent_at + window)
-    )
+    result = run(session, _RESTART_CLOCK, {"message_ids": list(message_ids), "new_due_at": sent_at + window})
     return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -1,5 +1,5 @@
-"""The ERP's outbound documents: submit (validate, idempotency, generate or batch), flush batches,
-and record what the transport did with them.
+"""The ERP's outbound documents: submit (validate, idempotency, generate or batch) and flush batches
+(what the transport did with them is recorded by :mod:`gateway.outbound.settling`).
 
 Plain functions taking the caller's session (the caller owns the transaction), except
 ``flush_due_batches``, which runs one short unit of work per partner and document type on a
@@ -19,8 +19,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.acks.deadlines import check_document_order
-from gateway.acks.expectations import restart_clock
-from gateway.acks.notify import DOCUMENT_SENT, notify, subject_for
 from gateway.archive.blob_store import BlobStore
 from gateway.deliveries.service import RetryPolicy
 from gateway.outbound.errors import (
@@ -39,11 +37,10 @@ from gateway.outbound.generation import (
 from gateway.outbound.validation import validate_document
 from gateway.processing.profiles import LoadedProfile, ProfileMissing, load_profile
 from gateway.processing.references import primary_reference
-from gateway.processing.sending import SettledMessage
 from gateway.secrets import SecretBox
 from gateway.store.core import insert_tables, run, table_of
 from gateway.store.db import Database
-from gateway.store.enums import Direction, DocumentStatus, MessageStatus, PartnerStatus
+from gateway.store.enums import Direction, DocumentStatus, PartnerStatus
 from gateway.store.events import append_event
 from gateway.store.models import Document, DocumentReference, Partner
 from gateway.store.types import utcnow
@@ -447,76 +444,3 @@ def flush_due_batches(
         if made is not None:
             generated.append(made)
     return generated
-
-
-def settle_documents(
-    session: Session,
-    messages: Sequence[SettledMessage],
-    now: datetime,
-    *,
-    box: SecretBox | None,
-    policy: RetryPolicy,
-) -> dict[uuid.UUID, list[uuid.UUID]]:
-    """In the transaction that recorded the sends: their documents sent or failed; deliveries per message."""
-    done = [
-        m for m in messages
-        if m.partner_id is not None and m.direction is Direction.OUTBOUND
-        and m.status in (MessageStatus.SENT, MessageStatus.FAILED)
-    ]
-    if not done:
-        return {}
-    documents = session.scalars(
-        select(Document)
-        .where(Document.message_id.in_([m.id for m in done]), Document.status == DocumentStatus.GENERATED)
-        .order_by(Document.created_at, Document.id)
-        .with_for_update()
-    ).all()
-    _restart_ack_clocks(session, [m for m in done if m.status is MessageStatus.SENT], now, box)
-    by_id = {m.id: m for m in done}
-    deliveries: dict[uuid.UUID, list[uuid.UUID]] = {}
-    for document in documents:
-        message = by_id[document.message_id]  # type: ignore[index]
-        sent = message.status is MessageStatus.SENT
-        event_type = DOCUMENT_SENT if sent else DOCUMENT_FAILED
-        document.status = DocumentStatus.SENT if sent else DocumentStatus.FAILED
-        deliveries.setdefault(message.id, []).extend(
-            notify(
-                session,
-                event_type=event_type,
-                subject_id=subject_for(document.id, event_type),
-                partner_id=document.partner_id,
-                payload={
-                    "document_type": document.document_type,
-                    "document_id": str(document.id),
-                    "business_reference": document.business_reference,
-                    "source": {"transport": message.transport.value, "filename": message.filename},
-                    "data": {
-                        "status": document.status.value,
-                        "error": message.error,
-                        "receipt_sha256": message.receipt_sha256,
-                    },
-                },
-                message_id=message.id,
-                document_id=document.id,
-                correlation_id=document.correlation_id,
-                policy=policy,
-                now=now,
-            )
-        )
-    return deliveries
-
-
-def _restart_ack_clocks(
-    session: Session, sent: Sequence[SettledMessage], now: datetime, box: SecretBox | None
-) -> None:
-    """The partner's window starts when a message really left (per partner: its profile's hours)."""
-    by_partner: dict[str, list[uuid.UUID]] = {}
-    for message in sent:
-        by_partner.setdefault(message.partner_id or "", []).append(message.id)
-    for partner_id, ids in by_partner.items():
-        try:
-            profile = load_profile(session, partner_id, box).profile
-        except ProfileMissing:
-            continue
-        window = timedelta(hours=profile.x12.acknowledgment.expect_within_hours)
-        restart_clock(session, message_ids=ids, sent_at=now, window=window)
