@@ -8,7 +8,8 @@ transaction (``submit_documents``, as ``POST /outbound/{partner}/{type}/batch``
 does; each document its own interchange), commit, publish one send task for them, then do what
 the outbound worker does with that task: send each message through
 :class:`gateway.transports.http.HttpTransport` to a local HTTP server and record every receipt
-with the documents' ``document.sent`` (``send_messages`` with the settle hook). Documents are
+with the documents' ``document.sent`` (``send_messages`` with the settle hook). Like a worker,
+each process freezes its heap when ready and after its first chunks. Documents are
 spread over ``--partners`` partners. The partner's HTTP server runs in a
 process of its own. Prints one JSON line with documents/s; ``--quick`` is the CI run.
 """
@@ -80,6 +81,7 @@ def _start_worker(settings_data: dict[str, Any], threads: int) -> None:
     from gateway.deliveries.service import RetryPolicy
     from gateway.processing.context import PipelineContext
     from gateway.processing.publisher import CeleryPublisher
+    from gateway.runtime import HeapSettler, settle_heap
     from gateway.settings import Settings
     from gateway.store.db import Database
     from gateway.transports.http import HttpTransport
@@ -94,6 +96,8 @@ def _start_worker(settings_data: dict[str, Any], threads: int) -> None:
     _worker["transports"] = {"http": HttpTransport(timeout=10)}
     _worker["policy"] = RetryPolicy(window=timedelta(hours=1))
     _worker["threads"] = threads
+    _worker["settler"] = HeapSettler()
+    settle_heap()  # as a worker does when it is ready
 
 
 def _work_chunks(jobs: list[tuple[str, list[int]]]) -> int:
@@ -130,6 +134,7 @@ def _work_chunks(jobs: list[tuple[str, list[int]]]) -> int:
             ctx, [item.message_id for item in generated], transports=transports, after=settle_hook(ctx)
         )
         assert {outcome.status for outcome in outcomes} == {"sent"}
+        _worker["settler"].tick()  # as a worker does after each task
         return len(generated)
 
     with ThreadPoolExecutor(_worker["threads"]) as pool:
