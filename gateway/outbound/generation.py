@@ -182,39 +182,102 @@ def _stage(
     correlation_id: str,
 ) -> tuple[uuid.UUID, str, str, tuple[str, ...]]:
     """Stage one interchange's rows and record its event; (message id, ISA13, GS06, ST02s)."""
-    profile, transport, now = staged.profile, staged.transport, staged.now
     document_type = documents[0].document_type
-    set_id = DOCUMENT_TYPES[document_type]
-    envelope = profile.x12
+    envelope = staged.profile.x12
     plan = plan_for(envelope, envelope.version)
-    isa13 = f"{numbers.isa13:09d}"
-    message_id = uuid.uuid4()
-    staged.rows[_MESSAGES].append(
+    message, interchange, group, transactions = _envelope_rows(
+        staged, DOCUMENT_TYPES[document_type], numbers, blob, correlation_id, acknowledged=plan is not None
+    )
+    staged.rows[_MESSAGES].append(message)
+    staged.rows[_INTERCHANGES].append(interchange)
+    staged.rows[_GROUPS].append(group)
+    staged.rows[_TRANSACTIONS].extend(transactions)
+    for document, transaction in zip(documents, transactions, strict=True):
+        _stage_document(staged, document, transaction["id"], message["id"])
+    if plan is not None:
+        staged.rows[_EXPECTATIONS].extend(
+            expectation_rows(
+                plan,
+                message_id=message["id"],
+                interchange_control_number=interchange["control_number"],
+                group=group,
+                transactions=transactions,
+                now=staged.now,
+            )
+        )
+    staged.rows[_OUTBOX].append(
         {
-            "id": message_id,
-            "direction": Direction.OUTBOUND,
-            "transport": transport,
-            "partner_id": profile.id,
-            "status": MessageStatus.QUEUED,
-            "content_sha256": blob.sha256,
-            "size": blob.size,
-            "content_type": X12_CONTENT_TYPE,
-            "filename": f"{set_id}_{isa13}.x12",
-            "transport_message_id": None,
-            "idempotency_key": None,
-            "correlation_id": correlation_id,
-            "received_at": now,
-            "duplicate_of_id": None,
-            "replay_of_id": None,
-            "ack_status": AckStatus.PENDING if plan else None,
-            "receipt_sha256": None,
-            "error": None,
-            "updated_at": now,
+            "message_id": message["id"],
+            "task_name": OUTBOX_SEND_MESSAGE,
+            "task_args": {"message_id": str(message["id"])},
+            # Published right after commit; the outbox sweep covers a lost publish.
+            "status": OutboxStatus.ENQUEUED,
+            "attempts": 1,
+            "next_attempt_at": staged.now + staged.lease,
+            "last_error": None,
+            "created_at": staged.now,
+            "updated_at": staged.now,
         }
     )
-    interchange: dict[str, Any] = {
+    st02s = tuple(t["control_number"] for t in transactions)
+    append_message_event(
+        staged.session,
+        MessageRef(message["id"], staged.profile.id, correlation_id),
+        event_type="message.generated",
+        actor=staged.actor,
+        data={
+            "document_type": document_type,
+            "documents": [str(document.id) for document in documents][:100],
+            "count": len(documents),
+            "transport": staged.transport.value,
+            "interchange_control_number": interchange["control_number"],
+            "group_control_number": group["control_number"],
+            "transaction_control_numbers": list(st02s[:100]),
+            "usage": envelope.usage,
+            "sha256": blob.sha256,
+            "ack_expected": plan.ack_type if plan else None,
+        },
+    )
+    return message["id"], interchange["control_number"], group["control_number"], st02s
+
+
+def _envelope_rows(
+    staged: _Staged,
+    set_id: str,
+    numbers: EnvelopeNumbers,
+    blob: BlobRef,
+    correlation_id: str,
+    *,
+    acknowledged: bool,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """The message, interchange, group and transaction set rows of one outbound interchange."""
+    profile, envelope, now = staged.profile, staged.profile.x12, staged.now
+    isa13 = f"{numbers.isa13:09d}"
+    ack_status = AckStatus.PENDING if acknowledged else None
+    message = {
         "id": uuid.uuid4(),
-        "message_id": message_id,
+        "direction": Direction.OUTBOUND,
+        "transport": staged.transport,
+        "partner_id": profile.id,
+        "status": MessageStatus.QUEUED,
+        "content_sha256": blob.sha256,
+        "size": blob.size,
+        "content_type": X12_CONTENT_TYPE,
+        "filename": f"{set_id}_{isa13}.x12",
+        "transport_message_id": None,
+        "idempotency_key": None,
+        "correlation_id": correlation_id,
+        "received_at": now,
+        "duplicate_of_id": None,
+        "replay_of_id": None,
+        "ack_status": ack_status,
+        "receipt_sha256": None,
+        "error": None,
+        "updated_at": now,
+    }
+    interchange = {
+        "id": uuid.uuid4(),
+        "message_id": message["id"],
         "partner_id": profile.id,
         "direction": Direction.OUTBOUND,
         "position": 0,
@@ -232,8 +295,7 @@ def _stage(
         "correlation_id": correlation_id,
         "created_at": now,
     }
-    staged.rows[_INTERCHANGES].append(interchange)
-    group: dict[str, Any] = {
+    group = {
         "id": uuid.uuid4(),
         "interchange_id": interchange["id"],
         "partner_id": profile.id,
@@ -244,12 +306,11 @@ def _stage(
         "control_number": str(numbers.gs06),
         "version": envelope.version,
         "status": EnvelopeStatus.PENDING,
-        "ack_status": AckStatus.PENDING if plan else None,
+        "ack_status": ack_status,
         "correlation_id": correlation_id,
         "created_at": now,
     }
-    staged.rows[_GROUPS].append(group)
-    transactions: list[dict[str, Any]] = [
+    transactions = [
         {
             "id": uuid.uuid4(),
             "group_id": group["id"],
@@ -264,54 +325,7 @@ def _stage(
         }
         for position, st02 in enumerate(numbers.st02)
     ]
-    staged.rows[_TRANSACTIONS].extend(transactions)
-    for document, transaction in zip(documents, transactions, strict=True):
-        _stage_document(staged, document, transaction["id"], message_id)
-    if plan is not None:
-        staged.rows[_EXPECTATIONS].extend(
-            expectation_rows(
-                plan,
-                message_id=message_id,
-                interchange_control_number=isa13,
-                group=group,
-                transactions=transactions,
-                now=now,
-            )
-        )
-    staged.rows[_OUTBOX].append(
-        {
-            "message_id": message_id,
-            "task_name": OUTBOX_SEND_MESSAGE,
-            "task_args": {"message_id": str(message_id)},
-            # Published right after commit; the outbox sweep covers a lost publish.
-            "status": OutboxStatus.ENQUEUED,
-            "attempts": 1,
-            "next_attempt_at": now + staged.lease,
-            "last_error": None,
-            "created_at": now,
-            "updated_at": now,
-        }
-    )
-    st02s = tuple(t["control_number"] for t in transactions)
-    append_message_event(
-        staged.session,
-        MessageRef(message_id, profile.id, correlation_id),
-        event_type="message.generated",
-        actor=staged.actor,
-        data={
-            "document_type": document_type,
-            "documents": [str(document.id) for document in documents][:100],
-            "count": len(documents),
-            "transport": transport.value,
-            "interchange_control_number": isa13,
-            "group_control_number": group["control_number"],
-            "transaction_control_numbers": list(st02s[:100]),
-            "usage": envelope.usage,
-            "sha256": blob.sha256,
-            "ack_expected": plan.ack_type if plan else None,
-        },
-    )
-    return message_id, isa13, group["control_number"], st02s
+    return message, interchange, group, transactions
 
 
 def _stage_document(
