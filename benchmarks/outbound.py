@@ -22,6 +22,7 @@ import importlib
 import json
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -238,6 +239,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         sink.terminate()
         db.dispose()
+        shutil.rmtree(data_dir, ignore_errors=True)  # 150 MB of archived X12 and receipts a run
         with psycopg.connect(dsn, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
