@@ -218,14 +218,20 @@ def check_deadlines(session: Session, *, policy: RetryPolicy, now: datetime) -> 
 
 
 def check_document_order(
-    session: Session, *, profile: PartnerProfile, document: Document, policy: RetryPolicy, now: datetime
+    session: Session,
+    *,
+    profile: PartnerProfile,
+    document_type: str,
+    document_id: uuid.UUID,
+    policy: RetryPolicy,
+    now: datetime,
 ) -> list[uuid.UUID]:
     """``before`` rules when a document is submitted: an 810 without an earlier 856 is breached at once."""
     deliveries: list[uuid.UUID] = []
     for rule in profile.deadlines:
-        if rule.rule == "before" and rule.before == document.document_type:
+        if rule.rule == "before" and rule.before == document_type:
             for item in _before(session, profile.id, rule, now):
-                if item.document_id == document.id:
+                if item.document_id == document_id:
                     deliveries.extend(raise_alert(session, item, policy=policy, now=now))
     return deliveries
 

@@ -13,16 +13,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from gateway.store.core import run, table_of
 from gateway.store.enums import AckStatus
 from gateway.store.events import append_event
-from gateway.store.models import AckExpectation, FunctionalGroup, Interchange, TransactionSet
+from gateway.store.models import AckExpectation
 from translators.acks import choose_ack_kind
 from translators.settings import EnvelopeSettings
 
 OPEN_STATUSES = (AckStatus.PENDING, AckStatus.OVERDUE)
+_EXPECTATIONS = table_of(AckExpectation)
+_RESTART_CLOCK = (
+    update(_EXPECTATIONS)
+    .where(
+        _EXPECTATIONS.c.message_id.in_(bindparam("message_ids", expanding=True)),
+        _EXPECTATIONS.c.status == AckStatus.PENDING,
+    )
+    .values(due_at=bindparam("new_due_at"))
+)
 
 
 @dataclass(frozen=True)
@@ -43,43 +53,43 @@ def plan_for(envelope: EnvelopeSettings, group_version: str) -> ExpectationPlan 
     return ExpectationPlan(kind, timedelta(hours=hours), envelope.request_ta1)
 
 
-def expect_acknowledgment(
-    session: Session,
-    *,
+def expectation_rows(
     plan: ExpectationPlan,
+    *,
     message_id: uuid.UUID,
-    interchange: Interchange,
-    group: FunctionalGroup,
-    transactions: Sequence[TransactionSet],
+    interchange_control_number: str,
+    group: Mapping[str, Any],
+    transactions: Sequence[Mapping[str, Any]],
     now: datetime,
-) -> list[AckExpectation]:
-    """Add the group's expectation and one per transaction set (the caller flushes)."""
+) -> list[dict[str, Any]]:
+    """The ``ack_expectations`` rows of a sent group: its own, then one per transaction set."""
     common = {
-        "partner_id": group.partner_id,
-        "group_id": group.id,
+        "partner_id": group["partner_id"],
+        "group_id": group["id"],
         "message_id": message_id,
-        "interchange_control_number": interchange.control_number,
-        "group_control_number": group.control_number,
-        "functional_id": group.functional_id,
+        "interchange_control_number": interchange_control_number,
+        "group_control_number": group["control_number"],
+        "functional_id": group["functional_id"],
         "ack_type": plan.ack_type,
         "status": AckStatus.PENDING,
         "due_at": now + plan.window,
-        "correlation_id": group.correlation_id,
+        "acknowledged_at": None,
+        "ack_message_id": None,
+        "reviewed_at": None,
+        "reviewed_by": None,
+        "review_note": None,
+        "correlation_id": group["correlation_id"],
         "created_at": now,
     }
-    rows = [AckExpectation(id=uuid.uuid4(), details={"ta1_expected": plan.ta1_expected}, **common)]
+    rows = [
+        common | {"id": uuid.uuid4(), "transaction_id": None, "set_id": None,
+                  "transaction_control_number": None, "details": {"ta1_expected": plan.ta1_expected}}
+    ]
     rows.extend(
-        AckExpectation(
-            id=uuid.uuid4(),
-            transaction_id=ts.id,
-            set_id=ts.set_id,
-            transaction_control_number=ts.control_number,
-            details={},
-            **common,
-        )
+        common | {"id": uuid.uuid4(), "transaction_id": ts["id"], "set_id": ts["set_id"],
+                  "transaction_control_number": ts["control_number"], "details": {}}
         for ts in transactions
     )
-    session.add_all(rows)
     return rows
 
 
@@ -87,11 +97,7 @@ def restart_clock(
     session: Session, *, message_ids: Sequence[uuid.UUID], sent_at: datetime, window: timedelta
 ) -> int:
     """The partner's window starts when the messages really left: pending rows get a new ``due_at``."""
-    result = session.execute(
-        update(AckExpectation)
-        .where(AckExpectation.message_id.in_(message_ids), AckExpectation.status == AckStatus.PENDING)
-        .values(due_at=sent_at + window)
-    )
+    result = run(session, _RESTART_CLOCK, {"message_ids": list(message_ids), "new_due_at": sent_at + window})
     return int(getattr(result, "rowcount", 0) or 0)
 
 

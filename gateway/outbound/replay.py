@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from gateway.acks.expectations import expect_acknowledgment, plan_for
+from gateway.acks.expectations import expectation_rows, plan_for
 from gateway.archive.blob_store import BlobStore
 from gateway.outbound.routing import outbound_transport
 from gateway.processing.profiles import load_profile
 from gateway.secrets import SecretBox
 from gateway.store.blobs import record_blob
 from gateway.store.control_numbers import allocate
+from gateway.store.core import insert_tables, table_of
 from gateway.store.enums import (
     AckStatus,
     ControlNumberKind,
@@ -33,10 +36,15 @@ from gateway.store.enums import (
     Transport,
 )
 from gateway.store.events import append_message_event
-from gateway.store.models import FunctionalGroup, Interchange, Message, TransactionSet
+from gateway.store.models import AckExpectation, FunctionalGroup, Interchange, Message, TransactionSet
 from translators.settings import EnvelopeSettings
 
 _ISA_LENGTH = 106
+_INTERCHANGES = table_of(Interchange)
+_GROUPS = table_of(FunctionalGroup)
+_SETS = table_of(TransactionSet)
+_EXPECTATIONS = table_of(AckExpectation)
+_COPIED = (_INTERCHANGES, _GROUPS, _SETS, _EXPECTATIONS)  # parents first
 
 
 class RenumberError(ValueError):
@@ -129,12 +137,8 @@ def prepare_outbound_replay(
     policy = control_numbers or "new"
     with blobs.open(message.content_sha256) as handle:
         text = handle.read().decode("utf-8")
-    interchanges = list(
-        session.scalars(
-            select(Interchange)
-            .where(Interchange.message_id == message.replay_of_id)
-            .order_by(Interchange.position)
-        )
+    interchanges = _children(session, _INTERCHANGES, "message_id", [message.replay_of_id]).get(
+        message.replay_of_id, []
     )
     mapping: dict[str, dict[str, str]] = {"ISA": {}, "GS": {}, "ST": {}}
     if policy == "new":
@@ -180,87 +184,73 @@ def prepare_outbound_replay(
 def _copy_envelopes(
     session: Session,
     message: Message,
-    interchanges: list[Interchange],
+    interchanges: list[dict[str, Any]],
     mapping: dict[str, dict[str, str]],
     *,
     profile_x12: EnvelopeSettings,
     now: datetime,
 ) -> None:
+    """The replay's own envelope rows (renumbered per ``mapping``) and ack expectations, in one insert."""
+    fresh = {"status": EnvelopeStatus.PENDING, "correlation_id": message.correlation_id, "created_at": now}
+    staged: dict[Table, list[dict[str, Any]]] = {table: [] for table in _COPIED}
+    old_groups = _children(session, _GROUPS, "interchange_id", [old["id"] for old in interchanges])
+    old_sets = _children(session, _SETS, "group_id", [g["id"] for gs in old_groups.values() for g in gs])
     for old in interchanges:
-        new_isa = mapping["ISA"].get(old.control_number, old.control_number)
-        interchange = Interchange(
-            id=uuid.uuid4(),
-            message_id=message.id,
-            partner_id=old.partner_id,
-            direction=Direction.OUTBOUND,
-            position=old.position,
-            sender_qualifier=old.sender_qualifier,
-            sender_id=old.sender_id,
-            receiver_qualifier=old.receiver_qualifier,
-            receiver_id=old.receiver_id,
-            control_number=new_isa,
-            version=old.version,
-            usage_indicator=old.usage_indicator,
-            ack_requested=old.ack_requested,
-            interchange_date=now.strftime("%y%m%d"),
-            status=EnvelopeStatus.PENDING,
-            correlation_id=message.correlation_id,
-            created_at=now,
-        )
-        session.add(interchange)
-        session.flush()
-        groups = session.scalars(
-            select(FunctionalGroup)
-            .where(FunctionalGroup.interchange_id == old.id)
-            .order_by(FunctionalGroup.position)
-        ).all()
-        for old_group in groups:
-            group = FunctionalGroup(
-                id=uuid.uuid4(),
-                interchange_id=interchange.id,
-                partner_id=old_group.partner_id,
-                position=old_group.position,
-                functional_id=old_group.functional_id,
-                application_sender=old_group.application_sender,
-                application_receiver=old_group.application_receiver,
-                control_number=mapping["GS"].get(old_group.control_number, old_group.control_number),
-                version=old_group.version,
-                status=EnvelopeStatus.PENDING,
-                correlation_id=message.correlation_id,
-                created_at=now,
-            )
-            session.add(group)
-            session.flush()
+        interchange = _copied(old, fresh) | {
+            "message_id": message.id,
+            "direction": Direction.OUTBOUND,
+            "control_number": mapping["ISA"].get(old["control_number"], old["control_number"]),
+            "interchange_date": now.strftime("%y%m%d"),
+            "is_duplicate": False,
+            "duplicate_of_id": None,
+        }
+        staged[_INTERCHANGES].append(interchange)
+        for old_group in old_groups.get(old["id"], []):
+            plan = plan_for(profile_x12, old_group["version"]) if old_group["functional_id"] != "FA" else None
+            group = _copied(old_group, fresh) | {
+                "interchange_id": interchange["id"],
+                "control_number": mapping["GS"].get(old_group["control_number"], old_group["control_number"]),
+                "ack_status": AckStatus.PENDING if plan else None,
+            }
             sets = [
-                TransactionSet(
-                    id=uuid.uuid4(),
-                    group_id=group.id,
-                    partner_id=ts.partner_id,
-                    position=ts.position,
-                    set_id=ts.set_id,
-                    control_number=mapping["ST"].get(ts.control_number, ts.control_number),
-                    status=EnvelopeStatus.PENDING,
-                    errors=[],
-                    correlation_id=message.correlation_id,
-                    created_at=now,
-                )
-                for ts in session.scalars(
-                    select(TransactionSet)
-                    .where(TransactionSet.group_id == old_group.id)
-                    .order_by(TransactionSet.position)
-                )
+                _copied(ts, fresh) | {
+                    "group_id": group["id"],
+                    "control_number": mapping["ST"].get(ts["control_number"], ts["control_number"]),
+                    "errors": [],
+                }
+                for ts in old_sets.get(old_group["id"], [])
             ]
-            session.add_all(sets)
-            session.flush()
-            plan = plan_for(profile_x12, group.version) if group.functional_id != "FA" else None
+            staged[_GROUPS].append(group)
+            staged[_SETS].extend(sets)
             if plan is not None:
-                group.ack_status = message.ack_status = AckStatus.PENDING
-                expect_acknowledgment(
-                    session,
-                    plan=plan,
-                    message_id=message.id,
-                    interchange=interchange,
-                    group=group,
-                    transactions=sets,
-                    now=now,
+                message.ack_status = AckStatus.PENDING
+                staged[_EXPECTATIONS].extend(
+                    expectation_rows(
+                        plan,
+                        message_id=message.id,
+                        interchange_control_number=interchange["control_number"],
+                        group=group,
+                        transactions=sets,
+                        now=now,
+                    )
                 )
+    insert_tables(session, [(table, staged[table]) for table in _COPIED])
+
+
+def _copied(old: Mapping[str, Any], fresh: Mapping[str, Any]) -> dict[str, Any]:
+    return {**old, **fresh, "id": uuid.uuid4()}
+
+
+def _children(
+    session: Session, table: Table, parent: str, parent_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """Rows of ``table`` whose ``parent`` column is one of ``parent_ids``, by parent, in position order."""
+    found: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    if not parent_ids:
+        return found
+    rows = session.execute(
+        select(table).where(table.c[parent].in_(parent_ids)).order_by(table.c.position)
+    ).mappings()
+    for row in rows:
+        found.setdefault(row[parent], []).append(dict(row))
+    return found

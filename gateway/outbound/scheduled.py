@@ -6,7 +6,8 @@ import uuid
 from functools import partial
 
 from gateway.outbound.replay import prepare_outbound_replay
-from gateway.outbound.service import flush_due_batches, settle_documents
+from gateway.outbound.service import flush_due_batches
+from gateway.outbound.settling import settle_documents
 from gateway.processing.context import PipelineContext
 from gateway.processing.publisher import SEND_MESSAGE
 from gateway.processing.sending import AfterSend

@@ -1,5 +1,5 @@
-"""The ERP's outbound documents: submit (validate, idempotency, generate or batch), flush batches,
-and record what the transport did with them.
+"""The ERP's outbound documents: submit (validate, idempotency, generate or batch) and flush batches
+(what the transport did with them is recorded by :mod:`gateway.outbound.settling`).
 
 Plain functions taking the caller's session (the caller owns the transaction), except
 ``flush_due_batches``, which runs one short unit of work per partner and document type on a
@@ -14,13 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.acks.deadlines import check_document_order
-from gateway.acks.expectations import restart_clock
-from gateway.acks.notify import DOCUMENT_SENT, notify, subject_for
 from gateway.archive.blob_store import BlobStore
 from gateway.deliveries.service import RetryPolicy
 from gateway.outbound.errors import (
@@ -30,14 +28,19 @@ from gateway.outbound.errors import (
     PartnerSuspended,
     UnknownPartner,
 )
-from gateway.outbound.generation import Generated, generate_message, generate_messages
+from gateway.outbound.generation import (
+    Generated,
+    OutboundDocument,
+    document_reference_rows,
+    generate_messages,
+)
 from gateway.outbound.validation import validate_document
 from gateway.processing.profiles import LoadedProfile, ProfileMissing, load_profile
-from gateway.processing.references import business_references, primary_reference
-from gateway.processing.sending import SettledMessage
+from gateway.processing.references import primary_reference
 from gateway.secrets import SecretBox
+from gateway.store.core import insert_tables, run, table_of
 from gateway.store.db import Database
-from gateway.store.enums import Direction, DocumentStatus, MessageStatus, PartnerStatus
+from gateway.store.enums import Direction, DocumentStatus, PartnerStatus
 from gateway.store.events import append_event
 from gateway.store.models import Document, DocumentReference, Partner
 from gateway.store.types import utcnow
@@ -79,9 +82,44 @@ class Submitted:
         return body
 
 
+_PARTNERS = table_of(Partner)
+_DOCUMENTS = table_of(Document)
+_REFERENCES = table_of(DocumentReference)
+_PARTNER_STATE = select(_PARTNERS.c.status, _PARTNERS.c.deleted_at).where(
+    _PARTNERS.c.id == bindparam("partner_id")
+)
+_BY_IDEMPOTENCY_KEY = select(
+    _DOCUMENTS.c.id,
+    _DOCUMENTS.c.idempotency_key,
+    _DOCUMENTS.c.data,
+    _DOCUMENTS.c.message_id,
+    _DOCUMENTS.c.status,
+    _DOCUMENTS.c.correlation_id,
+).where(
+    _DOCUMENTS.c.partner_id == bindparam("partner_id"),
+    _DOCUMENTS.c.document_type == bindparam("document_type"),
+    _DOCUMENTS.c.idempotency_key.in_(bindparam("keys", expanding=True)),
+)
+_WAITING_FOR_BATCH = (
+    select(_DOCUMENTS.c.id, _DOCUMENTS.c.correlation_id, _DOCUMENTS.c.data)
+    .where(
+        _DOCUMENTS.c.partner_id == bindparam("partner_id"),
+        _DOCUMENTS.c.document_type == bindparam("document_type"),
+        _DOCUMENTS.c.direction == Direction.OUTBOUND,
+        _DOCUMENTS.c.status == DocumentStatus.PENDING,
+        _DOCUMENTS.c.message_id.is_(None),
+    )
+    .order_by(_DOCUMENTS.c.created_at, _DOCUMENTS.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+# The unique key that makes a second document with the same Idempotency-Key fail.
+IDEMPOTENCY_CONSTRAINT = "uq_documents_partner_id_document_type_idempotency_key"
+
+
 def partner_profile(session: Session, partner_id: str, box: SecretBox | None) -> LoadedProfile:
     """The current profile of a partner we may send to (``UnknownPartner``/``PartnerSuspended``)."""
-    partner = session.get(Partner, partner_id)
+    partner = run(session, _PARTNER_STATE, {"partner_id": partner_id}).first()
     if partner is None or partner.deleted_at is not None:
         raise UnknownPartner(f"no partner {partner_id!r}")
     if partner.status is PartnerStatus.SUSPENDED:
@@ -92,7 +130,7 @@ def partner_profile(session: Session, partner_id: str, box: SecretBox | None) ->
         raise UnknownPartner(str(exc)) from exc
 
 
-def _repeat(existing: Document, data: dict[str, Any]) -> Submitted:
+def _repeat(existing: Row[Any], data: dict[str, Any]) -> Submitted:
     if existing.data != data:
         raise IdempotencyConflict("this Idempotency-Key was used with a different document")
     status = (
@@ -159,6 +197,7 @@ def submit_documents(
 
     Every document is validated first; problems name the document (``[3].po_number``) unless
     ``prefix_fields`` is off. The control numbers of all interchanges are allocated at once.
+    A document whose Idempotency-Key another transaction has just stored raises ``IdempotencyRace``.
     """
     now = now or utcnow()
     loaded = partner_profile(session, partner_id, box)
@@ -166,39 +205,45 @@ def submit_documents(
     canonicals = _validated(profile, document_type, submissions, prefix_fields)
     existing = _by_idempotency_key(session, partner_id, document_type, submissions)
     answers: list[Submitted | None] = []
-    new: list[tuple[Document, CanonicalDocument]] = []
+    new: list[OutboundDocument] = []
     for submission, (document, canonical) in zip(submissions, canonicals, strict=True):
         known = existing.get(submission.idempotency_key) if submission.idempotency_key else None
         if known is not None:
             answers.append(_repeat(known, canonical))
             continue
-        row = Document(
-            id=uuid.uuid4(),
-            partner_id=partner_id,
-            direction=Direction.OUTBOUND,
-            document_type=document_type,
-            profile_version=loaded.version,
-            business_reference=primary_reference(document_type, canonical),
-            status=DocumentStatus.PENDING,
-            data=canonical,
-            idempotency_key=submission.idempotency_key,
-            correlation_id=submission.correlation_id,
-            created_at=now,
-        )
+        document_id = uuid.uuid4()
+        row = {
+            "id": document_id,
+            "transaction_id": None,
+            "message_id": None,
+            "partner_id": partner_id,
+            "direction": Direction.OUTBOUND,
+            "document_type": document_type,
+            "profile_version": loaded.version,
+            "business_reference": primary_reference(document_type, canonical),
+            "status": DocumentStatus.PENDING,
+            "data": canonical,
+            "idempotency_key": submission.idempotency_key,
+            "correlation_id": submission.correlation_id,
+            "created_at": now,
+        }
         answers.append(None)
-        new.append((row, document))
-    session.add_all(row for row, _ in new)
+        new.append(OutboundDocument(document_id, document_type, submission.correlation_id, document, row))
     try:
-        session.flush()
+        made = iter(_generate_or_batch(session, blobs, profile, new, actor, lease, policy, now))
     except IntegrityError as exc:
+        if not _idempotency_clash(exc):
+            raise
         raise IdempotencyRace("a request with this Idempotency-Key is being answered") from exc
-    session.add_all(
-        DocumentReference(document_id=row.id, qualifier=q, value=v)
-        for row, _ in new
-        for q, v in business_references(row.data)
-    )
-    made = iter(_generate_or_batch(session, blobs, profile, new, actor, lease, policy, now))
     return [answer if answer is not None else next(made) for answer in answers]
+
+
+def _idempotency_clash(exc: IntegrityError) -> bool:
+    """True when the error is the documents' Idempotency-Key unique key (PostgreSQL names it)."""
+    constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+    if constraint is not None:
+        return bool(constraint == IDEMPOTENCY_CONSTRAINT)
+    return "documents.idempotency_key" in str(exc.orig)  # SQLite names the columns
 
 
 def _validated(
@@ -232,25 +277,19 @@ def _joined(field_name: str) -> str:
 
 def _by_idempotency_key(
     session: Session, partner_id: str, document_type: str, submissions: Sequence[Submission]
-) -> dict[str | None, Document]:
+) -> dict[str | None, Row[Any]]:
     keys = [s.idempotency_key for s in submissions if s.idempotency_key]
     if not keys:
         return {}
-    rows = session.scalars(
-        select(Document).where(
-            Document.partner_id == partner_id,
-            Document.document_type == document_type,
-            Document.idempotency_key.in_(keys),
-        )
-    )
-    return {row.idempotency_key: row for row in rows}
+    params = {"partner_id": partner_id, "document_type": document_type, "keys": keys}
+    return {row.idempotency_key: row for row in run(session, _BY_IDEMPOTENCY_KEY, params)}
 
 
 def _generate_or_batch(
     session: Session,
     blobs: BlobStore,
     profile: PartnerProfile,
-    new: Sequence[tuple[Document, CanonicalDocument]],
+    new: Sequence[OutboundDocument],
     actor: str,
     lease: timedelta,
     policy: RetryPolicy,
@@ -258,53 +297,74 @@ def _generate_or_batch(
 ) -> list[Submitted]:
     if not new:
         return []
-    document_type = new[0][0].document_type
+    document_type = new[0].document_type
     batching = profile.documents[document_type].batching  # type: ignore[index]
     if batching is not None:
         due = now + timedelta(minutes=batching.minutes)
-        answers = []
-        for row, _ in new:
-            append_event(
-                session,
-                event_type="document.batched",
-                actor=actor,
-                partner_id=profile.id,
-                subject_type="document",
-                subject_id=row.id,
-                correlation_id=row.correlation_id,
-                data={
-                    "document_type": document_type,
-                    "business_reference": row.business_reference,
-                    "batch_due_at": due.isoformat(),
-                },
-            )
-            deliveries = check_document_order(session, profile=profile, document=row, policy=policy, now=now)
-            answers.append(
-                Submitted(
-                    row.id, None, "batched", row.correlation_id, batch_due_at=due, delivery_ids=deliveries
-                )
-            )
-        return answers
+        return _hold_for_batch(session, profile, new, actor, policy, now, due)
     generated = generate_messages(
         session,
         blobs=blobs,
         profile=profile,
-        interchanges=[([(row, document)], row.correlation_id) for row, document in new],
+        interchanges=[([document], document.correlation_id) for document in new],
         now=now,
         lease=lease,
         actor=actor,
     )
     return [
         Submitted(
-            row.id,
+            document.id,
             made.message_id,
             "queued",
-            row.correlation_id,
+            document.correlation_id,
             generated=made,
-            delivery_ids=check_document_order(session, profile=profile, document=row, policy=policy, now=now),
+            delivery_ids=check_document_order(
+                session, profile=profile, document_type=document_type, document_id=document.id,
+                policy=policy, now=now,
+            ),
         )
-        for (row, _), made in zip(new, generated, strict=True)
+        for document, made in zip(new, generated, strict=True)
     ]
+
+
+def _hold_for_batch(
+    session: Session,
+    profile: PartnerProfile,
+    new: Sequence[OutboundDocument],
+    actor: str,
+    policy: RetryPolicy,
+    now: datetime,
+    due: datetime,
+) -> list[Submitted]:
+    """Store the documents pending until their batch is due (``flush_due_batches`` writes them)."""
+    rows = [document.row for document in new if document.row is not None]
+    references = [r for row in rows for r in document_reference_rows(row["id"], row["data"])]
+    insert_tables(session, [(_DOCUMENTS, rows), (_REFERENCES, references)])
+    answers = []
+    for document, row in zip(new, rows, strict=True):
+        append_event(
+            session,
+            event_type="document.batched",
+            actor=actor,
+            partner_id=profile.id,
+            subject_type="document",
+            subject_id=document.id,
+            correlation_id=document.correlation_id,
+            data={
+                "document_type": document.document_type,
+                "business_reference": row["business_reference"],
+                "batch_due_at": due.isoformat(),
+            },
+        )
+        deliveries = check_document_order(
+            session, profile=profile, document_type=document.document_type, document_id=document.id,
+            policy=policy, now=now,
+        )
+        answers.append(
+            Submitted(document.id, None, "batched", document.correlation_id, batch_due_at=due,
+                      delivery_ids=deliveries)
+        )
+    return answers
 
 
 @dataclass(frozen=True)
@@ -349,32 +409,25 @@ def flush_batch(
     waiting = batching is not None and batch.oldest + timedelta(minutes=batching.minutes) > now
     if waiting and not force and batch.count < limit:
         return None
-    rows = session.scalars(
-        select(Document)
-        .where(
-            Document.partner_id == batch.partner_id,
-            Document.document_type == batch.document_type,
-            Document.direction == Direction.OUTBOUND,
-            Document.status == DocumentStatus.PENDING,
-            Document.message_id.is_(None),
-        )
-        .order_by(Document.created_at, Document.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    rows = run(
+        session, _WAITING_FOR_BATCH, {"partner_id": batch.partner_id, "document_type": batch.document_type,
+                                      "limit": limit}
     ).all()
     if not rows:
         return None
-    documents = [(row, parse_document(row.data)) for row in rows]
-    return generate_message(
+    documents = [
+        OutboundDocument(row.id, batch.document_type, row.correlation_id, parse_document(row.data))
+        for row in rows
+    ]
+    return generate_messages(
         session,
         blobs=blobs,
         profile=loaded.profile,
-        documents=documents,
+        interchanges=[(documents, uuid.uuid4().hex)],
         now=now,
         lease=lease,
-        correlation_id=uuid.uuid4().hex,
         actor="batch",
-    )
+    )[0]
 
 
 def flush_due_batches(
@@ -391,76 +444,3 @@ def flush_due_batches(
         if made is not None:
             generated.append(made)
     return generated
-
-
-def settle_documents(
-    session: Session,
-    messages: Sequence[SettledMessage],
-    now: datetime,
-    *,
-    box: SecretBox | None,
-    policy: RetryPolicy,
-) -> dict[uuid.UUID, list[uuid.UUID]]:
-    """In the transaction that recorded the sends: their documents sent or failed; deliveries per message."""
-    done = [
-        m for m in messages
-        if m.partner_id is not None and m.direction is Direction.OUTBOUND
-        and m.status in (MessageStatus.SENT, MessageStatus.FAILED)
-    ]
-    if not done:
-        return {}
-    documents = session.scalars(
-        select(Document)
-        .where(Document.message_id.in_([m.id for m in done]), Document.status == DocumentStatus.GENERATED)
-        .order_by(Document.created_at, Document.id)
-        .with_for_update()
-    ).all()
-    _restart_ack_clocks(session, [m for m in done if m.status is MessageStatus.SENT], now, box)
-    by_id = {m.id: m for m in done}
-    deliveries: dict[uuid.UUID, list[uuid.UUID]] = {}
-    for document in documents:
-        message = by_id[document.message_id]  # type: ignore[index]
-        sent = message.status is MessageStatus.SENT
-        event_type = DOCUMENT_SENT if sent else DOCUMENT_FAILED
-        document.status = DocumentStatus.SENT if sent else DocumentStatus.FAILED
-        deliveries.setdefault(message.id, []).extend(
-            notify(
-                session,
-                event_type=event_type,
-                subject_id=subject_for(document.id, event_type),
-                partner_id=document.partner_id,
-                payload={
-                    "document_type": document.document_type,
-                    "document_id": str(document.id),
-                    "business_reference": document.business_reference,
-                    "source": {"transport": message.transport.value, "filename": message.filename},
-                    "data": {
-                        "status": document.status.value,
-                        "error": message.error,
-                        "receipt_sha256": message.receipt_sha256,
-                    },
-                },
-                message_id=message.id,
-                document_id=document.id,
-                correlation_id=document.correlation_id,
-                policy=policy,
-                now=now,
-            )
-        )
-    return deliveries
-
-
-def _restart_ack_clocks(
-    session: Session, sent: Sequence[SettledMessage], now: datetime, box: SecretBox | None
-) -> None:
-    """The partner's window starts when a message really left (per partner: its profile's hours)."""
-    by_partner: dict[str, list[uuid.UUID]] = {}
-    for message in sent:
-        by_partner.setdefault(message.partner_id or "", []).append(message.id)
-    for partner_id, ids in by_partner.items():
-        try:
-            profile = load_profile(session, partner_id, box).profile
-        except ProfileMissing:
-            continue
-        window = timedelta(hours=profile.x12.acknowledgment.expect_within_hours)
-        restart_clock(session, message_ids=ids, sent_at=now, window=window)

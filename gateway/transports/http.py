@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
-
+from gateway.http_pool import HttpError, HttpPool
 from gateway.transports import NotConfigured, OutboundMessage, Receipt, TransportError
 from partner_profiles.schema import PartnerProfile
 
@@ -11,10 +10,10 @@ RECEIPT_LIMIT = 64 * 1024
 
 
 class HttpTransport:
-    """A ``Transport`` over HTTP(S) with one pooled client per process."""
+    """A ``Transport`` over HTTP(S) with one pool of keep-alive connections per process."""
 
-    def __init__(self, *, timeout: float = 30.0, client: httpx.Client | None = None) -> None:
-        self._client = client or httpx.Client(timeout=timeout, follow_redirects=False)
+    def __init__(self, *, timeout: float = 30.0, pool: HttpPool | None = None) -> None:
+        self._pool = pool or HttpPool(timeout=timeout)
 
     def send(self, message: OutboundMessage, payload: bytes, profile: PartnerProfile) -> Receipt:
         """POST the bytes; 2xx is a receipt, anything else a ``TransportError``."""
@@ -31,10 +30,9 @@ class HttpTransport:
         if message.filename:
             headers["content-disposition"] = f'attachment; filename="{message.filename}"'
         try:
-            response = self._client.post(http.outbound_url, content=payload, headers=headers)
-        except httpx.HTTPError as exc:
+            response = self._pool.post(http.outbound_url, content=payload, headers=headers)
+        except HttpError as exc:
             raise TransportError(f"POST {http.outbound_url} failed: {exc}") from exc
-        body = response.content[:RECEIPT_LIMIT]
         if not response.is_success:
             retryable = response.status_code >= 500 or response.status_code in (408, 429)
             raise TransportError(
@@ -45,10 +43,10 @@ class HttpTransport:
         return Receipt(
             status_code=response.status_code,
             remote_id=response.headers.get("x-message-id"),
-            body=body,
+            body=response.content[:RECEIPT_LIMIT],
             headers={"content-type": response.headers.get("content-type", "")},
         )
 
     def close(self) -> None:
         """Close the pooled connections."""
-        self._client.close()
+        self._pool.close()

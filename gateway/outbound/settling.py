@@ -1,0 +1,126 @@
+"""What recording a send also does for outbound documents: sent or failed, the partner's ack
+clock restarted, and ``document.sent``/``document.failed`` webhooks for the ERP."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, case, literal, select, update
+from sqlalchemy.orm import Session
+
+from gateway.acks.expectations import restart_clock
+from gateway.acks.notify import DOCUMENT_SENT, notify, subject_for
+from gateway.deliveries.service import RetryPolicy
+from gateway.processing.profiles import ProfileMissing, load_profile
+from gateway.processing.sending import SettledMessage
+from gateway.secrets import SecretBox
+from gateway.store.core import run, table_of
+from gateway.store.enums import Direction, DocumentStatus, MessageStatus
+from gateway.store.models import Document
+
+DOCUMENT_FAILED = "document.failed"
+_DOCUMENTS = table_of(Document)
+# Locked in one order (as every writer of these rows does), then moved on in the same statement.
+_GENERATED = (
+    select(_DOCUMENTS.c.id)
+    .where(
+        _DOCUMENTS.c.message_id.in_(bindparam("message_ids", expanding=True)),
+        _DOCUMENTS.c.status == DocumentStatus.GENERATED,
+    )
+    .order_by(_DOCUMENTS.c.created_at, _DOCUMENTS.c.id)
+    .with_for_update()
+)
+_SETTLE = (
+    update(_DOCUMENTS)
+    .where(_DOCUMENTS.c.id.in_(_GENERATED.scalar_subquery()))
+    .values(
+        status=case(
+            (
+                _DOCUMENTS.c.message_id.in_(bindparam("sent_ids", expanding=True)),
+                literal(DocumentStatus.SENT, _DOCUMENTS.c.status.type),
+            ),
+            else_=literal(DocumentStatus.FAILED, _DOCUMENTS.c.status.type),
+        )
+    )
+    .returning(
+        _DOCUMENTS.c.id,
+        _DOCUMENTS.c.message_id,
+        _DOCUMENTS.c.partner_id,
+        _DOCUMENTS.c.document_type,
+        _DOCUMENTS.c.business_reference,
+        _DOCUMENTS.c.correlation_id,
+        _DOCUMENTS.c.status,
+        _DOCUMENTS.c.created_at,
+    )
+)
+
+
+def settle_documents(
+    session: Session,
+    messages: Sequence[SettledMessage],
+    now: datetime,
+    *,
+    box: SecretBox | None,
+    policy: RetryPolicy,
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """In the transaction that recorded the sends: their documents sent or failed; deliveries per message."""
+    done = [
+        m for m in messages
+        if m.partner_id is not None and m.direction is Direction.OUTBOUND
+        and m.status in (MessageStatus.SENT, MessageStatus.FAILED)
+    ]
+    if not done:
+        return {}
+    sent = [m for m in done if m.status is MessageStatus.SENT]
+    settled = run(
+        session, _SETTLE, {"message_ids": [m.id for m in done], "sent_ids": [m.id for m in sent]}
+    ).all()
+    _restart_ack_clocks(session, sent, now, box)
+    by_id = {m.id: m for m in done}
+    deliveries: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for document in sorted(settled, key=lambda row: (row.created_at, row.id)):
+        message = by_id[document.message_id]
+        event_type = DOCUMENT_SENT if document.status is DocumentStatus.SENT else DOCUMENT_FAILED
+        deliveries.setdefault(message.id, []).extend(
+            notify(
+                session,
+                event_type=event_type,
+                subject_id=subject_for(document.id, event_type),
+                partner_id=document.partner_id,
+                payload={
+                    "document_type": document.document_type,
+                    "document_id": str(document.id),
+                    "business_reference": document.business_reference,
+                    "source": {"transport": message.transport.value, "filename": message.filename},
+                    "data": {
+                        "status": document.status.value,
+                        "error": message.error,
+                        "receipt_sha256": message.receipt_sha256,
+                    },
+                },
+                message_id=message.id,
+                document_id=document.id,
+                correlation_id=document.correlation_id,
+                policy=policy,
+                now=now,
+            )
+        )
+    return deliveries
+
+
+def _restart_ack_clocks(
+    session: Session, sent: Sequence[SettledMessage], now: datetime, box: SecretBox | None
+) -> None:
+    """The partner's window starts when a message really left (per partner: its profile's hours)."""
+    by_partner: dict[str, list[uuid.UUID]] = {}
+    for message in sent:
+        by_partner.setdefault(message.partner_id or "", []).append(message.id)
+    for partner_id, ids in by_partner.items():
+        try:
+            profile = load_profile(session, partner_id, box).profile
+        except ProfileMissing:
+            continue
+        window = timedelta(hours=profile.x12.acknowledgment.expect_within_hours)
+        restart_clock(session, message_ids=ids, sent_at=now, window=window)
