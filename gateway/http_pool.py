@@ -237,8 +237,9 @@ def _still_open(connection: http.client.HTTPConnection) -> bool:
     if sock is None:
         return False
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
-        if not readable:
+        poller = select.poll()  # not select(): a descriptor past 1024 would not fit its set
+        poller.register(sock, select.POLLIN | select.POLLPRI)
+        if not poller.poll(0):
             return True
         if not isinstance(sock, ssl.SSLSocket):
             return False

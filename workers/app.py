@@ -18,6 +18,7 @@ from celery import Celery
 from celery.signals import task_postrun, worker_process_init, worker_ready
 
 from gateway.deliveries.service import send_deliveries
+from gateway.http_pool import HttpPool
 from gateway.processing.context import PipelineContext
 from gateway.processing.publisher import (
     DELIVER,
@@ -59,6 +60,7 @@ class WorkerResources:
         self._pid: int | None = None
         self._context: PipelineContext | None = None
         self._webhook_client: Any = None
+        self._webhook_pool: Any = None
         self._transports: dict[str, Any] = {}
 
     def _ensure(self) -> None:
@@ -73,6 +75,7 @@ class WorkerResources:
             self.settings, publisher=CeleryPublisher(self.settings, app=self.app), tuning=self.tuning
         )
         self._webhook_client = httpx.Client(timeout=self.tuning.webhook_timeout_seconds)
+        self._webhook_pool = HttpPool(timeout=self.tuning.webhook_timeout_seconds)
         # Senders that keep files on this host (SFTP mailboxes) need the settings too.
         per_transport: dict[str, dict[str, Any]] = {
             "sftp": {"settings": self.settings},
@@ -93,9 +96,16 @@ class WorkerResources:
 
     @property
     def webhook_client(self) -> Any:
-        """This process's pooled HTTP client for ERP webhooks."""
+        """This process's httpx client (async AS2 MDNs)."""
         self._ensure()
         return self._webhook_client
+
+    @property
+    def webhook_pool(self) -> HttpPool:
+        """This process's keep-alive connections for ERP webhooks."""
+        self._ensure()
+        pool: HttpPool = self._webhook_pool
+        return pool
 
     @property
     def transports(self) -> dict[str, Any]:
@@ -212,7 +222,7 @@ def _register_tasks(app: Celery, res: WorkerResources) -> None:
             ctx.db,
             [uuid.UUID(i) for i in delivery_ids],
             box=ctx.box,
-            client=res.webhook_client,
+            client=res.webhook_pool,
             policy=ctx.retry_policy(),
         )
         if created and ctx.publisher is not None:

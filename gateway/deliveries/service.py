@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
 from gateway.deliveries.backoff import next_attempt_at
 from gateway.deliveries.signing import webhook_headers
+from gateway.http_pool import HttpError, HttpPool
 from gateway.secrets import SecretBox, SecretError
 from gateway.store.core import run, table_of
 from gateway.store.db import Database
@@ -332,7 +332,7 @@ def _prepare(session: Session, ids: Sequence[uuid.UUID], box: SecretBox) -> list
     return prepared
 
 
-def _attempt(client: httpx.Client, item: _Prepared) -> AttemptResult:
+def _attempt(client: HttpPool, item: _Prepared) -> AttemptResult:
     started = time.monotonic()
     if item.problem is not None or item.secret is None or item.url is None:
         problem = item.problem or "not deliverable"
@@ -340,12 +340,12 @@ def _attempt(client: httpx.Client, item: _Prepared) -> AttemptResult:
     headers = webhook_headers(item.secret, item.webhook_id, int(time.time()), item.body)
     try:
         response = client.post(item.url, content=item.body, headers=headers)
-    except httpx.HTTPError as exc:
+    except HttpError as exc:
         elapsed = int((time.monotonic() - started) * 1000)
         failure = f"{type(exc).__name__}: {exc}"[:EXCERPT_LIMIT]
         return AttemptResult(item.delivery_id, None, failure, elapsed, None, item.webhook_id)
     elapsed = int((time.monotonic() - started) * 1000)
-    excerpt = response.text[:EXCERPT_LIMIT] if response.content else None
+    excerpt = response.content[: EXCERPT_LIMIT * 4].decode("utf-8", "replace")[:EXCERPT_LIMIT] or None
     error = None if response.is_success else f"HTTP {response.status_code}"
     return AttemptResult(item.delivery_id, response.status_code, error, elapsed, excerpt, item.webhook_id)
 
@@ -355,7 +355,7 @@ def send_deliveries(
     ids: Sequence[uuid.UUID],
     *,
     box: SecretBox,
-    client: httpx.Client,
+    client: HttpPool,
     policy: RetryPolicy,
 ) -> tuple[list[AttemptResult], list[uuid.UUID]]:
     """Attempt every pending delivery of ``ids``; returns the attempts and new deliveries to publish."""

@@ -6,7 +6,6 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import func, select
@@ -14,6 +13,7 @@ from sqlalchemy import func, select
 from gateway.archive.blob_store import BlobStore
 from gateway.deliveries.service import send_deliveries
 from gateway.deliveries.signing import verify
+from gateway.http_pool import HttpPool
 from gateway.intake import receive
 from gateway.processing.context import PipelineContext
 from gateway.processing.publisher import DELIVER, PROCESS_MESSAGE, SEND_MESSAGE, RecordingPublisher
@@ -77,8 +77,11 @@ def _receive(ctx: PipelineContext, body: bytes, content_type: str = "application
 def _deliver_all(ctx: PipelineContext) -> None:
     with ctx.db.unit_of_work() as session:
         ids = list(session.scalars(select(Delivery.id).where(Delivery.status == DeliveryStatus.PENDING)))
-    with httpx.Client(timeout=5) as client:
-        send_deliveries(ctx.db, ids, box=ctx.box, client=client, policy=ctx.retry_policy())
+    pool = HttpPool(timeout=5)
+    try:
+        send_deliveries(ctx.db, ids, box=ctx.box, client=pool, policy=ctx.retry_policy())
+    finally:
+        pool.close()
 
 
 def test_intake_records_message_outbox_and_publishes_processing(ctx: PipelineContext) -> None:
