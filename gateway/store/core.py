@@ -12,7 +12,10 @@ stays in the ORM, where it reads better.
 from __future__ import annotations
 
 import functools
+import json
+import uuid
 from collections.abc import Mapping, Sequence
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -81,8 +84,13 @@ def insert_tables(
 
 def record_json(rows: Sequence[dict[str, Any]]) -> str:
     """Rows as the JSON array ``json_populate_recordset`` reads (UUIDs, enums and times as text)."""
-    return orjson.dumps(rows, default=_refuse, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+    try:
+        return orjson.dumps(rows, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+    except (TypeError, orjson.JSONEncodeError):  # an int past 64 bits, say: json writes it
+        return json.dumps(rows, default=_as_text)
 
 
-def _refuse(value: Any) -> Any:
+def _as_text(value: Any) -> str:
+    if isinstance(value, uuid.UUID | datetime | date):
+        return str(value) if isinstance(value, uuid.UUID) else value.isoformat()
     raise TypeError(f"{type(value).__name__} cannot go into a JSON record set")

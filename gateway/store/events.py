@@ -25,9 +25,9 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy import event as orm_event
 from sqlalchemy.orm import Session
 
-from gateway.store.core import run, table_of
+from gateway.store.core import record_json, run, table_of
 from gateway.store.models import Event, EventChainHead
-from gateway.store.statements import multi_row_insert, row_params
+from gateway.store.statements import record_set_insert
 from gateway.store.types import utcnow
 
 GENESIS_HASH = "0" * 64
@@ -45,9 +45,12 @@ _EVENTS = table_of(Event)
 _EVENT_COLUMNS = (*_HASHED_COLUMNS, "prev_hash", "hash")
 _INSERT_EVENTS = insert(_EVENTS)
 _MOVE_HEAD_CTE = (
-    f"WITH moved AS (UPDATE event_chain_head SET last_event_id = :new_last_id, "
+    f"moved AS (UPDATE event_chain_head SET last_event_id = :new_last_id, "
     f"last_hash = :new_last_hash WHERE id = {CHAIN_HEAD_ID})"
 )
+# PostgreSQL: the events as one JSON record set, the head moved in a CTE: one statement whose
+# text does not depend on how many events there are (psycopg parses it once).
+_APPEND_EVENTS = record_set_insert(((_EVENTS, _EVENT_COLUMNS),), "", _MOVE_HEAD_CTE)
 _MOVE_HEAD = (
     update(_HEAD)
     .where(_HEAD.c.id == CHAIN_HEAD_ID)
@@ -171,10 +174,7 @@ def flush_events(session: Session) -> None:
         rows.append(row)
     head_values = {"new_last_id": last_id, "new_last_hash": last_hash}
     if session.get_bind().dialect.name == "postgresql":
-        # One round trip: the head moves in a data-modifying CTE of the INSERT.
-        statement = multi_row_insert(_EVENTS, _EVENT_COLUMNS, len(rows), "", _MOVE_HEAD_CTE)
-        run(session, statement, row_params(_EVENT_COLUMNS, [[r[c] for c in _EVENT_COLUMNS] for r in rows])
-            | head_values)
+        run(session, _APPEND_EVENTS, {"rows_0": record_json(rows)} | head_values)
         return
     run(session, _INSERT_EVENTS, rows)
     run(session, _MOVE_HEAD, head_values)

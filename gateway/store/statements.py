@@ -17,12 +17,10 @@ from sqlalchemy.sql.elements import TextClause
 
 
 @functools.lru_cache(maxsize=256)
-def multi_row_insert(
-    table: Table, columns: tuple[str, ...], rows: int, tail: str, head: str = ""
-) -> TextClause:
-    """``<head> INSERT INTO table (columns) VALUES (…), … <tail>``; binds are named ``<column>_<row>``."""
+def multi_row_insert(table: Table, columns: tuple[str, ...], rows: int, tail: str) -> TextClause:
+    """``INSERT INTO table (columns) VALUES (…), … <tail>``; binds are named ``<column>_<row>``."""
     values = ", ".join("(" + ", ".join(f":{c}_{i}" for c in columns) + ")" for i in range(rows))
-    statement = text(f"{head} INSERT INTO {table.name} ({', '.join(columns)}) VALUES {values} {tail}")
+    statement = text(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {values} {tail}")
     return statement.bindparams(
         *(bindparam(f"{c}_{i}", type_=table.c[c].type) for i in range(rows) for c in columns)
     )
