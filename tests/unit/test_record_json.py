@@ -11,7 +11,8 @@ from gateway.store.enums import MessageStatus
 
 
 def test_ids_enums_and_aware_times_are_written_as_postgresql_reads_them() -> None:
-    row = {"id": uuid.UUID(int=7), "status": MessageStatus.SENT, "at": datetime(2026, 12, 6, 9, 30, tzinfo=UTC)}
+    at = datetime(2026, 12, 6, 9, 30, tzinfo=UTC)
+    row = {"id": uuid.UUID(int=7), "status": MessageStatus.SENT, "at": at}
     assert json.loads(record_json([row])) == [
         {"id": "00000000-0000-0000-0000-000000000007", "status": "sent", "at": "2026-12-06T09:30:00+00:00"}
     ]
