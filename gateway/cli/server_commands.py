@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
     _common(serve)
     serve.add_argument("--sftp-port", type=int, help="SFTP server port (EDIGATE_SFTP_PORT, default 2222)")
     serve.add_argument(
-        "--worker-processes", type=int, help="Celery worker processes (EDIGATE_WORKER_PROCESSES; CPU count)"
+        "--worker-processes", type=int, help="Celery worker processes (EDIGATE_WORKER_PROCESSES; one per core, at most 4)"
     )
     serve.add_argument("--concurrency", type=int, help="tasks at once per worker process (4 threads)")
     serve.add_argument("--api-workers", type=int, help=_API_WORKERS_HELP)
@@ -197,7 +197,9 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.concurrency:
         worker += ["--concurrency", str(args.concurrency)]
     # Threads wait on the database and the ERP in parallel; a process per core gives the CPU.
-    processes = args.worker_processes or current_tuning().worker_processes or os.cpu_count() or 1
+    # One per usable core, capped like the API's: the embedded database takes one writer at a time.
+    cores = max(1, min(len(os.sched_getaffinity(0)), MAX_DEFAULT_API_WORKERS))
+    processes = args.worker_processes or current_tuning().worker_processes or cores
     commands = {"api": ["api", "--workers", str(api_workers)], "beat": ["beat", "--loglevel", "WARNING"]}
     commands |= {f"worker{n}" if processes > 1 else "worker": worker for n in range(1, processes + 1)}
     children = {
