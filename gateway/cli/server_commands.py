@@ -38,7 +38,8 @@ def register(subparsers: Any) -> None:
     _common(serve)
     serve.add_argument("--sftp-port", type=int, help="SFTP server port (EDIGATE_SFTP_PORT, default 2222)")
     serve.add_argument(
-        "--worker-processes", type=int, help="Celery worker processes (EDIGATE_WORKER_PROCESSES; one per core, at most 4)"
+        "--worker-processes", type=int,
+        help="Celery worker processes (EDIGATE_WORKER_PROCESSES; one per core, at most 4)",
     )
     serve.add_argument("--concurrency", type=int, help="tasks at once per worker process (4 threads)")
     serve.add_argument("--api-workers", type=int, help=_API_WORKERS_HELP)

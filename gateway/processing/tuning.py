@@ -27,7 +27,7 @@ class PipelineTuning(BaseSettings):
     transport_max_attempts: int = 8  # outbound sends (acks) before the message is failed
     worker_pool: str = "threads"  # celery pool of `edigate worker`: threads | prefork | solo
     worker_concurrency: int | None = None  # tasks at once per worker: 4 threads, or CPU count processes
-    worker_processes: int | None = None  # worker processes `edigate serve` starts; default: one per core, at most 4
+    worker_processes: int | None = None  # `edigate serve`'s worker processes; one per core, at most 4
     sweep_batch_size: int = 500
 
 
