@@ -107,8 +107,9 @@ def _install_sqlite_hooks(engine: Engine) -> None:
 class WriterQueue:
     """Writers of one SQLite file take turns: a thread lock, then ``flock`` on ``<file>.write-lock``."""
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, *, serial: bool = True) -> None:
         self.lock_path = f"{path}.write-lock" if path else None
+        self.serial = serial
         self._thread_lock = threading.RLock()
         self._depth = 0
         self._fd: int | None = None
@@ -117,6 +118,9 @@ class WriterQueue:
     @contextmanager
     def turn(self) -> Iterator[None]:
         """Hold the turn for the block (re-entrant within a thread)."""
+        if not self.serial:
+            yield
+            return
         with self._thread_lock:
             fd = self._file() if self._depth == 0 else None
             if fd is not None:
@@ -143,8 +147,10 @@ _queues_lock = threading.Lock()
 
 
 def writer_queue(engine: Engine) -> WriterQueue:
-    """The process's queue for an SQLite engine's file (no queue for memory or other databases)."""
-    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    """The process's queue for an SQLite engine's file; servers like PostgreSQL lock rows themselves."""
+    if engine.dialect.name != "sqlite":
+        return WriterQueue(None, serial=False)
+    path = engine.url.database
     if not path or path == ":memory:":
         return WriterQueue(None)
     key = os.path.realpath(path)
