@@ -101,10 +101,36 @@ def api_worker_count(option: int | None = None) -> int:
     elif os.environ.get(API_WORKERS_VARIABLE, "").strip():
         value, source = os.environ[API_WORKERS_VARIABLE].strip(), API_WORKERS_VARIABLE
     else:
-        return max(1, min(len(os.sched_getaffinity(0)), MAX_DEFAULT_API_WORKERS))
+        return _usable_cores()
     if not value.isdigit() or int(value) < 1:
         raise UsageError(f"{source} must be a whole number of processes, at least 1 (not {value!r})")
     return int(value)
+
+
+def _usable_cores() -> int:
+    return max(1, min(len(os.sched_getaffinity(0)), MAX_DEFAULT_API_WORKERS))
+
+
+def worker_process_count(option: int | None = None) -> int:
+    """``serve``'s worker processes: the option, else ``EDIGATE_WORKER_PROCESSES``, else one per core."""
+    from gateway.processing.tuning import current_tuning
+
+    # Threads wait on the database and the ERP in parallel; a process per core gives the CPU.
+    # One per usable core, capped like the API's: the embedded database takes one writer at a time.
+    return option or current_tuning().worker_processes or _usable_cores()
+
+
+def process_settings() -> dict[str, Any]:
+    """How many processes and threads ``serve`` runs, as ``edigate config`` shows them."""
+    from gateway.processing.tuning import current_tuning, worker_concurrency
+
+    tuning = current_tuning()
+    return {
+        "api_workers": api_worker_count(),
+        "worker_processes": worker_process_count(),
+        "worker_pool": tuning.worker_pool,
+        "worker_concurrency": worker_concurrency(tuning, tuning.worker_pool),
+    }
 
 
 def run_api(args: argparse.Namespace) -> int:
@@ -192,15 +218,10 @@ def run_serve(args: argparse.Namespace) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     open_database(settings).dispose()
     prepare_broker(settings.effective_broker_url())
-    from gateway.processing.tuning import current_tuning
-
     worker = ["worker", "--loglevel", "WARNING"]
     if args.concurrency:
         worker += ["--concurrency", str(args.concurrency)]
-    # Threads wait on the database and the ERP in parallel; a process per core gives the CPU.
-    # One per usable core, capped like the API's: the embedded database takes one writer at a time.
-    cores = max(1, min(len(os.sched_getaffinity(0)), MAX_DEFAULT_API_WORKERS))
-    processes = args.worker_processes or current_tuning().worker_processes or cores
+    processes = worker_process_count(args.worker_processes)
     commands = {"api": ["api", "--workers", str(api_workers)], "beat": ["beat", "--loglevel", "WARNING"]}
     commands |= {f"worker{n}" if processes > 1 else "worker": worker for n in range(1, processes + 1)}
     children = {

@@ -105,7 +105,9 @@ def run_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings is None:
         return 2
-    print(json.dumps(settings.masked(), indent=2))
+    from gateway.cli.server_commands import process_settings
+
+    print(json.dumps(settings.masked() | {"processes": process_settings()}, indent=2))
     return 0
 
 

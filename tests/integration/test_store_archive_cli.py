@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
+from gateway import cli
 from gateway.archive import BlobStore
 from gateway.cli import store_commands
 from gateway.settings import Settings
@@ -127,3 +128,24 @@ def test_config_prints_masked_json(
     assert shown["data_dir"] == str(data_dir.resolve())
     assert "a-very-secret" not in out
     assert "hunter2" not in out
+
+
+def test_config_shows_the_processes_serve_would_run(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("EDIGATE_API_WORKERS", "3")
+    monkeypatch.setenv("EDIGATE_WORKER_PROCESSES", "2")
+    monkeypatch.setenv("EDIGATE_WORKER_CONCURRENCY", "6")
+    assert _run(["config", "--data-dir", str(data_dir)]) == 0
+    shown = json.loads(capsys.readouterr().out)["processes"]
+    assert shown == {
+        "api_workers": 3, "worker_processes": 2, "worker_pool": "threads", "worker_concurrency": 6
+    }
+
+
+def test_config_refuses_an_api_worker_count_that_is_not_a_number(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("EDIGATE_API_WORKERS", "many")
+    assert cli.main(["config", "--data-dir", str(data_dir)]) == 2
+    assert "EDIGATE_API_WORKERS" in capsys.readouterr().err
