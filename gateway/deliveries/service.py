@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -113,70 +113,50 @@ def subscribed_endpoints(session: Session, event_type: str, *, name: str | None 
     ]
 
 
-def delivery_row(
-    *,
-    endpoint_id: uuid.UUID,
-    event_type: str,
-    subject_id: uuid.UUID,
-    payload: dict[str, Any],
-    partner_id: str | None,
-    document_id: uuid.UUID | None,
-    message_id: uuid.UUID | None,
-    correlation_id: str,
-    policy: RetryPolicy,
-    now: datetime,
-) -> dict[str, Any]:
+class NewDelivery(TypedDict):
+    """What a new delivery is made of (the keywords of ``delivery_row`` and ``create_delivery``)."""
+
+    endpoint_id: uuid.UUID
+    event_type: str
+    subject_id: uuid.UUID
+    payload: dict[str, Any]
+    partner_id: str | None
+    document_id: uuid.UUID | None
+    message_id: uuid.UUID | None
+    correlation_id: str
+    policy: RetryPolicy
+    now: datetime
+
+
+def delivery_row(**new: Unpack[NewDelivery]) -> dict[str, Any]:
     """The column values of a new pending delivery; its webhook id derives from subject and endpoint."""
-    webhook_id = webhook_id_for(subject_id, endpoint_id, event_type)
+    event_type, now, policy = new["event_type"], new["now"], new["policy"]
+    webhook_id = webhook_id_for(new["subject_id"], new["endpoint_id"], event_type)
     return {
         "id": uuid.uuid4(),
         "webhook_id": webhook_id,
-        "endpoint_id": endpoint_id,
+        "endpoint_id": new["endpoint_id"],
         "event_type": event_type,
-        "partner_id": partner_id,
-        "document_id": document_id,
-        "message_id": message_id,
-        "payload": {"id": webhook_id, "type": event_type, **payload},
+        "partner_id": new["partner_id"],
+        "document_id": new["document_id"],
+        "message_id": new["message_id"],
+        "payload": {"id": webhook_id, "type": event_type, **new["payload"]},
         "status": DeliveryStatus.PENDING,
         "attempt_count": 0,
         "next_attempt_at": now + policy.lease,
         "give_up_at": now + policy.window,
         "delivered_at": None,
         "redelivery_of_id": None,
-        "correlation_id": correlation_id,
+        "correlation_id": new["correlation_id"],
         "created_at": now,
     }
 
 
 def create_delivery(
-    session: Session,
-    *,
-    endpoint_id: uuid.UUID,
-    event_type: str,
-    subject_id: uuid.UUID,
-    payload: dict[str, Any],
-    partner_id: str | None,
-    document_id: uuid.UUID | None,
-    message_id: uuid.UUID | None,
-    correlation_id: str,
-    policy: RetryPolicy,
-    now: datetime,
-    check_existing: bool = True,
-    add: bool = True,
+    session: Session, *, check_existing: bool = True, add: bool = True, **new: Unpack[NewDelivery]
 ) -> Delivery:
     """A pending delivery whose webhook id is derived from subject and endpoint (idempotent)."""
-    values = delivery_row(
-        endpoint_id=endpoint_id,
-        event_type=event_type,
-        subject_id=subject_id,
-        payload=payload,
-        partner_id=partner_id,
-        document_id=document_id,
-        message_id=message_id,
-        correlation_id=correlation_id,
-        policy=policy,
-        now=now,
-    )
+    values = delivery_row(**new)
     if check_existing:
         existing = session.scalars(
             select(Delivery).where(Delivery.webhook_id == values["webhook_id"])
