@@ -125,3 +125,16 @@ def test_concurrent_copies_of_one_message_are_processed_once(
         assert session.scalar(select(func.count()).select_from(Message)) == 1
         statuses = sorted(session.scalars(select(As2Exchange.status)))
     assert statuses.count("processed") == 1 and len(statuses) == 6
+
+
+def test_a_resend_that_no_longer_opens_is_answered_as_a_duplicate(
+    any_as2_server: LiveServer, any_as2_app: As2Setup
+) -> None:
+    message_id = f"<{uuid.uuid4().hex}@{PARTNER_AS2_ID}>"
+    assert _post(any_as2_server, any_as2_app, message_id=message_id)[1].disposition.ok
+    # Encrypted for a key we do not hold: it does not open, but its Message-ID was processed.
+    _, mdn = _post(any_as2_server, any_as2_app, message_id=message_id, recipient=any_as2_app.certs.partner)
+    assert "duplicate-document" in str(mdn.disposition) and mdn.disposition.ok
+    with any_as2_app.app.state.db.unit_of_work(read_only=True) as session:
+        assert session.scalar(select(func.count()).select_from(Message)) == 1
+        assert sorted(session.scalars(select(As2Exchange.status))) == ["duplicate", "processed"]

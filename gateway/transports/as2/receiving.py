@@ -293,7 +293,6 @@ def receive_as2(
         partner_id = find_partner_id_by_as2_id(session, inbound.as2_from)
         partner = ctx.partners.get(session, partner_id, ctx.box) if partner_id else None
         keys, names = ctx.keys(session)
-        previous = _previous(session, partner.partner_id, inbound.message_id) if partner else None
     if partner is not None:
         names = names | {partner.profile.x12.our_id.id}
         if partner.options.our_as2_id:
@@ -314,8 +313,8 @@ def receive_as2(
             f"unknown AS2 relationship {inbound.as2_from!r} -> {inbound.as2_to!r}",
             None,
         )
-    if previous is not None:
-        return _duplicate(ctx, partner, previous, inbound, signer)
+    # Resends are recognised under the Message-ID's lock in ``_accept`` (one read fewer per
+    # message); a resend that no longer opens is recognised in ``_refuse``.
     try:
         entity = top_entity(
             headers.get("content-type", ""),
@@ -332,9 +331,9 @@ def receive_as2(
             spool_dir=ctx.blobs.tmp_dir,
         )
     except UnwrapError as exc:
-        return _fail(ctx, partner, inbound, Disposition("processed", exc.modifier), str(exc), signer)
+        return _refuse(ctx, partner, inbound, Disposition("processed", exc.modifier), str(exc), signer)
     except MimeError as exc:
-        return _fail(ctx, partner, inbound, Disposition("processed", UNEXPECTED_ERROR), str(exc), signer)
+        return _refuse(ctx, partner, inbound, Disposition("processed", UNEXPECTED_ERROR), str(exc), signer)
     try:
         if claimed_url and configured_url is None and "verified" in unwrapped.layers:
             inbound = replace(inbound, request=replace(inbound.request, async_url=claimed_url))
@@ -356,13 +355,13 @@ def _accept(
     request, message_id = inbound.request, inbound.message_id
     digest, unsupported = _choose_digest(request, unwrapped)
     if unsupported and request.signed_required:
-        return _fail(
+        return _refuse(
             ctx,
             partner,
             inbound,
             Disposition("failed", UNSUPPORTED_MIC),
             f"no supported MIC algorithm in {request.micalgs}",
-            None,
+            signer,  # signs a resend's answer; a failure MDN without a supported MIC is unsigned
         )
     mic = unwrapped.mic(digest, legacy=partner.options.legacy_micalg) if digest else None
     mdn = _make_mdn(partner, inbound, disposition=Disposition(), mic=mic, signer=signer, digest=digest)
@@ -434,6 +433,22 @@ def _accept(
         str(Disposition()),
         received,
     )
+
+
+def _refuse(
+    ctx: ReceiveContext,
+    partner: As2Partner,
+    inbound: _Inbound,
+    disposition: Disposition,
+    error: str,
+    signer: cms.KeyPair | None,
+) -> As2Answer:
+    """Answer a resend of a processed message as a duplicate, anything else with a failure MDN."""
+    with ctx.db.unit_of_work(read_only=True) as session:
+        previous = _previous(session, partner.partner_id, inbound.message_id)
+    if previous is not None:
+        return _duplicate(ctx, partner, previous, inbound, signer)
+    return _fail(ctx, partner, inbound, disposition, error, signer)
 
 
 def _fail(
