@@ -45,6 +45,9 @@ from gateway.transports.as2.mdn import parse_mdn
 
 OUR_ID, PARTNER_ID = "DISTCO", "ACMEAS2"
 SECRET = "benchmark-secret-key-0123456789abcdef"
+# Payloads differ from run to run too: the database may keep earlier runs' blobs, and a payload
+# already catalogued costs a look-up a partner's fresh documents would not.
+RUN = uuid.uuid4().hex[:8].upper()
 
 
 def _po(n: int) -> bytes:
@@ -53,7 +56,7 @@ def _po(n: int) -> bytes:
         f"{n:09d}*0*P*>",
         f"GS*PO*ACMERETAIL*DISTCO*20261122*0930*{n}*X*004010",
         "ST*850*0001",
-        f"BEG*00*SA*PO{n:08d}**20261122",
+        f"BEG*00*SA*PO{n:08d}{RUN}**20261122",
     ]
     segments += [f"PO1*{i}*10*EA*9.99**UP*0{i:011d}" for i in range(1, 13)]
     segments += ["CTT*12", f"SE*{len(segments) - 1}*0001", f"GE*1*{n}", f"IEA*1*{n:09d}"]
