@@ -1,11 +1,12 @@
 """``POST /as2`` and ``POST /as2/mdn`` at the root (AS2 partners do not use /api/v1 or API keys).
 
 Authentication is AS2's own: the partner's signature checked against its configured
-certificates. The raw request (headers, then the body as it streams in, chunked or after an
-``Expect: 100-continue``) is archived before anything else; the size limit applies while it
-streams (413, nothing kept). A body over ``IN_MEMORY_BODY`` is not kept in memory: receiving
-reads it back from the archived request. The CPU and database work runs in worker threads,
-at most ``RECEIVE_THREADS`` messages at a time per process (the others wait their turn).
+certificates. The raw request (headers, then the body, chunked or after an ``Expect:
+100-continue``) is archived before anything else; the size limit applies while it streams
+(413, nothing kept). A body up to ``IN_MEMORY_BODY`` is archived in one write once complete; a
+larger one streams to the archive as it arrives and receiving reads it back from there. The
+CPU and database work runs in worker threads, at most ``RECEIVE_THREADS`` messages at a time per
+process (the others wait their turn).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import httpx
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from gateway.archive.blob_store import BlobRef, BlobTooLarge, BlobWriter
+from gateway.archive.blob_store import BlobRef, BlobStore, BlobTooLarge, BlobWriter
 from gateway.logging import current_correlation_id
 from gateway.processing.publisher import CeleryPublisher, Publisher
 from gateway.secrets import SecretBox
@@ -73,22 +74,31 @@ def receive_context(request: Request) -> ReceiveContext:
 
 @dataclass
 class _Archiving:
-    """A request being archived: the writer to commit, the header block's size, the body if small."""
+    """A request being archived: its header block, and the body if small or the writer it streams to."""
 
-    writer: BlobWriter
-    header_size: int
+    head: bytes
     body: bytes | None
+    writer: BlobWriter | None
+
+    def commit(self, blobs: BlobStore) -> BlobRef:
+        """Make the raw request durable: a small one in one write, a streamed one by its writer."""
+        if self.writer is None:
+            return blobs.put_bytes(self.head + (self.body or b""))
+        try:
+            return self.writer.commit()
+        except BaseException:
+            self.writer.abort()
+            raise
 
 
 async def _archive_request(request: Request, max_bytes: int, keep_bytes: int) -> _Archiving | Response:
-    """Stream the raw request (headers + body) into an archive writer, keeping at most ``keep_bytes``.
+    """Read the raw request (headers + body), holding at most ``keep_bytes`` of body in memory.
 
-    A larger body is not held in memory: it is read back from the archived request.
+    A larger body streams into an archive writer as it arrives and is read back from the
+    archived request, never held.
     """
-    writer = request.app.state.blobs.writer(max_bytes=max_bytes + 64 * 1024)
     head = raw_request_bytes(list(request.headers.items()))
-    writer.write(head)
-    chunks: list[bytes] | None = []
+    writer: BlobWriter | None = None
     pending: list[bytes] = []
     size = pending_size = 0
     try:
@@ -96,35 +106,29 @@ async def _archive_request(request: Request, max_bytes: int, keep_bytes: int) ->
             size += len(chunk)
             if size > max_bytes:
                 raise BlobTooLarge(f"the body exceeds {max_bytes} bytes")
-            if chunks is not None and size <= keep_bytes:
-                chunks.append(chunk)
-            else:
-                chunks = None
             pending.append(chunk)
             pending_size += len(chunk)
-            if pending_size >= WRITE_BATCH_BYTES:
+            if writer is None and size > keep_bytes:
+                writer = request.app.state.blobs.writer(max_bytes=max_bytes + 64 * 1024)
+                writer.write(head)
+            if writer is not None and pending_size >= WRITE_BATCH_BYTES:
                 writer.write(b"".join(pending))
                 pending, pending_size = [], 0
-        if pending:
+        if writer is not None and pending:
             writer.write(b"".join(pending))
     except BlobTooLarge:
-        writer.abort()
+        if writer is not None:
+            writer.abort()
         return Response(f"the body exceeds {max_bytes} bytes\n", status_code=413, media_type="text/plain")
     except BaseException:
-        writer.abort()
+        if writer is not None:
+            writer.abort()
         raise
     if size == 0:
-        writer.abort()
+        if writer is not None:
+            writer.abort()
         return Response("the body is empty\n", status_code=400, media_type="text/plain")
-    return _Archiving(writer, len(head), b"".join(chunks) if chunks is not None else None)
-
-
-def _commit(writer: BlobWriter) -> BlobRef:
-    try:
-        return writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
+    return _Archiving(head, b"".join(pending) if writer is None else None, writer)
 
 
 def _post_async_mdn(request: Request, exchange_id: int) -> None:
@@ -152,11 +156,11 @@ async def receive(request: Request) -> Response:
 
     def run() -> As2Answer:
         # One trip to the thread pool: make the raw request durable, then receive it.
-        raw = _commit(archived.writer)
+        raw = archived.commit(ctx.blobs)
         if archived.body is not None:
             return receive_as2(ctx, headers, archived.body, raw, correlation_id=correlation_id, publish=False)
         with ctx.blobs.open(raw.sha256) as stored:  # a large body is read back, not held
-            body = Span.of_file(stored, archived.header_size, raw.size)
+            body = Span.of_file(stored, len(archived.head), raw.size)
             return receive_as2(ctx, headers, body, raw, correlation_id=correlation_id, publish=False)
 
     answer = await anyio.to_thread.run_sync(run, limiter=_receive_limiter(request))
@@ -177,7 +181,7 @@ async def receive_mdn(request: Request) -> Response:
     headers = dict(request.headers)
 
     def run() -> MdnOutcome:
-        raw = _commit(archived.writer)
+        raw = archived.commit(request.app.state.blobs)
         return receive_async_mdn(request.app.state.db, box, headers, archived.body or b"", raw)
 
     outcome = await run_in_threadpool(run)
