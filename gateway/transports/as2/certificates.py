@@ -248,7 +248,7 @@ def usable_key_pairs(session: Session, box: SecretBox) -> list[KeyPair]:
 
 
 _KEY_PAIRS = table_of(As2KeyPair)
-_LISTING = (  # runs for every message received: built once, run with gateway.store.core.run
+KEY_PAIR_LISTING = (  # runs for every message received: built once, run with gateway.store.core.run
     select(_KEY_PAIRS.c.id, _KEY_PAIRS.c.as2_id, _KEY_PAIRS.c.status)
     .where(_KEY_PAIRS.c.status != "retired")
     .order_by(_KEY_PAIRS.c.activated_at.desc(), _KEY_PAIRS.c.created_at.desc())
@@ -261,7 +261,7 @@ def key_pair_listing(session: Session) -> tuple[tuple[uuid.UUID, str, str], ...]
     A key pair's key and certificate never change, so this listing is all a cache of parsed keys
     has to compare to notice an added, activated, deactivated or retired key.
     """
-    return tuple((row.id, row.as2_id, row.status) for row in run(session, _LISTING))
+    return tuple((row.id, row.as2_id, row.status) for row in run(session, KEY_PAIR_LISTING))
 
 
 def load_key_pairs(

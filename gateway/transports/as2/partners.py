@@ -164,7 +164,7 @@ _VERSIONS = table_of(PartnerProfileVersion)
 _OPTIONS = table_of(As2PartnerOptions)
 _CERTIFICATES = table_of(As2PartnerCertificate)
 # Runs for every message received: built once on the tables, run with gateway.store.core.run.
-_STAMP = (
+PARTNER_STAMP = (
     select(
         _PARTNERS.c.status,
         _PARTNERS.c.deleted_at,
@@ -196,7 +196,7 @@ def partner_stamp(session: Session, partner_id: str) -> tuple[tuple[Any, ...], .
     The partner's status and current profile version (with its hash), its options row's
     ``updated_at``, and each of its certificates' id, status and usage. Empty for no partner.
     """
-    return tuple(tuple(row) for row in run(session, _STAMP, {"partner_id": partner_id}))
+    return tuple(tuple(row) for row in run(session, PARTNER_STAMP, {"partner_id": partner_id}))
 
 
 class PartnerCache:
@@ -211,14 +211,20 @@ class PartnerCache:
 
     def get(self, session: Session, partner_id: str, box: SecretBox | None) -> As2Partner | None:
         """The partner as ``load_as2_partner`` returns it, loaded again only after a change."""
+        return self.stamped(session, partner_id, box)[1]
+
+    def stamped(
+        self, session: Session, partner_id: str, box: SecretBox | None
+    ) -> tuple[tuple[tuple[Any, ...], ...], As2Partner | None]:
+        """The partner's current ``partner_stamp`` and the partner as ``get`` returns it."""
         stamp = partner_stamp(session, partner_id)
         if not stamp:
-            return None
+            return stamp, None
         with self._lock:
             entry = self._entries.get(partner_id)
         if entry is not None and entry[0] == stamp:
-            return entry[1]
+            return entry
         partner = load_as2_partner(session, partner_id, box)
         with self._lock:
             self._entries[partner_id] = (stamp, partner)
-        return partner
+        return stamp, partner

@@ -29,7 +29,7 @@ from gateway.store.events import append_event
 from gateway.store.types import utcnow
 from gateway.transports.as2 import cms
 from gateway.transports.as2.algorithms import SUPPORTED_DIGESTS, choose_mic_digest
-from gateway.transports.as2.context import ReceiveContext
+from gateway.transports.as2.context import ReceiveContext, SenderSetup
 from gateway.transports.as2.mdn import (
     DUPLICATE_WARNING,
     UNEXPECTED_ERROR,
@@ -46,7 +46,7 @@ from gateway.transports.as2.mime import (
     unquote_as2_name,
 )
 from gateway.transports.as2.models import As2Exchange
-from gateway.transports.as2.partners import As2Partner, find_partner_id_by_as2_id
+from gateway.transports.as2.partners import As2Partner
 from gateway.transports.as2.spans import Span
 from gateway.transports.as2.unwrap import UnwrapError, Unwrapped, top_entity, unwrap
 
@@ -154,11 +154,15 @@ def _make_mdn(
 _ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 
 
-def _lock_message_id(session: Session, partner_id: str, message_id: str) -> None:
-    """Serialise concurrent receipts of one Message-ID (SQLite's BEGIN IMMEDIATE already does)."""
+def _message_lock(partner_id: str, message_id: str) -> int:
+    """The advisory lock that serialises concurrent receipts of one Message-ID on PostgreSQL."""
+    return zlib.crc32(f"as2:{partner_id}:{message_id}".encode()) - 2**31
+
+
+def _lock_message_id(session: Session, lock: int) -> None:
+    """Take the Message-ID's lock (SQLite's BEGIN IMMEDIATE already serialises writers)."""
     if session.get_bind().dialect.name == "postgresql":
-        key = zlib.crc32(f"as2:{partner_id}:{message_id}".encode()) - 2**31
-        run(session, _ADVISORY_LOCK, {"k": key})
+        run(session, _ADVISORY_LOCK, {"k": lock})
 
 
 @dataclass(frozen=True)
@@ -289,12 +293,45 @@ def receive_as2(
         return As2Answer(
             400, {"Content-Type": "text/plain"}, b"AS2-From, AS2-To and Message-ID are required\n"
         )
+    # A known sender's setup is taken from the cache and confirmed in the write transaction (or
+    # before a failure is answered), so a message costs no read transaction of its own.
+    setup = ctx.cached_setup(inbound.as2_from)
+    if setup is not None:
+        try:
+            return _receive(ctx, inbound, setup, False, correlation_id, publish)
+        except _Stale:
+            pass
     with ctx.db.unit_of_work(read_only=True) as session:
-        partner_id = find_partner_id_by_as2_id(session, inbound.as2_from)
-        partner = ctx.partners.get(session, partner_id, ctx.box) if partner_id else None
-        keys, names = ctx.keys(session)
+        setup = ctx.load_setup(session, inbound.as2_from)
+    return _receive(ctx, inbound, setup, True, correlation_id, publish)
+
+
+class _Stale(Exception):
+    """The cached setup a message was being received with has changed: receive it again."""
+
+
+def _confirm(ctx: ReceiveContext, check: SenderSetup | None) -> None:
+    """Before a failure is answered, confirm a cached setup (``check``): a stale one may be the cause."""
+    if check is not None:
+        with ctx.db.unit_of_work(read_only=True) as session:
+            if not ctx.is_current(session, check):
+                raise _Stale
+
+
+def _receive(
+    ctx: ReceiveContext,
+    inbound: _Inbound,
+    setup: SenderSetup,
+    confirmed: bool,
+    correlation_id: str | None,
+    publish: bool,
+) -> As2Answer:
+    """Receive with this setup (``confirmed``: freshly read; else it is checked before any answer)."""
+    partner, keys, names = setup.partner, setup.keys, set(setup.names)
+    check = None if confirmed else setup
+    headers = inbound.headers
     if partner is not None:
-        names = names | {partner.profile.x12.our_id.id}
+        names.add(partner.profile.x12.our_id.id)
         if partner.options.our_as2_id:
             names.add(partner.options.our_as2_id)
     signer = keys[0] if keys else None
@@ -305,6 +342,7 @@ def receive_as2(
     vetted = replace(inbound.request, async_url=configured_url if claimed_url else None)
     inbound = replace(inbound, request=vetted)
     if partner is None or inbound.as2_to not in names:
+        _confirm(ctx, check)
         return _fail(
             ctx,
             None,
@@ -331,13 +369,15 @@ def receive_as2(
             spool_dir=ctx.blobs.tmp_dir,
         )
     except UnwrapError as exc:
+        _confirm(ctx, check)
         return _refuse(ctx, partner, inbound, Disposition("processed", exc.modifier), str(exc), signer)
     except MimeError as exc:
+        _confirm(ctx, check)
         return _refuse(ctx, partner, inbound, Disposition("processed", UNEXPECTED_ERROR), str(exc), signer)
     try:
         if claimed_url and configured_url is None and "verified" in unwrapped.layers:
             inbound = replace(inbound, request=replace(inbound.request, async_url=claimed_url))
-        return _accept(ctx, partner, inbound, unwrapped, signer, correlation_id, publish)
+        return _accept(ctx, partner, inbound, unwrapped, signer, check, correlation_id, publish)
     finally:
         unwrapped.close()
 
@@ -348,13 +388,18 @@ def _accept(
     inbound: _Inbound,
     unwrapped: Unwrapped,
     signer: cms.KeyPair | None,
+    check: SenderSetup | None,
     correlation_id: str | None,
     publish: bool,
 ) -> As2Answer:
-    """Archive the opened payload and its MDN, record both in one transaction, then answer."""
+    """Archive the opened payload and its MDN, record both in one transaction, then answer.
+
+    ``check``: a cached setup to confirm under the Message-ID's lock (``_Stale`` if it changed).
+    """
     request, message_id = inbound.request, inbound.message_id
     digest, unsupported = _choose_digest(request, unwrapped)
     if unsupported and request.signed_required:
+        _confirm(ctx, check)
         return _refuse(
             ctx,
             partner,
@@ -371,7 +416,11 @@ def _accept(
     filename = sanitize_filename(filename_of(payload), fallback=f"as2-{uuid.uuid4().hex[:12]}.edi")
     content_type = payload.headers.get("content-type", "application/edi-x12")
     with ctx.writing() as session:
-        _lock_message_id(session, partner.partner_id, message_id)
+        lock = _message_lock(partner.partner_id, message_id)
+        if check is None:
+            _lock_message_id(session, lock)
+        elif not ctx.is_current(session, check, lock=lock):  # takes the lock in the same statement
+            raise _Stale
         again = _previous(session, partner.partner_id, message_id)
         if again is None:
             received = record_received(
