@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from gateway.transports.as2 import ber
+from gateway.transports.as2 import ber, der_signers
 from gateway.transports.as2.algorithms import UnsupportedAlgorithm, digest_bytes, hash_for, normalize_digest
 from gateway.transports.as2.spans import Span, Spool
 
@@ -131,6 +131,17 @@ def _matches(identifier: cms.Asn1Value, cert: x509.Certificate) -> bool:
     except (ValueError, TypeError, KeyError):
         pass
     return False
+
+
+def _names_signer(sid: bytes, cert: x509.Certificate) -> bool:
+    """Whether a SignerIdentifier (DER) names this certificate: the same DER, or by ``_matches``."""
+    if sid == _signer_pieces(cert)[0]:
+        return True
+    try:
+        identifier = cms.SignerIdentifier.load(sid)
+    except (ValueError, TypeError):
+        return False
+    return _matches(identifier, cert)
 
 
 def _issuer_and_serial(cert: x509.Certificate) -> cms.IssuerAndSerialNumber:
@@ -244,9 +255,9 @@ def sign(
 
 @dataclass(frozen=True)
 class _Signer:
-    """What verification reads from one SignerInfo, taken out of asn1crypto once as plain values."""
+    """What verification reads from one SignerInfo, taken out of the DER once as plain values."""
 
-    sid: cms.SignerIdentifier
+    sid: bytes  # the SignerIdentifier's DER
     digest_name: str  # as the SignerInfo names it (asn1crypto's name, or the dotted OID)
     signature: bytes
     signed_attrs: bytes | None  # the DER SET OF that was signed; None: the content was signed directly
@@ -268,23 +279,62 @@ def _read_signer(signer: cms.SignerInfo) -> _Signer:
             elif kind == "message_digest":
                 message_digest = attr["values"][0].native
         attrs_der = _attr_set_der(attrs)
-    scheme: str | None = None
-    pss: tuple[str, str] | None = None
+    scheme, pss = _scheme(signer["signature_algorithm"])
+    return _Signer(
+        bytes(signer["sid"].dump()),
+        str(signer["digest_algorithm"]["algorithm"].native or ""),
+        bytes(signer["signature"].native),
+        attrs_der,
+        content_type,
+        message_digest,
+        scheme,
+        pss,
+    )
+
+
+def _scheme(algorithm: algos.SignedDigestAlgorithm) -> tuple[str | None, tuple[str, str] | None]:
+    """The signature scheme and the PSS (hash, MGF1 hash) when given; None when unreadable."""
     try:
-        algorithm = signer["signature_algorithm"]
         scheme = algorithm.signature_algo
         if scheme == "rsassa_pss" and algorithm["parameters"].native is not None:
             params = algorithm["parameters"]
-            pss = (
+            return scheme, (
                 normalize_digest(params["hash_algorithm"]["algorithm"].native) or "",
                 normalize_digest(params["mask_gen_algorithm"]["parameters"]["algorithm"].native) or "",
             )
+        return scheme, None
     except (ValueError, TypeError, KeyError):
-        scheme = None  # no certificate will verify it; the verification loop says so
+        return None, None  # no certificate will verify it; the verification loop says so
+
+
+@functools.lru_cache(maxsize=64)
+def _scheme_of(algorithm_der: bytes) -> tuple[str | None, tuple[str, str] | None]:
+    return _scheme(algos.SignedDigestAlgorithm.load(algorithm_der))
+
+
+@functools.lru_cache(maxsize=64)
+def _digest_name(oid_der: bytes) -> str:
+    return str(algos.DigestAlgorithmId.load(oid_der).native or "")
+
+
+def _plain_signer(raw: der_signers.RawSigner) -> _Signer:
+    """A signer read by the DER walker, as ``_read_signer`` reads it (``Unusual`` when it could not)."""
+    content_type = message_digest = attrs_der = None
+    if raw.signed_attrs and raw.signed_attrs_content is not None:
+        for encoded in raw.signed_attrs:
+            kind, values = der_signers.attribute(encoded)
+            if not values:
+                raise der_signers.Unusual
+            if kind == _OID_CONTENT_TYPE:
+                content_type = "data" if values[0] == _OID_DATA else values[0].hex()
+            elif kind == _OID_MESSAGE_DIGEST:
+                message_digest = der_signers.octets(values[0])
+        attrs_der = _tlv(0x31, raw.signed_attrs_content)
+    scheme, pss = _scheme_of(raw.signature_algorithm)
     return _Signer(
-        signer["sid"],
-        str(signer["digest_algorithm"]["algorithm"].native or ""),
-        bytes(signer["signature"].native),
+        raw.sid,
+        _digest_name(raw.digest_oid),
+        raw.signature,
         attrs_der,
         content_type,
         message_digest,
@@ -342,6 +392,10 @@ def _verify_with(
 
 def _signers(signature_der: bytes) -> list[_Signer]:
     """The signers of a SignedData, read once (``CmsError`` if unreadable)."""
+    try:  # plain DER, as nearly every sender writes it, without asn1crypto's objects
+        return [_plain_signer(raw) for raw in der_signers.read_signers(signature_der, _OID_SIGNED_DATA)]
+    except der_signers.Unusual:
+        pass
     try:
         info = cms.ContentInfo.load(signature_der)
         if info["content_type"].native != "signed_data":
@@ -386,7 +440,7 @@ def verify_detached(
             if signer.message_digest != content_digest(digest):
                 problems.append("message digest does not match the content")
                 continue
-        named = [c for c in certificates if _matches(signer.sid, c)]
+        named = [c for c in certificates if _names_signer(signer.sid, c)]
         for cert in named + [c for c in certificates if c not in named]:
             try:
                 _verify_with(cert, signer, content_digest, digest)
