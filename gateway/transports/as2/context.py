@@ -1,7 +1,8 @@
 """What receiving keeps per app: caches checked on every message, the SQLite write queue, the doorbell.
 
-Our parsed keys and the partners' AS2 setups are cached and compared with the database on every
-message (one small query each), so a change made by any process applies to the next message.
+Our parsed keys and the partners' AS2 setups are cached, and so is the setup last used for each
+sender; every message confirms it against the database (on PostgreSQL in the statement that takes
+its Message-ID's lock), so a change made by any process applies to the next message.
 """
 
 from __future__ import annotations
@@ -129,17 +130,11 @@ class ReceiveContext:
 
     def keys(self, session: Session) -> tuple[list[cms.KeyPair], set[str]]:
         """Our active key pairs (signing one first) and AS2 names; keys are parsed once per process."""
-        _, pairs, names = self._key_state(session)
-        return pairs, set(names)
-
-    def _key_state(
-        self, session: Session
-    ) -> tuple[tuple[tuple[uuid.UUID, str, str], ...], list[cms.KeyPair], set[str]]:
         listing = key_pair_listing(session)
         with self._lock:
             cached, parsed = self._keys, dict(self._parsed)
         if cached is not None and cached[0] == listing:
-            return cached
+            return cached[1], set(cached[2])
         active = [key_id for key_id, _, status in listing if status == "active"]
         parsed.update(load_key_pairs(session, self.box, [k for k in active if k not in parsed]))
         pairs = [parsed[key_id] for key_id in active if key_id in parsed]
@@ -147,7 +142,7 @@ class ReceiveContext:
         with self._lock:
             self._parsed = parsed
             self._keys = (listing, pairs, names)
-        return listing, pairs, names
+        return pairs, set(names)
 
     def load_setup(self, session: Session, as2_from: str) -> SenderSetup:
         """Read the sender's partner and our keys (through the caches) and remember them for ``as2_from``."""
@@ -155,7 +150,7 @@ class ReceiveContext:
         # Stamps first: a change landing in between makes them older than the data, never newer.
         stamps = setup_stamps(session, partner_id)
         partner = self.partners.get(session, partner_id, self.box) if partner_id else None
-        _, pairs, names = self._key_state(session)
+        pairs, names = self.keys(session)
         setup = SenderSetup(partner_id, partner, pairs, frozenset(names), stamps)
         with self._lock:
             if partner is not None:

@@ -211,20 +211,14 @@ class PartnerCache:
 
     def get(self, session: Session, partner_id: str, box: SecretBox | None) -> As2Partner | None:
         """The partner as ``load_as2_partner`` returns it, loaded again only after a change."""
-        return self.stamped(session, partner_id, box)[1]
-
-    def stamped(
-        self, session: Session, partner_id: str, box: SecretBox | None
-    ) -> tuple[tuple[tuple[Any, ...], ...], As2Partner | None]:
-        """The partner's current ``partner_stamp`` and the partner as ``get`` returns it."""
         stamp = partner_stamp(session, partner_id)
         if not stamp:
-            return stamp, None
+            return None
         with self._lock:
             entry = self._entries.get(partner_id)
         if entry is not None and entry[0] == stamp:
-            return entry
+            return entry[1]
         partner = load_as2_partner(session, partner_id, box)
         with self._lock:
             self._entries[partner_id] = (stamp, partner)
-        return stamp, partner
+        return partner
