@@ -95,7 +95,7 @@ class CSeg:
         def match(text: str, pos: int = 0) -> object:
             assert self.slots is not None and self.by_count is not None
             pattern = segment_pattern(self.defn, self.slots, self.element_sep, count)
-            fn = _reject if pattern is None else re.compile(pattern, re.DOTALL).fullmatch
+            fn = reject if pattern is None else re.compile(pattern, re.DOTALL).fullmatch
             self.by_count[count] = fn
             return fn(text, pos)
         return match
@@ -109,7 +109,7 @@ class CSeg:
         return self.by_count[len(elements)](self.element_sep.join(elements)) is not None
 
 
-def _reject(text: str, pos: int = 0) -> None:
+def reject(text: str, pos: int = 0) -> None:
     """The matcher of an element count that can never be valid (a mandatory element is absent)."""
     return None
 

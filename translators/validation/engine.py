@@ -29,6 +29,7 @@ from translators.validation._compile import (
     State,
     compile_segment,
     compile_set,
+    reject,
 )
 from translators.validation._elements import element_problems
 from translators.validation.rules import PartnerRules
@@ -139,8 +140,10 @@ class _Walk:
         trans = state.trans
         counts = [0] * 64
         for row, text in zip(rows, self.ts.texts, strict=False):  # the same length by construction
-            mv = trans.get(row[0])
-            if mv is None:
+            # Subscripts, not .get(): a miss is once per state and tag, and try costs nothing.
+            try:
+                mv = trans[row[0]]
+            except KeyError:
                 mv = state.move(row[0], segs)
             state, trans, matchers, skip, checks, where = mv
             if checks is not None:
@@ -158,8 +161,11 @@ class _Walk:
                             self._over(where[1], where[0], mx, self._index(row))
             if matchers is not None:
                 # One regex per element count over the segment's text after its tag.
-                n = len(row) - 1
-                if n >= len(matchers) or matchers[n](text, skip) is None:
+                try:
+                    match = matchers[len(row) - 1]
+                except IndexError:  # more elements than the segment has
+                    match = reject
+                if match(text, skip) is None:
                     cseg = where[2]
                     assert cseg is not None  # matchers come from it
                     self.check_elements(cseg, self.ts.segments[self._index(row)],
