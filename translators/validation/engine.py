@@ -147,18 +147,22 @@ class _Walk:
                 mv = state.move(row[0], segs)
             state, trans, matchers, skip, checks, where = mv
             if checks is not None:
-                placed, depth, same, mx, missing = checks
-                if not placed:  # then the state is unchanged
-                    if not self._misplaced(state, row):
-                        continue
-                else:
-                    if missing:
+                depth, same, mx, rare = checks
+                if rare is not None:
+                    placed, missing = rare
+                    if not placed:  # then the state is unchanged (and mx is 0)
+                        if not self._misplaced(state, row):
+                            continue
+                    else:
                         self._missing(missing, self._index(row))
-                    if mx:  # counts matter only where a maximum applies
-                        count = counts[depth] + 1 if same else 1
+                if mx:  # counts matter only where a maximum applies
+                    if same:
+                        count = counts[depth] + 1
                         counts[depth] = count
                         if count > mx:
                             self._over(where[1], where[0], mx, self._index(row))
+                    else:
+                        counts[depth] = 1
             if matchers is not None:
                 # One regex per element count over the segment's text after its tag.
                 try:
