@@ -612,16 +612,14 @@ def _party_address(party: Data) -> Data:
 
 
 def _on_n2(seg: Row, party: Data, ctx: Context) -> Scope | None:
-    d = N2.read(seg, ctx)
     names = party.setdefault("additional_names", [])
-    names += [d[k] for k in ("name", "name2") if k in d]
+    names += N2.read(seg, ctx).values()  # name, name2: the ones present, in order
     return None
 
 
 def _on_n3(seg: Row, party: Data, ctx: Context) -> Scope | None:
-    d = N3.read(seg, ctx)
     lines = _party_address(party).setdefault("lines", [])
-    lines += [d[k] for k in ("line1", "line2") if k in d]
+    lines += N3.read(seg, ctx).values()  # line1, line2: the ones present, in order
     return None
 
 
