@@ -312,31 +312,33 @@ def _compile_reader(fields: Sequence[tuple[int, str, Kind, str, str]]) -> Reader
     return reader
 
 
-def _field_steps(fields: Sequence[tuple[int, str, Kind, str, str]],
-                 env: dict[str, Any]) -> list[tuple[int, list[str]]]:
-    """(element position, the code that reads it into ``d``) for each field of a table."""
+def _field_steps(fields: Sequence[tuple[int, str, Kind, str, str]], env: dict[str, Any],
+                 store: Callable[[int, str], str] | None = None) -> list[tuple[int, list[str]]]:
+    """(element position, the code that reads it into ``d``) for each field of a table;
+    ``store(index, name)`` names where a value goes instead (``d[name]`` by default)."""
     steps: list[tuple[int, list[str]]] = []
     for i, name, kind, eid, code_list in fields:
+        to = f"d[{name!r}]" if store is None else store(i, name)
         step = [f"v = seg[{i + 1}]", "if v:"]
         if kind.inbound is not None:
             env[f"conv{i}"] = kind.inbound
             convert = [f"    c = conv{i}(v)", "    if c is None:", f"        ctx.bad({eid!r}, v)",
-                       "    else:", f"        d[{name!r}] = c"]
+                       "    else:", f"        {to} = c"]
             if kind is DECIMAL:  # text already canonical is what decimal_or_none returns
                 # Canonical integers and plain decimals ("12", "1.25") are recognised with
                 # string methods, a regex call costs more; anything else goes to the converter.
                 convert = ["    if v.isdigit() and v.isascii() and (v[0] != '0' or len(v) == 1):",
-                           f"        d[{name!r}] = v", "    else:",
+                           f"        {to} = v", "    else:",
                            "        w, p, f = v.partition('.')",
                            "        if (p and f.isdigit() and w.isdigit() and w.isascii() and f.isascii()",
                            "                and f[-1] != '0' and (w[0] != '0' or len(w) == 1)):",
-                           f"            d[{name!r}] = v", "        else:",
+                           f"            {to} = v", "        else:",
                            *("        " + line for line in convert)]
             step += convert
         else:
             step += ["    if ' ' in v and (v[0] == ' ' or v[-1] == ' '):", "        v = v.strip()",
                      "    if v:", "        if codes:", f"            t = codes.get({code_list!r})",
-                     "            if t:", "                v = t.get(v, v)", f"        d[{name!r}] = v"]
+                     "            if t:", "                v = t.get(v, v)", f"        {to} = v"]
         steps.append((i + 1, step))
     return steps
 
@@ -448,13 +450,14 @@ def _compile_item_reader(start: int) -> Callable[[Row, Context], Data]:
 
 def _item_env() -> dict[str, Any]:
     return {"names_get": ITEM_QUALIFIERS.get, "cross": _cross_reference,
-            "read_pairs": _read_pairs, "new_item": NEW_ITEM}
+            "read_pairs": _read_pairs}
 
 
 def _item_code(start: int) -> list[str]:
     """Code that reads the pairs from element ``start`` on into a new ``item`` (``n`` is the
     row's length): each pair nested in the test for the one before, so a row stops it."""
-    lines = ["item = new_item()", "ids = item['ids']"]
+    # The display of NEW_ITEM() itself: a call costs more than the dict it returns.
+    lines = [f"item = {NEW_ITEM()!r}", "ids = item['ids']"]
     indent = ""
     for k in range(_UNROLLED_PAIRS):
         i = start + 2 * k
@@ -478,19 +481,42 @@ def line_handler(table: SegmentTable, item_start: int, new_line: Callable[[], Da
     ``loop``. One generated function: a line is the maps' most frequent segment."""
     env = _item_env()
     env.update(read=table.read, new_line=new_line, loop=loop)
-    steps = _field_steps(table.fields, env)
+    steps = _field_steps(table.fields, env, lambda i, name: f"f{i}")
     last = steps[-1][0] if steps else 0
-    lines = ["def handler(seg, target, ctx):", "    d = new_line()", "    n = len(seg)",
-             f"    if n <= {last}:", "        read(seg, ctx, d)", "    else:",
-             "        codes = ctx.codes_in",
+    lines = ["def handler(seg, target, ctx):", "    n = len(seg)", f"    if n <= {last}:",
+             "        d = new_line()", "        read(seg, ctx, d)",
+             *("        " + line for line in _item_code(item_start)),
+             "        d['item'] = item", "    else:", "        codes = ctx.codes_in",
+             *(f"        f{i} = None" for i, *_ in table.fields),
              *("        " + line for _, step in steps for line in step),
-             *("    " + line for line in _item_code(item_start)),
-             "    d['item'] = item", "    lines = target.get('lines')", "    if lines is None:",
+             *("        " + line for line in _item_code(item_start)),
+             *("        " + line for line in _line_display(table, new_line())),
+             "    lines = target.get('lines')", "    if lines is None:",
              "        target['lines'] = [d]", "    else:", "        lines.append(d)",
              "    return (loop, d)"]
     exec("\n".join(lines), env)  # generated from the table and the constants above, no input
     handler: Handler = env["handler"]
     return handler
+
+
+def _line_display(table: SegmentTable, defaults: Data) -> list[str]:
+    """Code that builds the line ``d`` in one dict display: the defaults with ``item`` in its
+    place, then the fields read into ``f<index>`` (those left None deleted again).
+
+    The same keys in the same order as filling ``new_line()``, without its throwaway item
+    and without the dict growing (a resize) as the fields come in."""
+    shown = [f"{name!r}: {'item' if name == 'item' else repr(value)}"
+             for name, value in defaults.items()]
+    inline = [(i, name) for i, name, *_ in table.fields if name not in defaults]
+    shown += [f"{name!r}: f{i}" for i, name in inline]
+    lines = [f"d = {{{', '.join(shown)}}}"]
+    lines += [line for i, name in inline for line in (f"if f{i} is None:", f"    del d[{name!r}]")]
+    # A field that also has a default keeps the default's place and value when absent.
+    lines += [line for i, name, *_ in table.fields if name in defaults
+              for line in (f"if f{i} is not None:", f"    d[{name!r}] = f{i}")]
+    if "item" not in defaults:
+        lines.append("d['item'] = item")
+    return lines
 
 
 def _cross_reference(item: Data, ctx: Context) -> None:
@@ -586,16 +612,14 @@ def _party_address(party: Data) -> Data:
 
 
 def _on_n2(seg: Row, party: Data, ctx: Context) -> Scope | None:
-    d = N2.read(seg, ctx)
     names = party.setdefault("additional_names", [])
-    names += [d[k] for k in ("name", "name2") if k in d]
+    names += N2.read(seg, ctx).values()  # name, name2: the ones present, in order
     return None
 
 
 def _on_n3(seg: Row, party: Data, ctx: Context) -> Scope | None:
-    d = N3.read(seg, ctx)
     lines = _party_address(party).setdefault("lines", [])
-    lines += [d[k] for k in ("line1", "line2") if k in d]
+    lines += N3.read(seg, ctx).values()  # line1, line2: the ones present, in order
     return None
 
 

@@ -95,7 +95,7 @@ class CSeg:
         def match(text: str, pos: int = 0) -> object:
             assert self.slots is not None and self.by_count is not None
             pattern = segment_pattern(self.defn, self.slots, self.element_sep, count)
-            fn = _reject if pattern is None else re.compile(pattern, re.DOTALL).fullmatch
+            fn = reject if pattern is None else re.compile(pattern, re.DOTALL).fullmatch
             self.by_count[count] = fn
             return fn(text, pos)
         return match
@@ -109,7 +109,7 @@ class CSeg:
         return self.by_count[len(elements)](self.element_sep.join(elements)) is not None
 
 
-def _reject(text: str, pos: int = 0) -> None:
+def reject(text: str, pos: int = 0) -> None:
     """The matcher of an element count that can never be valid (a mandatory element is absent)."""
     return None
 
@@ -178,11 +178,15 @@ class CLoop:
         return out
 
 
-Checks = tuple[bool, int, bool, int, tuple[tuple[str, str, bool], ...]]
-"""The structural checks of a move: (placed (False: the segment cannot be placed here, the state
-does not change), depth of the loop frame whose child it is, same (it repeats the child just
-read, so counts go on), the child's maximum use or repeat (0: unbounded), the mandatory
-(tag, loop id, is loop) it skips)."""
+Missing = tuple[tuple[str, str, bool], ...]
+"""The mandatory (tag, loop id, is loop) children a move skips."""
+
+Checks = tuple[int, bool, int, "tuple[bool, Missing] | None"]
+"""The structural checks of a move: (depth of the loop frame whose child it is, same (it
+repeats the child just read, so counts go on), the child's maximum use or repeat (0:
+unbounded), None or, for the rare move that reports something, (placed (False: the segment
+cannot be placed here, the state does not change), what it skips)). Counting, the common
+check, comes first so the walk unpacks little for it."""
 
 Move = tuple["State", dict[str, Any], "list[Matcher] | None", int, "Checks | None",
              "tuple[str, bool, CSeg | None]"]
@@ -222,7 +226,7 @@ class State:
         if cseg is not None and tag not in ("ST", "SE"):
             match, check = cseg.by_count, cseg
         skip = len(tag) + 1
-        result: Move = (self, self.trans, match, skip, (False, 0, False, 0, ()),
+        result: Move = (self, self.trans, match, skip, (0, False, 0, (False, ())),
                         (self.loop.id, False, check))
         missing: list[tuple[str, str, bool]] = []
         for depth in range(len(self.frames) - 1, -1, -1):
@@ -237,7 +241,8 @@ class State:
             target = child.state(0) if isinstance(child, CLoop) else fl.state(j)
             where = (child.id, True, check) if isinstance(child, CLoop) else (fl.id, False, check)
             mx = fl.maxes[j]
-            checks: Checks | None = (True, depth, j == fi, mx, tuple(missing)) if mx or missing else None
+            rare = (True, tuple(missing)) if missing else None
+            checks: Checks | None = (depth, j == fi, mx, rare) if mx or missing else None
             result = (target, target.trans, match, skip, checks, where)
             break
         self.trans[tag] = result

@@ -29,6 +29,7 @@ from translators.validation._compile import (
     State,
     compile_segment,
     compile_set,
+    reject,
 )
 from translators.validation._elements import element_problems
 from translators.validation.rules import PartnerRules
@@ -139,27 +140,36 @@ class _Walk:
         trans = state.trans
         counts = [0] * 64
         for row, text in zip(rows, self.ts.texts, strict=False):  # the same length by construction
-            mv = trans.get(row[0])
-            if mv is None:
+            # Subscripts, not .get(): a miss is once per state and tag, and try costs nothing.
+            try:
+                mv = trans[row[0]]
+            except KeyError:
                 mv = state.move(row[0], segs)
             state, trans, matchers, skip, checks, where = mv
             if checks is not None:
-                placed, depth, same, mx, missing = checks
-                if not placed:  # then the state is unchanged
-                    if not self._misplaced(state, row):
-                        continue
-                else:
-                    if missing:
+                depth, same, mx, rare = checks
+                if rare is not None:
+                    placed, missing = rare
+                    if not placed:  # then the state is unchanged (and mx is 0)
+                        if not self._misplaced(state, row):
+                            continue
+                    else:
                         self._missing(missing, self._index(row))
-                    if mx:  # counts matter only where a maximum applies
-                        count = counts[depth] + 1 if same else 1
+                if mx:  # counts matter only where a maximum applies
+                    if same:
+                        count = counts[depth] + 1
                         counts[depth] = count
                         if count > mx:
                             self._over(where[1], where[0], mx, self._index(row))
+                    else:
+                        counts[depth] = 1
             if matchers is not None:
                 # One regex per element count over the segment's text after its tag.
-                n = len(row) - 1
-                if n >= len(matchers) or matchers[n](text, skip) is None:
+                try:
+                    match = matchers[len(row) - 1]
+                except IndexError:  # more elements than the segment has
+                    match = reject
+                if match(text, skip) is None:
                     cseg = where[2]
                     assert cseg is not None  # matchers come from it
                     self.check_elements(cseg, self.ts.segments[self._index(row)],
