@@ -485,6 +485,14 @@ def test_997_mirrors_a_vics_gs08_and_uses_x230_for_a_hipaa_005010_group() -> Non
                   type="997") == [("997", "005010X230")]
 
 
+def test_a_garbled_gs08_is_not_mirrored_into_the_997() -> None:
+    """``^05010`` (a repetition separator in GS08) once made the writer raise instead of answering."""
+    for garbled in ("^05010", "00 4010", "004010*X"):
+        outcome = InterchangeOutcome(isa(version="00501", delimiters=D5010),
+                                     [one_set_group(header=gs(version=garbled))])
+        assert _kinds(outcome) == [("997", "004010")]
+
+
 def test_type_setting_and_version_override_win_over_gs08() -> None:
     outcome = InterchangeOutcome(isa(), [one_set_group()])
     assert _kinds(outcome, type="999") == [("999", "005010X231A1")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import FIXTURES
@@ -45,6 +45,9 @@ def run(data: bytes) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(data=mutated())
+@example(  # found by hypothesis: a repetition separator in GS08 reached the 997's envelope
+    data=(FIXTURES / "po_005010.x12").read_bytes().replace(b"*X*005010", b"*X*^05010", 1)
+)
 def test_any_mutation_is_reported_never_raised(data: bytes) -> None:
     run(data)
 

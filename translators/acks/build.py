@@ -65,6 +65,9 @@ class Acknowledgment:
 
 # --- version helpers ----------------------------------------------------------------------
 
+_GS08 = re.compile(r"[0-9A-Za-z]{1,12}")
+
+
 def base_version(version: str) -> str:
     """The six-digit release of a GS08 (``004010`` of ``004010VICS``), or '' when it has none."""
     match = re.match(r"\d{6}", version.strip())
@@ -97,7 +100,8 @@ def ack_version(kind: Literal["997", "999"], group_version: str, override: str |
         return ACK_999_VERSION if not base or base <= "005010" else base
     if base == "005010" and group_version.strip()[6:7] == "X":
         return ACK_997_HIPAA_VERSION
-    return group_version.strip() or "004010"
+    # Mirror a well-formed GS08 only: a garbled one may even hold the reply's delimiters.
+    return group_version.strip() if _GS08.fullmatch(group_version.strip()) else "004010"
 
 
 # --- value hygiene ------------------------------------------------------------------------
