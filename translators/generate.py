@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from translators.maps import from_canonical
+from translators.maps import MappedSet, from_canonical
 from translators.settings import TranslationSettings
 from translators.x12.writer import (
     GroupEnvelope,
@@ -26,7 +26,7 @@ class GenerationError(ValueError):
 
 
 def generate_interchange(
-    documents: Sequence[BaseModel],
+    documents: Sequence[BaseModel | MappedSet],
     settings: TranslationSettings,
     *,
     now: datetime,
@@ -34,7 +34,11 @@ def generate_interchange(
     group_control: int,
     transaction_control: int,
 ) -> str:
-    """One interchange with a group per document type; control numbers count up from those given."""
+    """One interchange with a group per document type; control numbers count up from those given.
+
+    A document may come mapped already (``from_canonical``'s answer with the same settings and
+    version), so a caller that mapped it to validate it does not map it twice.
+    """
     envelope = settings.envelope
     if envelope is None:
         raise GenerationError("the profile has no x12 envelope settings")
@@ -51,7 +55,10 @@ def generate_interchange(
     st03 = version if version >= "005010" else ""
     try:
         for doc in documents:
-            set_id, body = from_canonical(doc, settings.mapping, version=version)  # type: ignore[arg-type]
+            set_id, body = (
+                doc if isinstance(doc, tuple)
+                else from_canonical(doc, settings.mapping, version=version)  # type: ignore[arg-type]
+            )
             text, _ = format_transaction(set_id, f"{st_number:04d}", body, delimiters, st03)
             by_set.setdefault(set_id, []).append(text)
             st_number += 1

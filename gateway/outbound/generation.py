@@ -55,6 +55,7 @@ from gateway.store.models import (
 from partner_profiles.schema import PartnerProfile
 from translators.canonical import DOCUMENT_TYPES, CanonicalDocument
 from translators.generate import FUNCTIONAL_IDS, GenerationError, generate_interchange
+from translators.maps import MappedSet
 
 X12_CONTENT_TYPE = "application/edi-x12"
 _MESSAGES = table_of(Message)
@@ -82,13 +83,17 @@ _MARK_GENERATED = (
 
 @dataclass(frozen=True)
 class OutboundDocument:
-    """A document to write into an interchange; ``row``: its new documents row (None: stored already)."""
+    """A document to write into an interchange; ``row``: its new documents row (None: stored already).
+
+    ``mapped``: its X12 body when validation has mapped it already (not mapped again).
+    """
 
     id: uuid.UUID
     document_type: str
     correlation_id: str
     document: CanonicalDocument
     row: dict[str, Any] | None = None
+    mapped: MappedSet | None = None
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,7 @@ def _write_x12(
         raise ValueError("one interchange carries one document type")
     try:
         return generate_interchange(
-            [document.document for document in documents],
+            [document.mapped or document.document for document in documents],
             profile.translation_settings(),
             now=now,
             interchange_control=numbers.isa13,

@@ -34,7 +34,7 @@ from gateway.outbound.generation import (
     document_reference_rows,
     generate_messages,
 )
-from gateway.outbound.validation import validate_document
+from gateway.outbound.validation import validate_and_map
 from gateway.processing.profiles import LoadedProfile, ProfileMissing, load_profile
 from gateway.processing.references import primary_reference
 from gateway.secrets import SecretBox
@@ -46,6 +46,7 @@ from gateway.store.models import Document, DocumentReference, Partner
 from gateway.store.types import utcnow
 from partner_profiles.schema import PartnerProfile
 from translators.canonical import CanonicalDocument, parse_document, to_dict
+from translators.maps import MappedSet
 
 DOCUMENT_FAILED = "document.failed"
 
@@ -206,7 +207,7 @@ def submit_documents(
     existing = _by_idempotency_key(session, partner_id, document_type, submissions)
     answers: list[Submitted | None] = []
     new: list[OutboundDocument] = []
-    for submission, (document, canonical) in zip(submissions, canonicals, strict=True):
+    for submission, (document, mapped, canonical) in zip(submissions, canonicals, strict=True):
         known = existing.get(submission.idempotency_key) if submission.idempotency_key else None
         if known is not None:
             answers.append(_repeat(known, canonical))
@@ -228,7 +229,9 @@ def submit_documents(
             "created_at": now,
         }
         answers.append(None)
-        new.append(OutboundDocument(document_id, document_type, submission.correlation_id, document, row))
+        new.append(
+            OutboundDocument(document_id, document_type, submission.correlation_id, document, row, mapped)
+        )
     try:
         made = iter(_generate_or_batch(session, blobs, profile, new, actor, lease, policy, now))
     except IntegrityError as exc:
@@ -248,12 +251,12 @@ def _idempotency_clash(exc: IntegrityError) -> bool:
 
 def _validated(
     profile: PartnerProfile, document_type: str, submissions: Sequence[Submission], prefix_fields: bool
-) -> list[tuple[CanonicalDocument, dict[str, Any]]]:
-    validated: list[tuple[CanonicalDocument, dict[str, Any]]] = []
+) -> list[tuple[CanonicalDocument, MappedSet, dict[str, Any]]]:
+    validated: list[tuple[CanonicalDocument, MappedSet, dict[str, Any]]] = []
     problems: list[dict[str, Any]] = []
     for index, submission in enumerate(submissions):
         try:
-            document = validate_document(profile, document_type, submission.data)
+            document, mapped = validate_and_map(profile, document_type, submission.data)
         except DocumentInvalid as exc:
             if not prefix_fields:
                 raise
@@ -262,7 +265,7 @@ def _validated(
                 for problem in exc.problems
             )
             continue
-        validated.append((document, to_dict(document)))
+        validated.append((document, mapped, to_dict(document)))
     keys = [s.idempotency_key for s in submissions if s.idempotency_key]
     if len(keys) != len(set(keys)):
         problems.append({"field": "idempotency_key", "message": "each document needs a key of its own"})

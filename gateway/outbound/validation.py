@@ -11,7 +11,7 @@ from gateway.outbound.errors import DocumentInvalid
 from partner_profiles.schema import PartnerProfile
 from translators.canonical import DOCUMENT_TYPES, CanonicalDocument, check_required, parse_document
 from translators.errors import MappingError
-from translators.maps import from_canonical
+from translators.maps import MappedSet, from_canonical
 
 _REQUIRED_SUFFIX = " is required"
 
@@ -52,6 +52,13 @@ def check_document_type(profile: PartnerProfile, document_type: str) -> None:
 
 def validate_document(profile: PartnerProfile, document_type: str, data: Any) -> CanonicalDocument:
     """The parsed document, or ``DocumentInvalid`` listing every field problem found."""
+    return validate_and_map(profile, document_type, data)[0]
+
+
+def validate_and_map(
+    profile: PartnerProfile, document_type: str, data: Any
+) -> tuple[CanonicalDocument, MappedSet]:
+    """The parsed document and its X12 body for the partner, or ``DocumentInvalid``."""
     check_document_type(profile, document_type)
     if not isinstance(data, dict):
         raise DocumentInvalid([{"field": "(root)", "message": "the body must be a JSON object"}])
@@ -79,7 +86,7 @@ def validate_document(profile: PartnerProfile, document_type: str, data: Any) ->
             ]
         )
     try:
-        from_canonical(document, profile.mappings, version=profile.x12.version)
+        mapped = from_canonical(document, profile.mappings, version=profile.x12.version)
     except MappingError as exc:
         raise DocumentInvalid(
             [
@@ -89,4 +96,4 @@ def validate_document(profile: PartnerProfile, document_type: str, data: Any) ->
                 }
             ]
         ) from exc
-    return document
+    return document, mapped

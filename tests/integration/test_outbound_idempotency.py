@@ -152,3 +152,18 @@ def _wait_until_blocked(db: Database, pid: list[int]) -> None:
                 return
             time.sleep(0.02)
     raise AssertionError("the second transaction never waited")
+
+
+def test_a_submitted_document_is_mapped_once_for_validation_and_generation(
+    database: Database, blob_store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import translators.generate
+
+    _partner(database)
+    calls: list[object] = []
+    original = translators.generate.from_canonical
+    monkeypatch.setattr(
+        translators.generate, "from_canonical", lambda *a, **k: calls.append(a) or original(*a, **k)
+    )
+    answer = _submit(database, blob_store, None, "PO-9")
+    assert answer.generated is not None and calls == []

@@ -92,3 +92,16 @@ def test_a_document_part_that_would_make_an_empty_segment_is_refused_not_written
     broken = po.model_copy(update={"lines": [empty_line]})
     with pytest.raises(GenerationError, match="PO1 would carry no data"):
         generate([broken], PROFILES["acme-retail.yaml"])
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_a_document_mapped_already_is_written_as_if_it_were_mapped_here(profile: str) -> None:
+    from tests.conftest_outbound import sample_document
+    from translators.canonical import parse_document
+    from translators.maps import from_canonical
+
+    settings = PROFILES[profile]
+    assert settings.envelope is not None
+    docs = [parse_document(sample_document(kind)) for kind in ("order_acknowledgment", "invoice")]
+    mapped = [from_canonical(doc, settings.mapping, version=settings.envelope.version) for doc in docs]
+    assert generate([mapped[0], docs[1]], settings) == generate(docs, settings)

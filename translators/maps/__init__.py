@@ -34,10 +34,12 @@ from translators.x12.model import Row, Segment, TransactionSet
 from translators.x12.writer import SegmentSpec
 
 __all__ = [
-    "SUPPORTED_VERSIONS", "check_required", "document_type_for", "from_canonical",
+    "SUPPORTED_VERSIONS", "MappedSet", "check_required", "document_type_for", "from_canonical",
     "required_errors", "segments_to_canonical", "to_canonical", "to_canonical_data",
     "to_canonical_json", "to_json_bytes",
 ]
+
+MappedSet = tuple[str, list[SegmentSpec]]  # a document mapped for X12: set id and body segments
 
 _MAPS: dict[str, ModuleType] = {"850": po850, "855": ack855, "856": asn856, "810": inv810}
 SUPPORTED_VERSIONS = ("004010", "005010")
@@ -139,7 +141,7 @@ def _read(set_id: str, body: Sequence[Row], settings: MappingSettings | None
 
 
 def from_canonical(doc: CanonicalDocument, settings: MappingSettings | None = None, *,
-                   version: str = "004010") -> tuple[str, list[SegmentSpec]]:
+                   version: str = "004010") -> MappedSet:
     """The set id and the body segments (between ST and SE) for a canonical document."""
     if version[:6] not in SUPPORTED_VERSIONS:
         raise MappingError(f"version {version!r} is not supported for maps", field="version")
