@@ -25,6 +25,7 @@ from gateway.store.db import Database
 from gateway.store.enums import Direction, MessageStatus, OutboxStatus, PartnerStatus, Transport
 from gateway.store.events import MessageRef, append_message_event
 from gateway.store.models import Message, OutboxEntry, Partner
+from gateway.store.outbox import enqueued_row
 from gateway.store.types import utcnow
 
 _MESSAGES = table_of(Message)
@@ -115,16 +116,10 @@ def record_received(
         "receipt_sha256": receipt.sha256 if receipt is not None else None,
     }
     # Published right after commit; if that publish is lost the sweeper takes over after the lease.
-    outbox_row = {
-        "task_name": OUTBOX_PROCESS_MESSAGE,
-        "message_id": message.id,
-        "task_args": {"message_id": str(message.id)},
-        "status": OutboxStatus.ENQUEUED,
-        "attempts": 1,
-        "next_attempt_at": now + (lease or default_lease()),
-        "created_at": now,
-        "updated_at": now,
-    }
+    outbox_row = enqueued_row(
+        OUTBOX_PROCESS_MESSAGE, message.id, {"message_id": str(message.id)},
+        now=now, lease=lease or default_lease(),
+    )
     rows = [(_MESSAGES, [message_row]), (_OUTBOX, [outbox_row])]
     (entry,) = insert_tables(session, rows, returning=("id",))
     append_message_event(

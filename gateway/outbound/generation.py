@@ -38,7 +38,6 @@ from gateway.store.enums import (
     DocumentStatus,
     EnvelopeStatus,
     MessageStatus,
-    OutboxStatus,
     Transport,
 )
 from gateway.store.events import MessageRef, append_message_event
@@ -52,6 +51,7 @@ from gateway.store.models import (
     OutboxEntry,
     TransactionSet,
 )
+from gateway.store.outbox import enqueued_row
 from partner_profiles.schema import PartnerProfile
 from translators.canonical import DOCUMENT_TYPES, CanonicalDocument
 from translators.generate import FUNCTIONAL_IDS, GenerationError, generate_interchange
@@ -211,18 +211,10 @@ def _stage(
             )
         )
     staged.rows[_OUTBOX].append(
-        {
-            "message_id": message["id"],
-            "task_name": OUTBOX_SEND_MESSAGE,
-            "task_args": {"message_id": str(message["id"])},
-            # Published right after commit; the outbox sweep covers a lost publish.
-            "status": OutboxStatus.ENQUEUED,
-            "attempts": 1,
-            "next_attempt_at": staged.now + staged.lease,
-            "last_error": None,
-            "created_at": staged.now,
-            "updated_at": staged.now,
-        }
+        enqueued_row(
+            OUTBOX_SEND_MESSAGE, message["id"], {"message_id": str(message["id"])},
+            now=staged.now, lease=staged.lease,
+        )
     )
     st02s = tuple(t["control_number"] for t in transactions)
     append_message_event(

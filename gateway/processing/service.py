@@ -69,6 +69,7 @@ from gateway.store.models import (
     PartnerProfileVersion,
     TransactionSet,
 )
+from gateway.store.outbox import enqueued_row
 from gateway.store.types import utcnow
 from gateway.transports import OutboundMessage
 from translators.acks import AckCode, Acknowledgment, build_acknowledgments, group_counts, interchange_status
@@ -879,16 +880,8 @@ def _stage_ack(
     )
     w.stage(
         _OUTBOX,
-        {
-            "task_name": OUTBOX_SEND_MESSAGE,
-            "message_id": ack_message_id,
-            "task_args": _ack_send_args(ack_message_id),
-            "status": OutboxStatus.ENQUEUED,
-            "attempts": 1,
-            "next_attempt_at": w.now + w.ctx.lease,
-            "created_at": w.now,
-            "updated_at": w.now,
-        },
+        enqueued_row(OUTBOX_SEND_MESSAGE, ack_message_id, _ack_send_args(ack_message_id),
+                     now=w.now, lease=w.ctx.lease),
     )
     w.outcome.ack_message_ids.append(ack_message_id)
     if w.snap.profile is not None:

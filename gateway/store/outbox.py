@@ -42,6 +42,22 @@ def add_outbox_entry(
     return entry
 
 
+def enqueued_row(
+    task_name: str, message_id: uuid.UUID, task_args: Mapping[str, Any], *, now: datetime, lease: timedelta
+) -> dict[str, Any]:
+    """The outbox row of a task published right after commit; the sweep publishes it again after ``lease``."""
+    return {
+        "task_name": task_name,
+        "message_id": message_id,
+        "task_args": dict(task_args),
+        "status": OutboxStatus.ENQUEUED,
+        "attempts": 1,
+        "next_attempt_at": now + lease,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def claim_due_entries(
     session: Session, *, limit: int = 100, now: datetime | None = None
 ) -> Sequence[OutboxEntry]:
