@@ -1,4 +1,4 @@
-"""What receiving keeps per app: caches checked on every message, the SQLite write queue, the doorbell.
+"""What receiving keeps per app: caches checked on every message and the doorbell.
 
 Our parsed keys and the partners' AS2 setups are cached, and so is the setup last used for each
 sender; every message confirms it against the database (on PostgreSQL in the statement that takes
@@ -11,8 +11,6 @@ import logging
 import queue
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -173,12 +171,6 @@ class ReceiveContext:
         with self._lock:
             self._keys = None
             self._setups.clear()
-
-    @contextmanager
-    def writing(self) -> Iterator[Session]:
-        """A read-write unit of work (on SQLite its writers queue in the store, see ``store.db``)."""
-        with self.db.unit_of_work() as session:
-            yield session
 
     @property
     def lease(self) -> timedelta:

@@ -415,7 +415,7 @@ def _accept(
     mdn_blob = ctx.blobs.put_bytes(mdn.raw) if request.wanted else None
     filename = sanitize_filename(filename_of(payload), fallback=f"as2-{uuid.uuid4().hex[:12]}.edi")
     content_type = payload.headers.get("content-type", "application/edi-x12")
-    with ctx.writing() as session:
+    with ctx.db.unit_of_work() as session:
         lock = _message_lock(partner.partner_id, message_id)
         if check is None:
             _lock_message_id(session, lock)
@@ -515,7 +515,7 @@ def _fail(
     digest, _ = _choose_digest(request, None)
     mdn = _make_mdn(partner, inbound, disposition=disposition, mic=None, signer=signer, digest=digest)
     mdn_blob = ctx.blobs.put_bytes(mdn.raw) if request.wanted else None
-    with ctx.writing() as session:
+    with ctx.db.unit_of_work() as session:
         exchange_id = _record_exchange(
             session,
             partner.partner_id if partner else None,
@@ -592,7 +592,7 @@ def _duplicate(
         )
         mdn_blob = ctx.blobs.put_bytes(mdn.raw) if request.wanted else None
         disposition = str(Disposition("processed", DUPLICATE_WARNING))
-    with ctx.writing() as session:
+    with ctx.db.unit_of_work() as session:
         exchange_id = _record_exchange(
             session,
             partner.partner_id,
