@@ -202,25 +202,15 @@ def send_planned(
             for a in attempts
         ]
         sent = [locked[o.message_id] for o in outcomes if o.status == "sent"]
-        if len(sent) == 1 and session.get_bind().dialect.name == "postgresql":
-            one = sent[0]
-            run(session, _MARK_ONE_SENT, {"target_id": one.id, "new_receipt": one.receipt_sha256,
-                                          "new_remote_id": one.transport_message_id, "ids": [one.id],
-                                          "target_now": now})
-        elif sent:
-            run(
-                session,
-                _MARK_SENT,
-                [
-                    {
-                        "target_id": m.id,
-                        "new_receipt": m.receipt_sha256,
-                        "new_remote_id": m.transport_message_id,
-                        "target_now": now,
-                    }
-                    for m in sent
-                ],
-            )
+        marks = [
+            {"target_id": m.id, "new_receipt": m.receipt_sha256, "new_remote_id": m.transport_message_id,
+             "target_now": now}
+            for m in sent
+        ]
+        if len(marks) == 1 and session.get_bind().dialect.name == "postgresql":
+            run(session, _MARK_ONE_SENT, marks[0] | {"ids": [sent[0].id]})
+        elif marks:
+            run(session, _MARK_SENT, marks)
             run(session, _SENT_OUTBOX_DONE, {"ids": [m.id for m in sent], "target_now": now})
         settled = [locked[o.message_id] for o in outcomes if o.status in ("sent", "failed", "skipped")]
         if after is not None and settled:
