@@ -30,13 +30,12 @@ from gateway.processing.publisher import (
     CeleryPublisher,
     celery_config,
 )
-from gateway.processing.sending import send_messages, send_planned
+from gateway.processing.sending import send_messages
 from gateway.processing.service import (
     MessageNotFound,
-    ProcessOutcome,
     fail_message,
+    follow_up,
     process_message,
-    publish_followups,
 )
 from gateway.processing.tuning import PipelineTuning
 from gateway.runtime import HeapSettler, settle_heap
@@ -212,7 +211,7 @@ def _register_tasks(app: Celery, res: WorkerResources) -> None:
                 fail_message(res.context, ident, f"processing failed: {type(exc).__name__}: {exc}")
                 return "failed"
             raise self.retry(exc=exc, countdown=2**self.request.retries) from exc
-        _follow_up(res, outcome)
+        follow_up(res.context, outcome, transports=res.transports)
         return outcome.status.value
 
     @app.task(name=DELIVER)  # type: ignore[untyped-decorator]
@@ -288,23 +287,6 @@ def _register_tasks(app: Celery, res: WorkerResources) -> None:
 
         ctx = res.context
         return retry_due_async_mdns(ctx.db, ctx.blobs, res.webhook_client)
-
-
-def _follow_up(res: WorkerResources, outcome: ProcessOutcome) -> None:
-    """Publish the acks' sends and the webhooks; acks for a hosted mailbox are written here and now.
-
-    Writing a file into a mailbox on this host cannot hang on a partner, so it does not need a
-    task of its own (and the partner sees its 997 sooner). If it fails, its send task goes out.
-    """
-    ctx = res.context
-    local = outcome.acks_stay_local and bool(outcome.ack_plans)
-    if local:
-        try:
-            send_planned(ctx, outcome.ack_plans, transports=res.transports)
-        except Exception:
-            log.exception("writing the acks of %s into the mailbox failed; queueing them", outcome.message_id)
-            local = False
-    publish_followups(ctx, outcome, acks=not local)
 
 
 def worker_argv(

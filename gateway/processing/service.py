@@ -18,6 +18,7 @@ the sweeps cover a lost publish.
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from gateway.processing.payloads import PayloadError, PayloadKind, document_from
 from gateway.processing.profiles import LoadedProfile, ProfileMissing, profile_version
 from gateway.processing.publisher import DELIVER, OUTBOX_PROCESS_MESSAGE, OUTBOX_SEND_MESSAGE, SEND_MESSAGE
 from gateway.processing.references import business_references, primary_reference
-from gateway.processing.sending import SendPlan
+from gateway.processing.sending import SendPlan, send_planned
 from gateway.processing.x12_parse import (
     ParsedInterchange,
     ParsedX12,
@@ -72,10 +73,12 @@ from gateway.store.models import (
 from gateway.store.outbox import enqueued_row
 from gateway.store.types import utcnow
 from gateway.transports import OutboundMessage
+from gateway.transports import Transport as Sender
 from translators.acks import AckCode, Acknowledgment, build_acknowledgments, group_counts, interchange_status
 from translators.errors import Level, TA1Note, X12Issue
 from translators.pipeline import TransactionResult
 
+log = logging.getLogger("edigate.processing")
 FINISHED = frozenset({MessageStatus.PROCESSED, MessageStatus.REJECTED, MessageStatus.FAILED})
 MAX_ERROR_LINES = 50
 DELIVER_BATCH = 50
@@ -300,6 +303,22 @@ def process_message(
     if publish:
         publish_followups(ctx, outcome)
     return outcome
+
+
+def follow_up(ctx: PipelineContext, outcome: ProcessOutcome, *, transports: dict[str, Sender]) -> None:
+    """Publish the acks' sends and the webhooks; acks for a hosted mailbox are written here and now.
+
+    Writing a file into a mailbox on this host cannot hang on a partner, so it does not need a
+    task of its own (and the partner sees its 997 sooner). If it fails, its send task goes out.
+    """
+    local = outcome.acks_stay_local and bool(outcome.ack_plans)
+    if local:
+        try:
+            send_planned(ctx, outcome.ack_plans, transports=transports)
+        except Exception:
+            log.exception("writing the acks of %s into the mailbox failed; queueing them", outcome.message_id)
+            local = False
+    publish_followups(ctx, outcome, acks=not local)
 
 
 def publish_followups(ctx: PipelineContext, outcome: ProcessOutcome, *, acks: bool = True) -> None:
