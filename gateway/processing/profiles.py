@@ -39,12 +39,13 @@ class LoadedProfile:
 _cache: dict[tuple[str, int, str], tuple[float, LoadedProfile]] = {}
 _PARTNERS = table_of(Partner)
 _VERSIONS = table_of(PartnerProfileVersion)
+# Joins a partner to its current profile version: the hot paths' Core reads share it.
+CURRENT_VERSION = (_VERSIONS.c.partner_id == _PARTNERS.c.id) & (
+    _VERSIONS.c.version == _PARTNERS.c.current_version
+)
 _CURRENT_VERSION = (
     select(_PARTNERS.c.current_version, _VERSIONS.c.profile_sha256)
-    .join(
-        _VERSIONS,
-        (_VERSIONS.c.partner_id == _PARTNERS.c.id) & (_VERSIONS.c.version == _PARTNERS.c.current_version),
-    )
+    .join(_VERSIONS, CURRENT_VERSION)
     .where(_PARTNERS.c.id == bindparam("partner_id"), _PARTNERS.c.deleted_at.is_(None))
 )
 
@@ -60,15 +61,18 @@ def _service_current_profile() -> Any:
 def load_profile(session: Session, partner_id: str, box: SecretBox | None) -> LoadedProfile:
     """The partner's current profile (``ProfileMissing`` when it has none)."""
     row = run(session, _CURRENT_VERSION, {"partner_id": partner_id}).first()
-    if row is None:
-        raise ProfileMissing(f"partner {partner_id!r} has no profile")
-    return profile_version(session, partner_id, row.current_version, row.profile_sha256, box)
+    return profile_version(session, partner_id, row and row.current_version, row and row.profile_sha256, box)
 
 
 def profile_version(
-    session: Session, partner_id: str, version: int, sha256: str, box: SecretBox | None
+    session: Session, partner_id: str, version: int | None, sha256: str | None, box: SecretBox | None
 ) -> LoadedProfile:
-    """A profile version the caller looked up itself (with its hash), from the cache when it can."""
+    """A profile version the caller looked up itself (with its hash), from the cache when it can.
+
+    No version or hash (the caller's join found none) raises ``ProfileMissing``.
+    """
+    if version is None or sha256 is None:
+        raise ProfileMissing(f"partner {partner_id!r} has no profile")
     key = (partner_id, version, sha256)  # the hash keeps databases sharing a process apart
     cached = _cache.get(key)
     if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:

@@ -32,7 +32,7 @@ from gateway.acks.inbound import reconcile_parsed
 from gateway.deliveries.service import DOCUMENT_RECEIVED, EndpointRef, delivery_row, subscribed_endpoints
 from gateway.processing.context import PipelineContext
 from gateway.processing.payloads import PayloadError, PayloadKind, document_from_payload, payload_kind
-from gateway.processing.profiles import LoadedProfile, ProfileMissing, profile_version
+from gateway.processing.profiles import CURRENT_VERSION, LoadedProfile, ProfileMissing, profile_version
 from gateway.processing.publisher import DELIVER, OUTBOX_PROCESS_MESSAGE, OUTBOX_SEND_MESSAGE, SEND_MESSAGE
 from gateway.processing.references import business_references, primary_reference
 from gateway.processing.sending import SendPlan, send_planned
@@ -224,10 +224,7 @@ _READ_MESSAGE = (
     )
     .select_from(_MESSAGES)
     .outerjoin(_PARTNERS, (_PARTNERS.c.id == _MESSAGES.c.partner_id) & _PARTNERS.c.deleted_at.is_(None))
-    .outerjoin(
-        _VERSIONS,
-        (_VERSIONS.c.partner_id == _PARTNERS.c.id) & (_VERSIONS.c.version == _PARTNERS.c.current_version),
-    )
+    .outerjoin(_VERSIONS, CURRENT_VERSION)
     .where(_MESSAGES.c.id == bindparam("message_id"))
 )
 _LOCK_MESSAGE = (
@@ -373,8 +370,6 @@ def _read(ctx: PipelineContext, message_id: uuid.UUID) -> _Snapshot:
         endpoints: list[EndpointRef] = []
         if message.status not in FINISHED:
             try:
-                if message.profile_sha256 is None:
-                    raise ProfileMissing(f"partner {message.partner_id!r} has no profile")
                 profile = profile_version(
                     session, message.partner_id, message.current_version, message.profile_sha256, ctx.box
                 )

@@ -15,10 +15,10 @@ from typing import Any, Literal
 
 from cryptography import x509
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from gateway.processing.profiles import ProfileMissing, load_profile
+from gateway.processing.profiles import CURRENT_VERSION, ProfileMissing, load_profile
 from gateway.secrets import SecretBox
 from gateway.store.core import run, table_of
 from gateway.store.enums import PartnerStatus
@@ -176,13 +176,7 @@ PARTNER_STAMP = (
         _CERTIFICATES.c.usage,
     )
     .select_from(_PARTNERS)
-    .outerjoin(
-        _VERSIONS,
-        and_(
-            _VERSIONS.c.partner_id == _PARTNERS.c.id,
-            _VERSIONS.c.version == _PARTNERS.c.current_version,
-        ),
-    )
+    .outerjoin(_VERSIONS, CURRENT_VERSION)
     .outerjoin(_OPTIONS, _OPTIONS.c.partner_id == _PARTNERS.c.id)
     .outerjoin(_CERTIFICATES, _CERTIFICATES.c.partner_id == _PARTNERS.c.id)
     .where(_PARTNERS.c.id == bindparam("partner_id"))
