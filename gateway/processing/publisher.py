@@ -86,7 +86,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         broker = broker_url(broker)
         transport_options["polling_interval"] = 0.05
         # The polling transport fetches only for free slots and then sleeps a polling interval;
-        # a few reserved tasks per process keep it busy (unacked: a crash returns them).
+        # a few reserved tasks per process keep it busy. A fetched task has left the table, so
+        # a crash loses the reserved ones to the outbox and delivery sweeps, which publish again.
         prefetch = 4
     elif broker.startswith(("redis://", "rediss://")):
         transport_options["visibility_timeout"] = 3600

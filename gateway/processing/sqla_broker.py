@@ -5,9 +5,7 @@ transport with a configurable polling interval.
 kombu hands every transport option to ``create_engine``, so the virtual transport's
 ``polling_interval`` (1 s by default: a second of latency per hop) cannot be set for it. This
 subclass keeps that option away from the engine; :func:`register` makes ``edigate-sqla+…``
-URLs use it. On SQLite it also switches the broker file to WAL with ``synchronous=NORMAL``
-(like the main database): the default rollback journal with full syncs cost ~14 ms per
-publish. A task lost to a power cut is only late: the outbox sweep publishes it again.
+URLs use it.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ from typing import Any
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport.sqlalchemy import Channel as _Channel
 from kombu.transport.sqlalchemy import Transport as _Transport
-from sqlalchemy import event
 
 SCHEME = "edigate-sqla"
 _ENGINE_IGNORES = ("polling_interval",)
@@ -33,17 +30,7 @@ class Channel(_Channel):
             engine = super()._engine_from_config()  # type: ignore[no-untyped-call]
         finally:
             client.transport_options.update(saved)
-        if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout = 30000")
-    cursor.execute("PRAGMA journal_mode = WAL")
-    cursor.execute("PRAGMA synchronous = NORMAL")
-    cursor.close()
 
 
 class Transport(_Transport):
