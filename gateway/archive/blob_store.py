@@ -76,6 +76,16 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _place(temporary: str | Path, final: Path) -> None:
+    """Rename a durable temporary file to its blob path and make the rename durable."""
+    try:
+        os.replace(temporary, final)
+    except FileNotFoundError:  # the first blob under this prefix
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(temporary, final)
+    _fsync_dir(final.parent)
+
+
 class BlobWriter:
     """Receives chunks, then ``commit()`` publishes the blob; ``abort()`` discards it."""
 
@@ -112,10 +122,8 @@ class BlobWriter:
         if final.exists():
             self._tmp_path.unlink(missing_ok=True)
             return ref
-        final.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(self._tmp_path, _READ_ONLY)
-        os.replace(self._tmp_path, final)
-        _fsync_dir(final.parent)
+        _place(self._tmp_path, final)
         return ref
 
     def abort(self) -> None:
@@ -189,29 +197,15 @@ class BlobStore:
             os.unlink(temporary)
             raise
         os.close(fd)
-        try:
-            os.replace(temporary, final)
-        except FileNotFoundError:  # the first blob under this prefix
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(temporary, final)
-        _fsync_dir(final.parent)
+        _place(temporary, final)
         return ref
 
     def put_many(self, items: Sequence[bytes]) -> list[BlobRef]:
         """Store several small byte strings, in order; each is durable when this returns."""
         if len(items) < 2:
             return [self.put_bytes(data) for data in items]
-        writers: list[BlobWriter] = []
-        try:
-            for data in items:
-                writers.append(self.writer())
-                writers[-1].write(data)
-        except BaseException:
-            for writer in writers:
-                writer.abort()
-            raise
         # Side by side, the fsyncs share the filesystem's journal commits instead of queueing.
-        return list(self._committers().map(BlobWriter.commit, writers))
+        return list(self._committers().map(self.put_bytes, items))
 
     def adopt(self, path: Path, ref: BlobRef) -> BlobRef:
         """Archive a durable file whose hash and size the caller computed, as a hard link (no copy).
