@@ -1,9 +1,11 @@
-"""Multi-row ``INSERT … ON CONFLICT`` statements built once per shape.
+"""Plain-SQL insert statements built once per shape.
 
-SQLAlchemy does not cache the compiled form of a multi-row ``insert().values([...])`` with an
-``ON CONFLICT`` clause, so building one per call recompiled it every time (about 3 ms of CPU,
-more than the round trip). These statements are plain SQL that PostgreSQL and SQLite (3.35+)
-both accept, typed through the table's own column types, and cached per row count.
+``multi_row_insert``: SQLAlchemy does not cache the compiled form of a multi-row
+``insert().values([...])`` with an ``ON CONFLICT`` clause, so building one per call recompiled
+it every time (about 3 ms of CPU, more than the round trip). It is plain SQL that PostgreSQL
+and SQLite (3.35+) both accept, typed through the table's own column types, cached per row
+count. ``record_set_insert`` (PostgreSQL) inserts into several tables from one JSON parameter
+per table, whatever the number of rows.
 """
 
 from __future__ import annotations
