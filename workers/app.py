@@ -58,22 +58,18 @@ class WorkerResources:
         self.tuning = tuning
         self._pid: int | None = None
         self._context: PipelineContext | None = None
-        self._webhook_client: Any = None
         self._webhook_pool: Any = None
         self._transports: dict[str, Any] = {}
 
     def _ensure(self) -> None:
         if self._pid == os.getpid() and self._context is not None:
             return
-        import httpx
-
         from gateway.transports.registry import TRANSPORT_CLASSES, load_transport
 
         self._pid = os.getpid()
         self._context = PipelineContext.from_settings(
             self.settings, publisher=CeleryPublisher(self.settings, app=self.app), tuning=self.tuning
         )
-        self._webhook_client = httpx.Client(timeout=self.tuning.webhook_timeout_seconds)
         self._webhook_pool = HttpPool(timeout=self.tuning.webhook_timeout_seconds)
         # Senders that keep files on this host (SFTP mailboxes) need the settings too.
         per_transport: dict[str, dict[str, Any]] = {
@@ -94,14 +90,8 @@ class WorkerResources:
         return self._context
 
     @property
-    def webhook_client(self) -> Any:
-        """This process's httpx client (async AS2 MDNs)."""
-        self._ensure()
-        return self._webhook_client
-
-    @property
     def webhook_pool(self) -> HttpPool:
-        """This process's keep-alive connections for ERP webhooks."""
+        """This process's keep-alive connections for ERP webhooks (and async AS2 MDNs)."""
         self._ensure()
         pool: HttpPool = self._webhook_pool
         return pool
@@ -286,7 +276,7 @@ def _register_tasks(app: Celery, res: WorkerResources) -> None:
         from gateway.transports.as2.mdn_delivery import retry_due_async_mdns
 
         ctx = res.context
-        return retry_due_async_mdns(ctx.db, ctx.blobs, res.webhook_client)
+        return retry_due_async_mdns(ctx.db, ctx.blobs, res.webhook_pool)
 
 
 def worker_argv(

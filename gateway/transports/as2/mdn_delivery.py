@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import httpx
 from sqlalchemy import select
 
 from gateway.archive.blob_store import BlobStore
+from gateway.http_pool import HttpError, HttpPool
 from gateway.store.db import Database
 from gateway.store.types import utcnow
 from gateway.transports.as2.mime import parse_entity
@@ -27,18 +27,18 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(BASE_DELAY_SECONDS * 2 ** max(attempts - 1, 0), MAX_DELAY_SECONDS))
 
 
-def post_mdn(client: httpx.Client, url: str, raw_mdn: bytes) -> bool:
+def post_mdn(client: HttpPool, url: str, raw_mdn: bytes) -> bool:
     """POST an archived MDN (headers + body); True on a 2xx answer."""
     entity = parse_entity(raw_mdn)
     headers = {k: v for k, v in entity.headers.items() if k != "content-length"}
     try:
         response = client.post(url, content=entity.body, headers=headers)
-    except httpx.HTTPError:
+    except HttpError:
         return False
     return response.is_success
 
 
-def deliver_async_mdn(db: Database, blobs: BlobStore, exchange_id: int, client: httpx.Client) -> str:
+def deliver_async_mdn(db: Database, blobs: BlobStore, exchange_id: int, client: HttpPool) -> str:
     """Post one exchange's pending async MDN and record the outcome (sent, pending or failed)."""
     with db.unit_of_work(read_only=True) as session:
         exchange = session.get(As2Exchange, exchange_id)
@@ -67,7 +67,7 @@ def deliver_async_mdn(db: Database, blobs: BlobStore, exchange_id: int, client: 
         return exchange.mdn_status or "pending"
 
 
-def retry_due_async_mdns(db: Database, blobs: BlobStore, client: httpx.Client, *, limit: int = 100) -> int:
+def retry_due_async_mdns(db: Database, blobs: BlobStore, client: HttpPool, *, limit: int = 100) -> int:
     """Post every async MDN whose next attempt is due; how many were tried."""
     with db.unit_of_work(read_only=True) as session:
         due = list(

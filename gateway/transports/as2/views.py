@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import anyio
 import anyio.to_thread
-import httpx
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from gateway.archive.blob_store import BlobRef, BlobStore, BlobTooLarge, BlobWriter
+from gateway.http_pool import HttpPool
 from gateway.logging import current_correlation_id
 from gateway.processing.publisher import CeleryPublisher, Publisher
 from gateway.secrets import SecretBox
@@ -131,12 +131,19 @@ async def _archive_request(request: Request, max_bytes: int, keep_bytes: int) ->
     return _Archiving(head, b"".join(pending) if writer is None else None, writer)
 
 
+def _mdn_pool(request: Request) -> HttpPool:
+    """The app's keep-alive connections for posting async MDNs (made on first use)."""
+    pool: HttpPool | None = getattr(request.app.state, "as2_mdn_pool", None)
+    if pool is None:
+        pool = request.app.state.as2_mdn_pool = HttpPool(timeout=ASYNC_MDN_TIMEOUT)
+    return pool
+
+
 def _post_async_mdn(request: Request, exchange_id: int) -> None:
-    db, blobs = request.app.state.db, request.app.state.blobs
+    db, blobs, pool = request.app.state.db, request.app.state.blobs, _mdn_pool(request)
 
     def run() -> None:
-        with httpx.Client(timeout=ASYNC_MDN_TIMEOUT) as client:
-            deliver_async_mdn(db, blobs, exchange_id, client)
+        deliver_async_mdn(db, blobs, exchange_id, pool)
 
     threading.Thread(target=run, name=f"as2-async-mdn-{exchange_id}", daemon=True).start()
 
