@@ -116,17 +116,13 @@ async def _archive_request(request: Request, max_bytes: int, keep_bytes: int) ->
                 pending, pending_size = [], 0
         if writer is not None and pending:
             writer.write(b"".join(pending))
-    except BlobTooLarge:
+    except BaseException as exc:
         if writer is not None:
             writer.abort()
-        return Response(f"the body exceeds {max_bytes} bytes\n", status_code=413, media_type="text/plain")
-    except BaseException:
-        if writer is not None:
-            writer.abort()
+        if isinstance(exc, BlobTooLarge):
+            return Response(f"the body exceeds {max_bytes} bytes\n", status_code=413, media_type="text/plain")
         raise
-    if size == 0:
-        if writer is not None:
-            writer.abort()
+    if size == 0:  # no writer: one starts only past keep_bytes
         return Response("the body is empty\n", status_code=400, media_type="text/plain")
     return _Archiving(head, b"".join(pending) if writer is None else None, writer)
 
