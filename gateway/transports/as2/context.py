@@ -7,8 +7,6 @@ its Message-ID's lock), so a change made by any process applies to the next mess
 
 from __future__ import annotations
 
-import logging
-import queue
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -19,7 +17,8 @@ from sqlalchemy import ScalarSelect, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from gateway.archive.blob_store import BlobStore
-from gateway.intake.service import Received, default_lease, publish_received
+from gateway.intake.doorbell import Doorbell
+from gateway.intake.service import Received, default_lease
 from gateway.processing.publisher import Publisher
 from gateway.secrets import SecretBox
 from gateway.store.core import run
@@ -33,38 +32,6 @@ from gateway.transports.as2.partners import (
     find_partner_id_by_as2_id,
     partner_stamp,
 )
-
-log = logging.getLogger("edigate.as2")
-
-
-class Doorbell:
-    """Rings intake's doorbell (``publish_received``) from one background thread, off the request path.
-
-    A publish that never happens (crash, broker down) is covered by the outbox sweeper: the
-    row is committed before the doorbell is rung.
-    """
-
-    def __init__(self, db: Database, publisher: Publisher | None) -> None:
-        self._db, self._publisher = db, publisher
-        self._queue: queue.SimpleQueue[Received] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def ring(self, received: Received) -> None:
-        """Publish the message's processing task soon."""
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="as2-doorbell", daemon=True)
-                self._thread.start()
-        self._queue.put(received)
-
-    def _run(self) -> None:
-        while True:
-            received = self._queue.get()
-            try:
-                publish_received(self._db, self._publisher, received)
-            except Exception:  # the sweeper publishes what we could not
-                log.exception("could not publish message %s", received.message_id)
 
 
 def _aggregated(query: Select[Any]) -> ScalarSelect[Any]:
@@ -122,7 +89,9 @@ class ReceiveContext:
         """Publish a received message's task from the background (after the answer went out)."""
         with self._lock:
             if self._doorbell is None:
-                self._doorbell = Doorbell(self.db, self.publisher)
+                if self.publisher is None:  # nothing to ring: the outbox sweeper publishes it
+                    return
+                self._doorbell = Doorbell(self.db, self.publisher, name="as2-doorbell")
             doorbell = self._doorbell
         doorbell.ring(received)
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from gateway.archive.blob_store import BlobRef, BlobStore, BlobTooLarge
+from gateway.intake.doorbell import Doorbell
 from gateway.intake.service import IntakeError, Received, publish_received, record_received
 from gateway.processing.publisher import Publisher
 from gateway.runtime import HeapSettler
@@ -35,7 +36,6 @@ from gateway.store.db import Database
 from gateway.store.enums import Transport
 from gateway.store.events import append_event
 from gateway.store.models import Message
-from gateway.transports.sftp.doorbell import Doorbell
 from gateway.transports.sftp.paths import MailboxLayout
 
 log = logging.getLogger("edigate.sftp.ingest")
@@ -105,7 +105,9 @@ class SpoolIngestor:
         self.layout = layout
         self.publisher = publisher
         self.max_bytes = max_bytes
-        self.doorbell = Doorbell(db, publisher) if background_publish and publisher is not None else None
+        self.doorbell: Doorbell | None = None
+        if background_publish and publisher is not None:
+            self.doorbell = Doorbell(db, publisher, name="sftp-doorbell")
         self.settler = HeapSettler()
 
     def receive(self, written: Path, *, partner_id: str, name: str, username: str | None,

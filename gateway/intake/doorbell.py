@@ -1,4 +1,5 @@
-"""Publishing received uploads from one background thread, so a close never waits for the broker.
+"""Publishing received messages from one background thread, so a transport answers without waiting
+for the broker (an SFTP close, an AS2 MDN).
 
 Intake has committed the message and its outbox row before a doorbell is queued here. One
 thread publishes them in order through the single publisher (broker clients are not shared
@@ -16,15 +17,16 @@ from gateway.intake.service import Received, publish_received
 from gateway.processing.publisher import Publisher
 from gateway.store.db import Database
 
-log = logging.getLogger("edigate.sftp.doorbell")
+log = logging.getLogger("edigate.intake.doorbell")
 
 
 class Doorbell:
     """A queue of received messages to publish, drained by its own thread (started on first use)."""
 
-    def __init__(self, db: Database, publisher: Publisher) -> None:
+    def __init__(self, db: Database, publisher: Publisher, *, name: str = "doorbell") -> None:
         self.db = db
         self.publisher = publisher
+        self.name = name
         self._queue: queue.SimpleQueue[Received | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -33,7 +35,7 @@ class Doorbell:
         """Queue the publish of a committed message."""
         with self._lock:  # queued under the lock: never behind the sentinel of a stop
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="sftp-doorbell", daemon=True)
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self._thread.start()
             self._queue.put(received)
 
