@@ -403,9 +403,8 @@ class _InterchangeParser:
                 # Rows are made a set at a time: a whole batch of them would outlive the young
                 # generation and cost the cyclic GC more than the split itself.
                 rows = list(map(str.split, texts[i:j], repeat(element)))
-                if not _CONTROL_TAGS.isdisjoint(map(_TAG, rows)):  # a set without SE...
-                    j = i + next(k for k, row in enumerate(rows) if row[0] in _CONTROL_TAGS)
-                    del rows[j - i:]
+                if not _CONTROL_TAGS.isdisjoint(map(_TAG, rows)):  # a set without SE:
+                    return (yield from self._batch(batch, n, i, at))  # the rest one by one
                 span = (sum(sizes[i:j]) if sizes is not None
                         else sum(map(len, texts[i:j])) + (j - i) * step)
                 last = at + span - (sizes[j - 1] if sizes is not None else len(texts[j - 1]) + step)
@@ -453,11 +452,16 @@ class _InterchangeParser:
         except ValueError:  # decoded differently: the caller finds the SE among the rows
             return len(texts)
 
-    def _batch(self, batch: _Batch, stop: int) -> Generator[Event, None, bool]:
-        """The texts of a batch before ``stop``, one segment at a time (for empty or blank-led
-        texts, or a last segment without terminator). Returns True when the interchange ended."""
-        sizes, offset, step = batch.sizes, batch.offset, batch.step
-        texts = batch.texts[:stop] if stop < len(batch.texts) else batch.texts
+    def _batch(
+        self, batch: _Batch, stop: int, start: int = 0, offset: int | None = None
+    ) -> Generator[Event, None, bool]:
+        """The texts of a batch from ``start`` (at byte ``offset``) before ``stop``, one segment at
+        a time (for empty or blank-led texts, a last segment without terminator, or sets without
+        SE). Returns True when the interchange ended."""
+        sizes, step = batch.sizes, batch.step
+        offset = batch.offset if offset is None else offset
+        texts = batch.texts[start:stop]
+        sizes = sizes[start:stop] if sizes is not None else None
         element = self.element
         ws = _WS_TEXT
         term_is_space = self.terminator in (b"\n", b"\r")
