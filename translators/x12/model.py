@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from itertools import accumulate
 from operator import itemgetter
 
 from translators.errors import X12Issue
@@ -226,13 +227,17 @@ class TransactionSet:
         if segments is None:
             rows, texts = self.rows, self.texts
             component, repetition = self.component, self.repetition
+            offsets: list[int] = []
+            runs = self._offsets
+            for r, (first, offset, step, sizes, at) in enumerate(runs):
+                end = runs[r + 1][0] if r + 1 < len(runs) else len(texts)
+                lengths = (sizes[at:at + end - first - 1] if sizes is not None
+                           else [len(t) + step for t in texts[first:end - 1]])
+                offsets += accumulate(lengths, initial=offset)
             segments = self._segments = [
-                Segment(row[0], row[1:], self._offset_of(k), k + 1, component, repetition, text)
-                for k, (row, text) in enumerate(zip(rows, texts, strict=True))]
+                Segment(row[0], row[1:], offset, k + 1, component, repetition, text)
+                for k, (row, text, offset) in enumerate(zip(rows, texts, offsets, strict=True))]
         return segments
-
-    def _offset_of(self, k: int) -> int:
-        return segment_offset(self._offsets, self.texts, k)
 
     @property
     def body(self) -> list[Segment]:
