@@ -123,7 +123,7 @@ def _bad(value: str | None) -> str | None:
 class _Walk:
     """One pass over a transaction set's segments."""
 
-    __slots__ = ("compiled", "ctx", "issues", "ts")
+    __slots__ = ("_hint", "compiled", "ctx", "issues", "ts")
 
     def __init__(self, compiled: CompiledSet, ctx: dict[str, Any], issues: list[X12Issue],
                  ts: TransactionSet) -> None:
@@ -131,6 +131,7 @@ class _Walk:
         self.ctx = ctx
         self.issues = issues
         self.ts = ts
+        self._hint = 0  # where the last issue's row was: issues mostly come in row order
 
     def run(self) -> None:
         """Walk every segment (ST through SE)."""
@@ -182,7 +183,12 @@ class _Walk:
 
     def _index(self, row: Row) -> int:
         """The position (0-based) of ``row`` in the set (for issues, so only on errors)."""
-        return next(k for k, r in enumerate(self.ts.rows) if r is row)
+        rows = self.ts.rows
+        k = next((k for k in range(self._hint, len(rows)) if rows[k] is row), None)
+        if k is None:  # an issue about an earlier row
+            k = next(k for k, r in enumerate(rows) if r is row)
+        self._hint = k
+        return k
 
     # --- structure ----------------------------------------------------------------------
 
