@@ -8,7 +8,6 @@ cross-reference, defaults); ``check_required`` applies its ``required`` paths.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
@@ -24,6 +23,7 @@ from translators.canonical import (
     apply_defaults,
     check_required,
     parse_document,
+    to_dict,
     to_json_bytes,
 )
 from translators.errors import MappingError, X12Issue
@@ -103,8 +103,7 @@ def to_canonical_data(ts: TransactionSet, settings: MappingSettings | None = Non
     if issues is None or issues or (settings is not None
                                     and settings.defaults.get(data["document_type"])):
         # A partner default may also name any path or value: the model checks it too.
-        loaded: dict[str, Any] = json.loads(to_json_bytes(_validated(ts.set_id, data)))
-        return loaded
+        return to_dict(_validated(ts.set_id, data))
     return data
 
 
