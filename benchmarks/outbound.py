@@ -2,7 +2,7 @@
 the database, archived, queued (outbox + a task published to Redis) and handed to the HTTP transport.
 
 Runs on PostgreSQL (``EDIGATE_TEST_DATABASE_URL``, a schema of its own, dropped afterwards) and Redis
-(``EDIGATE_BENCH_REDIS_URL``, default db 14, flushed). ``--processes`` worker processes (the
+(``EDIGATE_BENCH_REDIS_URL``, default db 10, flushed). ``--processes`` worker processes (the
 outbound fleet) run ``--workers`` threads each; a thread submits ``--chunk`` documents in one
 transaction (``submit_documents``, as ``POST /outbound/{partner}/{type}/batch``
 does; each document its own interchange), commit, publish one send task for them, then do what
@@ -115,8 +115,9 @@ def _start_worker(settings_data: dict[str, Any], threads: int) -> None:
     settle_heap()  # as a worker does when it is ready
 
 
-def _work_chunks(jobs: list[tuple[str, list[int]]]) -> int:
-    """Submit and send each (partner, document numbers) chunk, ``threads`` chunks at a time."""
+def _work_chunks(jobs: list[tuple[str, list[int]]]) -> tuple[int, float]:
+    """Submit and send each (partner, document numbers) chunk, ``threads`` chunks at a time;
+    (documents, CPU seconds this process spent on them)."""
     from gateway.outbound.scheduled import settle_hook
     from gateway.outbound.service import Submission, submit_documents
     from gateway.processing.publisher import SEND_MESSAGE
@@ -152,8 +153,10 @@ def _work_chunks(jobs: list[tuple[str, list[int]]]) -> int:
         _worker["settler"].tick()  # as a worker does after each task
         return len(generated)
 
+    cpu = time.process_time()
     with ThreadPoolExecutor(_worker["threads"]) as pool:
-        return sum(pool.map(work, jobs))
+        done = sum(pool.map(work, jobs))
+    return done, time.process_time() - cpu
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -173,7 +176,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from tests.conftest_outbound import outbound_profile
 
     pg_url = os.environ.get("EDIGATE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    redis_url = os.environ.get("EDIGATE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+    redis_url = os.environ.get("EDIGATE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
     redis.Redis.from_url(redis_url).flushdb()
     dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
     schema = f"edigate_bench_{uuid.uuid4().hex[:10]}"
@@ -213,8 +216,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ) as pool:
             list(pool.map(_start_noop, range(args.processes)))  # every process up before the clock starts
             started = time.perf_counter()
-            done = sum(pool.map(_work_chunks, shares))
+            worked = list(pool.map(_work_chunks, shares))
             elapsed = time.perf_counter() - started
+        done = sum(count for count, _ in worked)
+        worker_cpu = sum(cpu for _, cpu in worked)
         with db.unit_of_work(read_only=True) as session:
             sent = session.scalar(select(func.count()).select_from(Message).where(Message.status == "sent"))
             distinct = session.scalar(
@@ -231,6 +236,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "partners": args.partners,
             "seconds": round(elapsed, 2),
             "documents_per_second": round(done / elapsed, 1),
+            "worker_cpu_ms_per_document": round(1000 * worker_cpu / max(done, 1), 3),
             "sent": sent,
             "received_by_partner": received,
             "distinct_control_numbers": distinct,
