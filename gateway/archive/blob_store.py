@@ -76,12 +76,27 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _make_prefix_dirs(directory: Path) -> None:
+    """Create a blob's missing prefix directories, each made durable in its parent.
+
+    A new directory's own entry lives in its parent: without the parent's fsync, a crash could
+    take the directory, and the blob renamed into it, away again.
+    """
+    missing = []
+    while not directory.is_dir():
+        missing.append(directory)
+        directory = directory.parent
+    for created in reversed(missing):
+        created.mkdir(exist_ok=True)  # a concurrent writer may have made it: sync it anyway
+        _fsync_dir(created.parent)
+
+
 def _place(temporary: str | Path, final: Path) -> None:
     """Rename a durable temporary file to its blob path and make the rename durable."""
     try:
         os.replace(temporary, final)
     except FileNotFoundError:  # the first blob under this prefix
-        final.parent.mkdir(parents=True, exist_ok=True)
+        _make_prefix_dirs(final.parent)
         os.replace(temporary, final)
     _fsync_dir(final.parent)
 

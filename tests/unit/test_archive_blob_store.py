@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.archive import BlobNotFound, BlobRef, BlobStore, BlobTooLarge, InvalidBlobHash
+from gateway.archive import blob_store as blob_store_module
 
 
 def test_put_stream_stores_bytes_under_their_sha256(blob_store: BlobStore) -> None:
@@ -153,3 +154,30 @@ def test_adopt_links_a_durable_file_into_the_archive_read_only(blob_store: BlobS
     assert stored.read_bytes() == b"ISA*already fsynced" and os.stat(stored).st_ino == os.stat(source).st_ino
     assert not os.stat(stored).st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
     assert blob_store.adopt(source, ref) == ref  # known content: nothing to do
+
+
+@pytest.mark.parametrize("put", ["bytes", "stream"])
+def test_a_new_prefix_directory_is_made_durable_in_its_parent(
+    blob_store: BlobStore, monkeypatch: pytest.MonkeyPatch, put: str
+) -> None:
+    synced: list[Path] = []
+    real = blob_store_module._fsync_dir
+
+    def recording(path: Path) -> None:
+        synced.append(Path(path))
+        real(path)
+
+    monkeypatch.setattr(blob_store_module, "_fsync_dir", recording)
+    data = b"first blob under its prefix"
+    ref = blob_store.put_bytes(data) if put == "bytes" else blob_store.put_stream([data])
+    final = blob_store.path_for(ref.sha256)
+    # blobs/ab gains ab/cd, blobs gains ab, and ab/cd gains the blob itself
+    assert synced == [final.parent.parent.parent, final.parent.parent, final.parent]
+    synced.clear()
+    neighbour = next(
+        candidate
+        for candidate in (str(n).encode() for n in range(10**6))
+        if hashlib.sha256(candidate).hexdigest()[:4] == ref.sha256[:4]
+    )
+    blob_store.put_bytes(neighbour)
+    assert synced == [final.parent]  # an existing prefix: only the rename is synced
