@@ -231,7 +231,7 @@ class BlobStore:
         final = self.path_for(ref.sha256)
         if final.exists():
             return ref
-        final.parent.mkdir(parents=True, exist_ok=True)
+        _make_prefix_dirs(final.parent)
         os.chmod(path, _READ_ONLY)
         try:
             os.link(path, final)

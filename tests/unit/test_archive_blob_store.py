@@ -156,9 +156,9 @@ def test_adopt_links_a_durable_file_into_the_archive_read_only(blob_store: BlobS
     assert blob_store.adopt(source, ref) == ref  # known content: nothing to do
 
 
-@pytest.mark.parametrize("put", ["bytes", "stream"])
+@pytest.mark.parametrize("put", ["bytes", "stream", "adopt"])
 def test_a_new_prefix_directory_is_made_durable_in_its_parent(
-    blob_store: BlobStore, monkeypatch: pytest.MonkeyPatch, put: str
+    blob_store: BlobStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, put: str
 ) -> None:
     synced: list[Path] = []
     real = blob_store_module._fsync_dir
@@ -169,7 +169,11 @@ def test_a_new_prefix_directory_is_made_durable_in_its_parent(
 
     monkeypatch.setattr(blob_store_module, "_fsync_dir", recording)
     data = b"first blob under its prefix"
-    ref = blob_store.put_bytes(data) if put == "bytes" else blob_store.put_stream([data])
+    if put == "adopt":
+        (tmp_path / "spooled").write_bytes(data)
+        ref = blob_store.adopt(tmp_path / "spooled", BlobRef(hashlib.sha256(data).hexdigest(), len(data)))
+    else:
+        ref = blob_store.put_bytes(data) if put == "bytes" else blob_store.put_stream([data])
     final = blob_store.path_for(ref.sha256)
     # blobs/ab gains ab/cd, blobs gains ab, and ab/cd gains the blob itself
     assert synced == [final.parent.parent.parent, final.parent.parent, final.parent]
