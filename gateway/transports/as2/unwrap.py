@@ -14,7 +14,7 @@ releases the spools.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,21 +127,44 @@ def _verify(
     try:
         return signed_part, cms.verify_detached(signature, signed_part, certs, allow_expired=allow_expired)
     except cms.SignatureInvalid as first:
-        inner = parse_part(signed_part)
-        textual = inner.content_type.startswith("text/") or "content-transfer-encoding" not in inner.headers
-        if textual:
-            canonical = canonical_span(signed_part, result.spool())
-            if len(canonical) != len(signed_part):  # canonicalising only ever adds CRs
-                try:
-                    return canonical, cms.verify_detached(
-                        signature, canonical, certs, allow_expired=allow_expired
-                    )
-                except cms.CmsError:
-                    pass
-        modifier = INTEGRITY_CHECK_FAILED if "digest does not match" in str(first) else AUTHENTICATION_FAILED
-        raise UnwrapError(modifier, str(first)) from first
+        why: Exception = first
+        for form in _canonical_forms(result, signed_part):
+            try:
+                return form, cms.verify_detached(signature, form, certs, allow_expired=allow_expired)
+            except cms.CmsError as exc:
+                if "digest does not match" not in str(exc):  # the form matched; say why it still failed
+                    why = exc
+        modifier = INTEGRITY_CHECK_FAILED if "digest does not match" in str(why) else AUTHENTICATION_FAILED
+        raise UnwrapError(modifier, str(why)) from first
     except (cms.CmsError, UnsupportedAlgorithm) as exc:
         raise UnwrapError(AUTHENTICATION_FAILED, f"unusable signature: {exc}") from exc
+
+
+def _canonical_forms(result: Unwrapped, signed_part: Span) -> Iterator[Span]:
+    """RFC 5751 §3.1.1 canonical forms of a signed part that arrived with bare LFs, to retry with.
+
+    A text part (or one without a transfer encoding) has every line ending made CRLF. Any part
+    then has its MIME headers made CRLF with the body left as it is: a ``binary`` body is signed
+    as its bytes, so Mendelson signs CRLF headers over an LF payload, and a copy of the message
+    whose headers lost their CRs (stored with LF line ends, relayed by a text-mode hop) still
+    verifies over what was signed. Canonicalising only ever adds CRs, so a form no longer than
+    the part (or than a form already tried) is the same bytes and is not yielded.
+    """
+    inner = parse_part(signed_part)
+    tried = len(signed_part)
+    if inner.content_type.startswith("text/") or "content-transfer-encoding" not in inner.headers:
+        canonical = canonical_span(signed_part, result.spool())
+        if len(canonical) != tried:
+            tried = len(canonical)
+            yield canonical
+    head = signed_part.read(0, len(signed_part) - len(inner.body))
+    crlf_head = head.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    if len(crlf_head) + len(inner.body) not in (len(signed_part), tried):
+        spool = result.spool()
+        spool.write(crlf_head)
+        for chunk in inner.body.chunks():
+            spool.write(chunk)
+        yield spool.span()
 
 
 def unwrap(
