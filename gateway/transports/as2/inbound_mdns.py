@@ -44,6 +44,7 @@ def receive_async_mdn(
             body,
             partner_certs=partner.verify_certs,
             content_transfer_encoding=headers.get("content-transfer-encoding"),
+            allow_expired=partner.options.allow_expired_certificates,
         )
     except MdnError as exc:
         return MdnOutcome(400, f"unusable MDN: {exc}")

@@ -203,8 +203,12 @@ def parse_mdn(
     *,
     partner_certs: Sequence[x509.Certificate] = (),
     content_transfer_encoding: str | None = None,
+    allow_expired: bool = False,
 ) -> ParsedMdn:
-    """Read an MDN from its top-level Content-Type and body; verify it if it is signed."""
+    """Read an MDN from its top-level Content-Type and body; verify it if it is signed.
+
+    ``allow_expired`` is the partner's ``allow_expired_certificates``, as for its messages.
+    """
     try:
         top = parse_entity(
             render_headers(
@@ -229,11 +233,15 @@ def parse_mdn(
                 raise MdnError("signed MDN without a signature part")
             signature = parse_entity(parts[1]).decoded_body()
             try:
-                verified = cms.verify_detached(signature, parts[0], partner_certs)
+                verified = cms.verify_detached(
+                    signature, parts[0], partner_certs, allow_expired=allow_expired
+                )
             except cms.CmsError as first:
                 canonical = parts[0].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
                 try:
-                    verified = cms.verify_detached(signature, canonical, partner_certs)
+                    verified = cms.verify_detached(
+                        signature, canonical, partner_certs, allow_expired=allow_expired
+                    )
                 except cms.CmsError:
                     raise MdnError(f"MDN signature does not verify: {first}") from first
             signed, signature_digest = True, verified.digest

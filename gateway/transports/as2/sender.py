@@ -151,6 +151,7 @@ class As2Transport:
                     response.content,
                     partner_certs=partner.verify_certs,
                     content_transfer_encoding=response.headers.get("content-transfer-encoding"),
+                    allow_expired=partner.options.allow_expired_certificates,
                 )
             except MdnError as exc:
                 self._record(db, message, built, partner, our_id, "mdn_failed", None, str(exc))
