@@ -19,6 +19,7 @@ from celery.signals import task_postrun, worker_process_init, worker_ready
 
 from gateway.deliveries.service import send_deliveries
 from gateway.http_pool import HttpPool
+from gateway.processing.batch import process_batch
 from gateway.processing.context import PipelineContext
 from gateway.processing.publisher import (
     DELIVER,
@@ -31,12 +32,7 @@ from gateway.processing.publisher import (
     celery_config,
 )
 from gateway.processing.sending import send_messages
-from gateway.processing.service import (
-    MessageNotFound,
-    fail_message,
-    follow_up,
-    process_message,
-)
+from gateway.processing.service import fail_message, follow_up_many
 from gateway.processing.tuning import PipelineTuning
 from gateway.runtime import HeapSettler, settle_heap
 from gateway.settings import Settings
@@ -178,31 +174,35 @@ def _register_tasks(app: Celery, res: WorkerResources) -> None:
     @app.task(name=PROCESS_MESSAGE, bind=True, max_retries=MAX_TASK_RETRIES)  # type: ignore[untyped-decorator]
     def process_message_task(
         self: Any,
-        message_id: str,
+        message_id: str | None = None,
         outbox_id: int | None = None,
         check_duplicates: bool = True,
         send_acks: bool = True,
         duplicate_check: bool | None = None,
+        message_ids: list[str] | None = None,
         **_options: Any,
-    ) -> str:
-        ident = uuid.UUID(message_id)
+    ) -> str | list[str]:
+        idents = [uuid.UUID(i) for i in ([message_id] if message_id else []) + list(message_ids or [])]
         if duplicate_check is not None:  # the replay's spelling
             check_duplicates = duplicate_check
-        try:
-            outcome = process_message(
-                res.context, ident, check_duplicates=check_duplicates, send_acks=send_acks, publish=False
-            )
-        except MessageNotFound:
-            log.warning("message %s not found; nothing to process", message_id)
-            return "missing"
-        except Exception as exc:
+        batch = process_batch(res.context, idents, check_duplicates=check_duplicates, send_acks=send_acks)
+        for ident in batch.missing:
+            log.warning("message %s not found; nothing to process", ident)
+        follow_up_many(res.context, batch.outcomes, transports=res.transports)
+        if batch.failed:
             if self.request.retries >= MAX_TASK_RETRIES:
-                log.exception("giving up on message %s", message_id)
-                fail_message(res.context, ident, f"processing failed: {type(exc).__name__}: {exc}")
-                return "failed"
-            raise self.retry(exc=exc, countdown=2**self.request.retries) from exc
-        follow_up(res.context, outcome, transports=res.transports)
-        return outcome.status.value
+                for ident, exc in batch.failed.items():
+                    log.error("giving up on message %s: %s", ident, exc)
+                    fail_message(res.context, ident, f"processing failed: {type(exc).__name__}: {exc}")
+            else:  # only the messages that failed are tried again
+                exc = next(iter(batch.failed.values()))
+                again = {"check_duplicates": check_duplicates, "send_acks": send_acks,
+                         "message_ids": [str(i) for i in batch.failed]}
+                raise self.retry(exc=exc, kwargs=again, countdown=2**self.request.retries) from exc
+        statuses = [outcome.status.value for outcome in batch.outcomes] + ["failed"] * len(batch.failed)
+        if message_ids is None and message_id is not None:  # the one-message spelling answers as it did
+            return statuses[0] if statuses else "missing"
+        return statuses
 
     @app.task(name=DELIVER)  # type: ignore[untyped-decorator]
     def deliver_task(delivery_ids: list[str], outbox_id: int | None = None) -> int:

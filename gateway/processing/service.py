@@ -21,6 +21,7 @@ import hashlib
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -240,6 +241,13 @@ _LOCK_MESSAGE = (
     .where(_MESSAGES.c.id == bindparam("message_id"))
     .with_for_update()
 )
+# A batch locks its messages in one statement, in id order: batches never wait on each other in a circle.
+_LOCK_MESSAGES = (
+    select(_MESSAGES.c.id, *_LOCK_MESSAGE.selected_columns)
+    .where(_MESSAGES.c.id.in_(bindparam("message_ids", expanding=True)))
+    .order_by(_MESSAGES.c.id)
+    .with_for_update()
+)
 _SAME_CONTENT = (
     select(_MESSAGES.c.id)
     .where(
@@ -303,28 +311,45 @@ def process_message(
 
 
 def follow_up(ctx: PipelineContext, outcome: ProcessOutcome, *, transports: dict[str, Sender]) -> None:
-    """Publish the acks' sends and the webhooks; acks for a hosted mailbox are written here and now.
+    """Publish the acks' sends and the webhooks; acks for a hosted mailbox are written here and now."""
+    follow_up_many(ctx, [outcome], transports=transports)
+
+
+def follow_up_many(
+    ctx: PipelineContext, outcomes: Sequence[ProcessOutcome], *, transports: dict[str, Sender]
+) -> None:
+    """The follow-up of several processed messages: hosted-mailbox acks written in one go, one webhook task.
 
     Writing a file into a mailbox on this host cannot hang on a partner, so it does not need a
     task of its own (and the partner sees its 997 sooner). If it fails, its send task goes out.
     """
-    local = outcome.acks_stay_local and bool(outcome.ack_plans)
+    local = [o for o in outcomes if o.acks_stay_local and o.ack_plans]
     if local:
         try:
-            send_planned(ctx, outcome.ack_plans, transports=transports)
+            send_planned(ctx, [plan for o in local for plan in o.ack_plans], transports=transports)
         except Exception:
-            log.exception("writing the acks of %s into the mailbox failed; queueing them", outcome.message_id)
-            local = False
-    publish_followups(ctx, outcome, acks=not local)
+            log.exception("writing the acks of %s into the mailbox failed; queueing them",
+                          ", ".join(str(o.message_id) for o in local))
+            local = []
+    written = {id(o) for o in local}
+    publish_followups_many(ctx, outcomes, acks_of=[o for o in outcomes if id(o) not in written])
 
 
 def publish_followups(ctx: PipelineContext, outcome: ProcessOutcome, *, acks: bool = True) -> None:
     """Ring the doorbells for ack sends (unless ``acks`` is False) and webhook deliveries (best effort)."""
+    publish_followups_many(ctx, [outcome], acks_of=[outcome] if acks else [])
+
+
+def publish_followups_many(
+    ctx: PipelineContext, outcomes: Sequence[ProcessOutcome], *, acks_of: Sequence[ProcessOutcome]
+) -> None:
+    """Ring the doorbells for the ack sends of ``acks_of`` and the webhooks of all (in shared tasks)."""
     if ctx.publisher is None:
         return
-    for entry_id, ack_id in outcome.send_entries if acks else []:
-        ctx.publisher.publish(SEND_MESSAGE, {**_ack_send_args(ack_id), "outbox_id": entry_id})
-    ids = [str(d) for d in outcome.delivery_ids]
+    for outcome in acks_of:
+        for entry_id, ack_id in outcome.send_entries:
+            ctx.publisher.publish(SEND_MESSAGE, {**_ack_send_args(ack_id), "outbox_id": entry_id})
+    ids = [str(d) for outcome in outcomes for d in outcome.delivery_ids]
     for start in range(0, len(ids), DELIVER_BATCH):
         ctx.publisher.publish(DELIVER, {"delivery_ids": ids[start : start + DELIVER_BATCH]})
 
@@ -360,35 +385,49 @@ def fail_message(ctx: PipelineContext, message_id: uuid.UUID, error: str) -> Non
 
 def _read(ctx: PipelineContext, message_id: uuid.UUID) -> _Snapshot:
     with ctx.db.unit_of_work(read_only=True) as session:
-        message = run(session, _READ_MESSAGE, {"message_id": message_id}).first()
-        if message is None:
-            raise MessageNotFound(f"message {message_id} not found")
-        if message.partner_id is None:
-            raise MessageNotFound(f"message {message_id} has no partner")
-        profile: LoadedProfile | None = None
-        profile_error: str | None = None
-        endpoints: list[EndpointRef] = []
-        if message.status not in FINISHED:
-            try:
-                profile = profile_version(
-                    session, message.partner_id, message.current_version, message.profile_sha256, ctx.box
-                )
-            except (ProfileMissing, ValueError) as exc:
-                profile_error = f"cannot load the partner profile: {exc}"
-            webhook_name = profile.profile.erp.webhook if profile else None
-            endpoints = subscribed_endpoints(session, DOCUMENT_RECEIVED, name=webhook_name)
-        return _Snapshot(
-            message_id,
-            message.partner_id,
-            message.content_sha256,
-            message.content_type,
-            message.transport,
-            message.correlation_id,
-            message.status,
-            profile,
-            profile_error,
-            endpoints,
-        )
+        return _read_in(session, ctx, message_id, {})
+
+
+def _read_in(
+    session: Session,
+    ctx: PipelineContext,
+    message_id: uuid.UUID,
+    endpoints_by_name: dict[str | None, list[EndpointRef]],
+) -> _Snapshot:
+    """Phase 1 for one message in the caller's read transaction (endpoints looked up once per name)."""
+    message = run(session, _READ_MESSAGE, {"message_id": message_id}).first()
+    if message is None:
+        raise MessageNotFound(f"message {message_id} not found")
+    if message.partner_id is None:
+        raise MessageNotFound(f"message {message_id} has no partner")
+    profile: LoadedProfile | None = None
+    profile_error: str | None = None
+    endpoints: list[EndpointRef] = []
+    if message.status not in FINISHED:
+        try:
+            profile = profile_version(
+                session, message.partner_id, message.current_version, message.profile_sha256, ctx.box
+            )
+        except (ProfileMissing, ValueError) as exc:
+            profile_error = f"cannot load the partner profile: {exc}"
+        webhook_name = profile.profile.erp.webhook if profile else None
+        if webhook_name not in endpoints_by_name:
+            endpoints_by_name[webhook_name] = subscribed_endpoints(
+                session, DOCUMENT_RECEIVED, name=webhook_name
+            )
+        endpoints = endpoints_by_name[webhook_name]
+    return _Snapshot(
+        message_id,
+        message.partner_id,
+        message.content_sha256,
+        message.content_type,
+        message.transport,
+        message.correlation_id,
+        message.status,
+        profile,
+        profile_error,
+        endpoints,
+    )
 
 
 # --- phase 2 -------------------------------------------------------------------------------
@@ -455,8 +494,10 @@ def _write(
     *,
     check_duplicates: bool,
     send_acks: bool,
+    locked: Any = None,
 ) -> ProcessOutcome:
-    row = run(session, _LOCK_MESSAGE, {"message_id": snap.id}).one()
+    """Phase 3 for one message; ``locked``: its row when the caller locked it already (a batch)."""
+    row = locked if locked is not None else run(session, _LOCK_MESSAGE, {"message_id": snap.id}).one()
     if row.status in FINISHED:
         _mark_outbox_done(session, snap.id)
         return ProcessOutcome(snap.id, row.status, skipped=True)

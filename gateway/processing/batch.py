@@ -1,0 +1,147 @@
+"""Processing several received messages in one task: one read, ONE write transaction, one follow-up.
+
+A busy gateway pays most per message for what surrounds the work (a task, a commit, an fsync,
+the hash-chained events' flush), so messages that are ready together are processed together:
+phase 1 reads them all in one transaction, phase 2 parses each, phase 3 locks them all (one
+statement, in id order) and writes each exactly as :func:`process_message` does, in one
+transaction. A malformed file is not an exception: it is rejected with its errors like any
+other, beside the accepted ones.
+
+If anything raises in the shared transaction it is rolled back as a whole, and each message is
+then processed on its own (its own transaction), so one message's fault fails only that message.
+A crash mid-batch rolls everything back; the re-run finds every message unprocessed once more.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from gateway.deliveries.service import EndpointRef
+from gateway.processing.context import PipelineContext
+from gateway.processing.service import (
+    _LOCK_MESSAGES,
+    FINISHED,
+    MessageNotFound,
+    ProcessOutcome,
+    _mark_outbox_done,
+    _parse,
+    _Parsed,
+    _read_in,
+    _Snapshot,
+    _write,
+    process_message,
+)
+from gateway.store.core import run
+
+log = logging.getLogger("edigate.processing")
+
+
+@dataclass
+class BatchOutcome:
+    """What processing a batch did: an outcome per processed message, the errors of those that failed."""
+
+    outcomes: list[ProcessOutcome] = field(default_factory=list)
+    missing: list[uuid.UUID] = field(default_factory=list)
+    failed: dict[uuid.UUID, Exception] = field(default_factory=dict)
+
+
+def process_batch(
+    ctx: PipelineContext,
+    message_ids: Sequence[uuid.UUID],
+    *,
+    check_duplicates: bool = True,
+    send_acks: bool = True,
+) -> BatchOutcome:
+    """Process received messages together (idempotent); the caller publishes their follow-up work."""
+    ids = sorted(set(message_ids))
+    if len(ids) == 1:
+        return _alone(ctx, ids, check_duplicates=check_duplicates, send_acks=send_acks)
+    result = BatchOutcome()
+    snaps = _read_all(ctx, ids, result)
+    finished = [s.id for s in snaps if s.status in FINISHED]
+    todo = [s for s in snaps if s.status not in FINISHED]
+    if finished:
+        with ctx.db.unit_of_work() as session:
+            for message_id in finished:
+                _mark_outbox_done(session, message_id)
+        result.outcomes += [ProcessOutcome(s.id, s.status, skipped=True) for s in snaps if s.id in finished]
+    parsed: list[tuple[_Snapshot, _Parsed]] = []
+    alone: list[uuid.UUID] = []
+    for snap in todo:
+        try:
+            parsed.append((snap, _parse(ctx, snap)))
+        except Exception:  # its own run reports it (and retries it) without holding the others up
+            log.exception("parsing message %s failed; processing it on its own", snap.id)
+            alone.append(snap.id)
+    if parsed:
+        try:
+            result.outcomes += _write_all(ctx, parsed, check_duplicates=check_duplicates, send_acks=send_acks)
+        except Exception:
+            log.exception("a batch of %d messages failed; processing each on its own", len(parsed))
+            alone += [snap.id for snap, _ in parsed]
+    if alone:
+        single = _alone(ctx, sorted(alone), check_duplicates=check_duplicates, send_acks=send_acks)
+        result.outcomes += single.outcomes
+        result.missing += single.missing
+        result.failed.update(single.failed)
+    return result
+
+
+def _alone(
+    ctx: PipelineContext, ids: Sequence[uuid.UUID], *, check_duplicates: bool, send_acks: bool
+) -> BatchOutcome:
+    """Each message in its own run of :func:`process_message`; one's failure is only its own."""
+    result = BatchOutcome()
+    for message_id in ids:
+        try:
+            result.outcomes.append(
+                process_message(ctx, message_id, check_duplicates=check_duplicates, send_acks=send_acks,
+                                publish=False)
+            )
+        except MessageNotFound:
+            result.missing.append(message_id)
+        except Exception as exc:
+            result.failed[message_id] = exc
+    return result
+
+
+def _read_all(ctx: PipelineContext, ids: Sequence[uuid.UUID], result: BatchOutcome) -> list[_Snapshot]:
+    """Phase 1 for every message in one read transaction; unknown ones are noted as missing."""
+    snaps: list[_Snapshot] = []
+    endpoints: dict[str | None, list[EndpointRef]] = {}
+    with ctx.db.unit_of_work(read_only=True) as session:
+        for message_id in ids:
+            try:
+                snaps.append(_read_in(session, ctx, message_id, endpoints))
+            except MessageNotFound:
+                result.missing.append(message_id)
+    return snaps
+
+
+def _write_all(
+    ctx: PipelineContext,
+    parsed: Sequence[tuple[_Snapshot, _Parsed]],
+    *,
+    check_duplicates: bool,
+    send_acks: bool,
+) -> list[ProcessOutcome]:
+    """Phase 3 for every message in ONE transaction; their rows locked first, all in one statement."""
+    with ctx.db.unit_of_work() as session:
+        locked = run(session, _LOCK_MESSAGES, {"message_ids": [snap.id for snap, _ in parsed]})
+        rows = {row.id: row for row in locked}
+        for snap, _ in parsed:
+            if snap.id not in rows:  # deleted since phase 1
+                _mark_outbox_done(session, snap.id)
+        # In the order they arrived: of two with the same ISA13, the first received is the original.
+        present = sorted((item for item in parsed if item[0].id in rows),
+                         key=lambda item: (rows[item[0].id].received_at, item[0].id))
+        outcomes = [
+            _write(session, ctx, snap, parsed_one, check_duplicates=check_duplicates, send_acks=send_acks,
+                   locked=rows[snap.id])
+            for snap, parsed_one in present
+        ]
+    return outcomes
+
