@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from gateway.archive.blob_store import BlobRef, BlobStore
@@ -31,6 +31,12 @@ from gateway.store.types import utcnow
 _MESSAGES = table_of(Message)
 _PARTNERS = table_of(Partner)
 _OUTBOX = table_of(OutboxEntry)
+# A doorbell that could not be rung: the outbox sweeper publishes the entries at its next pass.
+_OUTBOX_DUE_NOW = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)), _OUTBOX.c.status == OutboxStatus.ENQUEUED)
+    .values(status=OutboxStatus.PENDING, next_attempt_at=bindparam("target_now"))
+)
 _PARTNER_GATE = select(_PARTNERS.c.status, _PARTNERS.c.deleted_at).where(
     _PARTNERS.c.id == bindparam("partner_id")
 )
@@ -153,6 +159,22 @@ def publish_received(db: Database, publisher: Publisher | None, received: Receiv
             if entry is not None and entry.status is OutboxStatus.ENQUEUED:
                 entry.status = OutboxStatus.PENDING
                 entry.next_attempt_at = utcnow()
+    except Exception:
+        pass
+    return False
+
+
+def publish_received_many(db: Database, publisher: Publisher | None, received: Sequence[Received]) -> bool:
+    """Ring ONE doorbell for several recorded messages (a worker processes them together)."""
+    if len(received) == 1:
+        return publish_received(db, publisher, received[0])
+    if publisher is None or not received:
+        return False
+    if publisher.publish(PROCESS_MESSAGE, {"message_ids": [str(r.message_id) for r in received]}):
+        return True
+    try:
+        with db.unit_of_work() as session:
+            run(session, _OUTBOX_DUE_NOW, {"ids": [r.outbox_id for r in received], "target_now": utcnow()})
     except Exception:
         pass
     return False

@@ -32,3 +32,5 @@ class SftpTuning(BaseSettings):
     poll_sweep_seconds: float = Field(10.0, gt=0)  # beat: how often due polls are looked for
     poll_lease_seconds: float = Field(900.0, gt=0)  # a poll not finished by then may run again
     poll_min_age_seconds: float = Field(2.0, ge=0)  # remote files younger than this wait a poll
+    # Closes published at most this often: the uploads of one interval share a task (a batch).
+    publish_interval_seconds: float = Field(0.05, ge=0)

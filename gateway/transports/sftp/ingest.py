@@ -99,7 +99,8 @@ class SpoolIngestor:
     """Turns spool entries into received messages; also the crash-recovery sweep."""
 
     def __init__(self, db: Database, blobs: BlobStore, layout: MailboxLayout, *, publisher: Publisher | None,
-                 max_bytes: int | None, background_publish: bool = False) -> None:
+                 max_bytes: int | None, background_publish: bool = False,
+                 publish_interval: float = 0.0) -> None:
         self.db = db
         self.blobs = blobs
         self.layout = layout
@@ -107,7 +108,7 @@ class SpoolIngestor:
         self.max_bytes = max_bytes
         self.doorbell: Doorbell | None = None
         if background_publish and publisher is not None:
-            self.doorbell = Doorbell(db, publisher, name="sftp-doorbell")
+            self.doorbell = Doorbell(db, publisher, name="sftp-doorbell", min_interval=publish_interval)
         self.settler = HeapSettler()
 
     def receive(self, written: Path, *, partner_id: str, name: str, username: str | None,

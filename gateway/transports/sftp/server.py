@@ -107,7 +107,8 @@ class HostedSftpServer:
         self.login = LoginService(self.db, self.box, self.tuning)
         # Only the doorbell's thread publishes: a close is answered without waiting for the broker.
         self.ingestor = SpoolIngestor(self.db, self.blobs, self.layout, publisher=self.publisher,
-                                      max_bytes=self.max_file_bytes, background_publish=True)
+                                      max_bytes=self.max_file_bytes, background_publish=True,
+                                      publish_interval=self.tuning.publish_interval_seconds)
         self.host = host or settings.host
         self.port = settings.sftp_port if port is None else port
         self.host_keys: list[paramiko.PKey] = []
