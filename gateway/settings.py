@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     max_outbound_batch: int = Field(
         500, ge=1, le=10_000, description="Most documents one POST /outbound/{partner}/{type}/batch may carry"
     )
+    api_rate_per_second: float = Field(
+        200.0, ge=0, description="Requests per second one API key may make per API process (0: no limit)"
+    )
+    api_rate_burst: int = Field(2000, ge=1, description="Requests one API key may make at once")
+    api_failed_logins_per_minute: int = Field(
+        30, ge=1, description="Failed API logins per client address per minute before 429s"
+    )
     duplicate_window_days: int = Field(365, ge=0)
     webhook_retry_hours: int = Field(24, ge=0)
 
@@ -129,6 +136,9 @@ class Settings(BaseSettings):
             "secret_key": self._describe_secret_key(),
             "previous_secret_keys": [MASK for _ in self.previous_secret_keys],
             "max_body_bytes": self.max_body_bytes,
+            "api_rate_per_second": self.api_rate_per_second,
+            "api_rate_burst": self.api_rate_burst,
+            "api_failed_logins_per_minute": self.api_failed_logins_per_minute,
             "duplicate_window_days": self.duplicate_window_days,
             "webhook_retry_hours": self.webhook_retry_hours,
             "config_file": os.environ.get(CONFIG_ENV_VAR),
