@@ -6,7 +6,6 @@ created by admins only. Secrets are never returned: the profile shows them as ``
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 from gateway.api.app import secret_box
 from gateway.api.auth import Principal, require_roles
 from gateway.api.errors import ApiError, not_found
+from gateway.json_input import MAX_DOCUMENT_DEPTH, JsonInputError, check_depth, load_json
 from gateway.logging import current_correlation_id
 from gateway.secrets import SecretBox
 from gateway.store.enums import ApiKeyRole
@@ -86,12 +86,18 @@ async def _document_body(request: Request) -> Any:
     raw = await _read_body(request, MAX_PROFILE_BYTES)
     if media_type in _JSON_TYPES:
         try:
-            return json.loads(raw)
+            return load_json(raw, max_depth=MAX_DOCUMENT_DEPTH)
         except ValueError as exc:
             raise ApiError(422, "validation_error", "the body is not valid JSON",
                            [{"field": "(body)", "message": str(exc)}]) from exc
     _reject_yaml_aliases(raw)
-    return yaml.load(raw, Loader=yaml.CSafeLoader)
+    data = yaml.load(raw, Loader=yaml.CSafeLoader)
+    try:
+        check_depth(data, MAX_DOCUMENT_DEPTH)
+    except JsonInputError as exc:
+        raise ApiError(422, "validation_error", "the body is not an acceptable profile",
+                       [{"field": "(body)", "message": str(exc)}]) from exc
+    return data
 
 
 def _transaction(request: Request, work: Callable[[Session], T], *, read_only: bool = False) -> T:
@@ -206,7 +212,7 @@ async def patch_partner(partner_id: str, request: Request,
     if media_type not in ("", "application/merge-patch+json", "application/json"):
         raise ApiError(415, "unsupported_media_type", "send a JSON merge patch")
     try:
-        patch = json.loads(await _read_body(request, MAX_PROFILE_BYTES))
+        patch = load_json(await _read_body(request, MAX_PROFILE_BYTES), max_depth=MAX_DOCUMENT_DEPTH)
     except ValueError as exc:
         raise ApiError(422, "validation_error", "the body is not valid JSON",
                        [{"field": "(body)", "message": str(exc)}]) from exc

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from gateway.acks.expectations import append_expectation_event
 from gateway.acks.notify import ACK_UNMATCHED, expectation_payload
+from gateway.json_input import MAX_DOCUMENT_DEPTH, load_json
 from gateway.store.enums import AckStatus
 from gateway.store.models import AckExpectation, Event
 
@@ -55,7 +56,8 @@ def encode_cursor(created_at: datetime, ident: uuid.UUID | int) -> str:
 def decode_cursor(token: str) -> tuple[datetime, str]:
     """The (created_at, id) a cursor carries; ``InvalidCursor`` otherwise."""
     try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = load_json(raw, max_depth=MAX_DOCUMENT_DEPTH)
         return datetime.fromisoformat(data["c"]), str(data["i"])
     except (binascii.Error, ValueError, KeyError, TypeError) as exc:
         raise InvalidCursor("the cursor is not valid") from exc

@@ -9,6 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.json_input import load_json
+
 if TYPE_CHECKING:
     from partner_profiles.schema import PartnerProfile
     from translators.pipeline import TranslationReport
@@ -154,7 +156,7 @@ def _generate(args: argparse.Namespace) -> int:
         return _fail(f"cannot use profile {args.profile}: {exc}")
     assert profile is not None
     try:
-        raw = json.loads(_read_input(args.file))
+        raw = load_json(_read_input(args.file))
     except OSError as exc:
         return _fail(f"cannot read {args.file}: {exc.strerror or exc}")
     except ValueError as exc:

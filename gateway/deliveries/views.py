@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from gateway.api.auth import Principal, require_roles
 from gateway.api.errors import ApiError, not_found
 from gateway.deliveries import service
+from gateway.json_input import MAX_DOCUMENT_DEPTH, load_json
 from gateway.processing.context import PipelineContext
 from gateway.processing.publisher import DELIVER
 from gateway.processing.tuning import PipelineTuning
@@ -50,7 +51,8 @@ def _encode_cursor(row: Delivery) -> str:
 
 def _decode_cursor(token: str) -> tuple[datetime, uuid.UUID]:
     try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = load_json(raw, max_depth=MAX_DOCUMENT_DEPTH)
         return datetime.fromisoformat(data["c"]), uuid.UUID(data["i"])
     except (binascii.Error, ValueError, KeyError, TypeError) as exc:
         raise ApiError(400, "bad_request", "the cursor is not valid") from exc

@@ -34,6 +34,7 @@ import jmespath
 from jmespath.exceptions import JMESPathError
 from pydantic import BaseModel, ValidationError
 
+from gateway.json_input import load_json
 from translators.canonical import DOCUMENT_TYPES, parse_document
 
 CONVERSIONS = ("string", "decimal", "date", "time")
@@ -244,7 +245,7 @@ def map_json_payload(config: Mapping[str, Any], payload: bytes) -> BaseModel:
     if mapping is None:
         mapping = _compiled[key] = compile_json_mapping(config)
     try:
-        data = json.loads(payload, parse_float=Decimal)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = load_json(payload, parse_float=Decimal)
+    except ValueError as exc:  # undecodable, malformed or nested too deeply
         raise PayloadMappingError(f"payload is not JSON: {exc}") from exc
     return mapping.map(data)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.json_input import MAX_DOCUMENT_DEPTH, load_json
 from gateway.messages.errors import InvalidCursor
 
 _VERSION = 1
@@ -27,7 +28,7 @@ def _encode(kind: str, values: dict[str, Any]) -> str:
 def _decode(token: str, kind: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        payload = json.loads(raw.decode("utf-8"))
+        payload = load_json(raw.decode("utf-8"), max_depth=MAX_DOCUMENT_DEPTH)
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise InvalidCursor("the cursor is not valid") from exc
     if not isinstance(payload, dict) or payload.get("v") != _VERSION or payload.get("k") != kind:

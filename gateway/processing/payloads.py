@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
 from gateway.inbound.cxml import CxmlError, parse_order_request
 from gateway.inbound.mapping import MappingConfigError, PayloadMappingError, map_json_payload
+from gateway.json_input import load_json
 from partner_profiles.schema import PartnerProfile
 from translators.canonical import parse_document
 
@@ -49,8 +49,8 @@ def document_from_payload(kind: PayloadKind, payload: bytes, profile: PartnerPro
         except CxmlError as exc:
             raise PayloadError(str(exc)) from exc
     try:
-        data: Any = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data: Any = load_json(payload)
+    except ValueError as exc:  # undecodable, malformed or nested too deeply
         raise PayloadError(f"payload is not JSON: {exc}") from exc
     if isinstance(data, dict) and "document_type" in data:
         try:

@@ -371,3 +371,27 @@ def test_partner_lifecycle_on_postgresql(pg_api_app: FastAPI) -> None:
         assert loaded is not None and loaded[1] == 2
         assert _password(loaded[0]) == "s3cret-pw"
         assert client.delete(f"{PARTNERS}/acme-retail", headers=headers).status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("media_type", "body"),
+    [
+        ("application/json", b"[" * 100_000 + b"]" * 100_000),  # past the interpreter's stack
+        ("application/json", b'{"a":' * 200 + b"1" + b"}" * 200),  # past MAX_DOCUMENT_DEPTH
+        ("application/yaml", b"a: " + b"[" * 500 + b"]" * 500),
+    ],
+)
+def test_a_deeply_nested_profile_is_422_not_a_500(
+    api_client: TestClient, onboarding: dict[str, str], media_type: str, body: bytes
+) -> None:
+    answer = api_client.post(PARTNERS, content=body, headers={**onboarding, "Content-Type": media_type})
+    assert answer.status_code == 422, answer.text
+    assert "nested" in answer.json()["error"]["details"][0]["message"]
+
+
+def test_a_deeply_nested_merge_patch_is_422(api_client: TestClient, onboarding: dict[str, str]) -> None:
+    create_partner(api_client.app)  # type: ignore[arg-type]
+    patch = b'{"name":' * 5000 + b'"x"' + b"}" * 5000
+    answer = api_client.patch(f"{PARTNERS}/acme-retail", content=patch,
+                              headers={**onboarding, "Content-Type": "application/merge-patch+json"})
+    assert answer.status_code == 422, answer.text
