@@ -18,6 +18,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.deliveries.service import EndpointRef
 from gateway.processing.context import PipelineContext
@@ -26,13 +27,17 @@ from gateway.processing.service import (
     FINISHED,
     MessageNotFound,
     ProcessOutcome,
+    _advisory_locks,
+    _begin_write,
+    _complete_writes,
+    _duplicate_keys,
     _mark_outbox_done,
     _parse,
     _Parsed,
     _read_in,
     _Snapshot,
-    _write,
     process_message,
+    settle_messages,
 )
 from gateway.store.core import run
 
@@ -62,7 +67,8 @@ def process_batch(
     result = BatchOutcome()
     snaps = _read_all(ctx, ids, result)
     finished = [s.id for s in snaps if s.status in FINISHED]
-    todo = [s for s in snaps if s.status not in FINISHED]
+    # In the order they arrived: of two with the same ISA13, the first received is the original.
+    todo = sorted((s for s in snaps if s.status not in FINISHED), key=_arrival)
     if finished:
         with ctx.db.unit_of_work() as session:
             for message_id in finished:
@@ -83,7 +89,7 @@ def process_batch(
             log.exception("a batch of %d messages failed; processing each on its own", len(parsed))
             alone += [snap.id for snap, _ in parsed]
     if alone:
-        single = _alone(ctx, sorted(alone), check_duplicates=check_duplicates, send_acks=send_acks)
+        single = _alone(ctx, alone, check_duplicates=check_duplicates, send_acks=send_acks)
         result.outcomes += single.outcomes
         result.missing += single.missing
         result.failed.update(single.failed)
@@ -135,13 +141,23 @@ def _write_all(
         for snap, _ in parsed:
             if snap.id not in rows:  # deleted since phase 1
                 _mark_outbox_done(session, snap.id)
-        # In the order they arrived: of two with the same ISA13, the first received is the original.
-        present = sorted((item for item in parsed if item[0].id in rows),
-                         key=lambda item: (rows[item[0].id].received_at, item[0].id))
-        outcomes = [
-            _write(session, ctx, snap, parsed_one, check_duplicates=check_duplicates, send_acks=send_acks,
-                   locked=rows[snap.id])
+        present = [item for item in parsed if item[0].id in rows]
+        if check_duplicates:  # every message's duplicate-check locks in one statement, in one order
+            _advisory_locks(session, [key for snap, one in present
+                                      for key in _duplicate_keys(snap, rows[snap.id].content_sha256, one)])
+        settles: list[dict[str, Any]] = []
+        begun = [
+            _begin_write(session, ctx, snap, parsed_one, check_duplicates=check_duplicates,
+                         send_acks=send_acks, locked=rows[snap.id], settles=settles)
             for snap, parsed_one in present
         ]
+        outcomes = [b for b in begun if isinstance(b, ProcessOutcome)]
+        outcomes += _complete_writes(session, [b for b in begun if not isinstance(b, ProcessOutcome)])
+        settle_messages(session, settles)
     return outcomes
 
+
+
+def _arrival(snap: _Snapshot) -> tuple[float, uuid.UUID]:
+    """A message's place in the order of arrival."""
+    return (snap.received_at.timestamp() if snap.received_at is not None else 0.0), snap.id

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, text, tuple_, update
+from sqlalchemy import bindparam, or_, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from gateway.acks.inbound import reconcile_parsed
@@ -143,6 +143,7 @@ class _Snapshot:
     profile: LoadedProfile | None
     profile_error: str | None
     endpoints: list[EndpointRef]
+    received_at: datetime | None = None
 
 
 @dataclass
@@ -180,6 +181,17 @@ _TABLE_ORDER = (
 
 
 @dataclass
+class _PendingAcks:
+    """What an X12 message's write still does once its acks can be numbered (all of a batch's at once)."""
+
+    parsed: ParsedX12
+    acks: list[tuple[ParsedInterchange, tuple[list[Acknowledgment], Counter[str]]]]
+    fresh: list[ParsedInterchange]  # acknowledgments in these reconcile what we sent
+    duplicates: list[uuid.UUID]
+    resend_of: uuid.UUID | None
+
+
+@dataclass
 class _Writer:
     """Phase 3 state: the session, the locked message, and the rows staged so far."""
 
@@ -195,6 +207,8 @@ class _Writer:
     rejected_sets: int = 0
     group_rows: dict[tuple[uuid.UUID, str], dict[str, Any]] = field(default_factory=dict)
     staged: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
+    settles: list[dict[str, Any]] | None = None  # a batch settles its messages in one statement at its end
+    pending: _PendingAcks | None = None  # an X12 message's write waiting for its acks' numbers
 
     def stage(self, table: Any, row: dict[str, Any]) -> None:
         """Queue a row for its table; :meth:`flush_staged` inserts each table's rows at once."""
@@ -220,6 +234,7 @@ _READ_MESSAGE = (
         _MESSAGES.c.transport,
         _MESSAGES.c.correlation_id,
         _MESSAGES.c.status,
+        _MESSAGES.c.received_at,
         _PARTNERS.c.current_version,
         _VERSIONS.c.profile_sha256,
     )
@@ -280,7 +295,8 @@ _OUTBOX_DONE = (
     .where(
         _OUTBOX.c.message_id == bindparam("target_message"),
         _OUTBOX.c.task_name == OUTBOX_PROCESS_MESSAGE,
-        _OUTBOX.c.status.in_([OutboxStatus.PENDING, OutboxStatus.ENQUEUED]),
+        # not IN (…): an expanding parameter cannot go into a batch's executemany
+        or_(_OUTBOX.c.status == OutboxStatus.PENDING, _OUTBOX.c.status == OutboxStatus.ENQUEUED),
     )
     .values(status=OutboxStatus.DONE, updated_at=bindparam("target_now"))
 )
@@ -427,6 +443,7 @@ def _read_in(
         profile,
         profile_error,
         endpoints,
+        message.received_at,
     )
 
 
@@ -458,16 +475,42 @@ def _finish_outbox(ctx: PipelineContext, message_id: uuid.UUID) -> None:
         _mark_outbox_done(session, message_id)
 
 
+def settle_messages(session: Session, settles: list[dict[str, Any]]) -> None:
+    """Write processed messages' outcomes and mark their processing outbox entries done."""
+    if not settles:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        run(session, _SETTLE_MESSAGE_AND_OUTBOX, settles)
+        return
+    run(session, _SETTLE_MESSAGE, settles)
+    run(session, _OUTBOX_DONE, [{"target_message": s["target_message"], "target_now": s["target_now"]}
+                                for s in settles])
+
+
 def _mark_outbox_done(session: Session, message_id: uuid.UUID) -> None:
     run(session, _OUTBOX_DONE, {"target_message": message_id, "target_now": utcnow()})
 
 
 def _advisory_locks(session: Session, keys: list[str]) -> None:
-    """Serialise duplicate checks per key across PostgreSQL transactions (SQLite: BEGIN IMMEDIATE)."""
+    """Serialise duplicate checks per key across PostgreSQL transactions (SQLite: BEGIN IMMEDIATE).
+
+    Keys this transaction holds already (a batch takes all of its messages' at once) are skipped.
+    """
     if not keys or session.get_bind().dialect.name != "postgresql":
         return
+    held: set[int] = session.info.setdefault("advisory_keys", set())
     numbers = {int.from_bytes(hashlib.sha256(k.encode()).digest()[:8], "big", signed=True) for k in keys}
-    run(session, _ADVISORY_LOCKS, {"keys": sorted(numbers)})  # in one order everywhere: no deadlock
+    numbers -= held
+    if numbers:
+        run(session, _ADVISORY_LOCKS, {"keys": sorted(numbers)})  # in one order everywhere: no deadlock
+        held.update(numbers)
+
+
+def _duplicate_keys(snap: _Snapshot, content_sha256: str, parsed: _Parsed) -> list[str]:
+    """The advisory lock keys of a message's duplicate checks: its content and each ISA envelope."""
+    interchanges = parsed.x12.interchanges if parsed.x12 is not None else []
+    isa_keys = ["isa:" + "|".join(_isa_key(item)) for item in interchanges]
+    return [f"content:{snap.partner_id}:{content_sha256}", *isa_keys]
 
 
 def _hosted_only(profile: LoadedProfile | None) -> bool:
@@ -494,9 +537,27 @@ def _write(
     *,
     check_duplicates: bool,
     send_acks: bool,
-    locked: Any = None,
 ) -> ProcessOutcome:
-    """Phase 3 for one message; ``locked``: its row when the caller locked it already (a batch)."""
+    """Phase 3 for one message."""
+    begun = _begin_write(session, ctx, snap, parsed, check_duplicates=check_duplicates, send_acks=send_acks)
+    return begun if isinstance(begun, ProcessOutcome) else _complete_writes(session, [begun])[0]
+
+
+def _begin_write(
+    session: Session,
+    ctx: PipelineContext,
+    snap: _Snapshot,
+    parsed: _Parsed,
+    *,
+    check_duplicates: bool,
+    send_acks: bool,
+    locked: Any = None,
+    settles: list[dict[str, Any]] | None = None,
+) -> ProcessOutcome | _Writer:
+    """Phase 3 up to the acks' numbering: a writer for :func:`_complete_writes`, or the outcome of a skip.
+
+    A batch passes the message's row, locked already, and a list that gathers its settle.
+    """
     row = locked if locked is not None else run(session, _LOCK_MESSAGE, {"message_id": snap.id}).one()
     if row.status in FINISHED:
         _mark_outbox_done(session, snap.id)
@@ -510,30 +571,45 @@ def _write(
         row.replay_of_id,
         row.ack_status,
     )
-    writer = _Writer(session, ctx, snap, message, utcnow(), ProcessOutcome(snap.id, MessageStatus.PROCESSED))
+    writer = _Writer(session, ctx, snap, message, utcnow(), ProcessOutcome(snap.id, MessageStatus.PROCESSED),
+                     settles=settles)
     writer.outcome.acks_stay_local = snap.transport is Transport.SFTP and _hosted_only(snap.profile)
     check_duplicates = check_duplicates and message.replay_of_id is None
     if check_duplicates:
-        interchanges = parsed.x12.interchanges if parsed.x12 is not None else []
-        _advisory_locks(
-            session,
-            [f"content:{snap.partner_id}:{message.content_sha256}"]
-            + ["isa:" + "|".join(_isa_key(item)) for item in interchanges],
-        )
+        _advisory_locks(session, _duplicate_keys(snap, message.content_sha256, parsed))
         resend_of = _same_content(writer)
         if resend_of is not None:
             writer.outcome.is_duplicate, writer.outcome.duplicate_of = True, resend_of
             if parsed.x12 is not None:  # its interchanges are recorded and answered as duplicates
                 _write_x12(writer, parsed.x12, check_duplicates=True, send_acks=send_acks,
                            resend_of=resend_of)
-            return _finish(writer)
+            return writer
     if parsed.error is not None:
         writer.errors.append(parsed.error)
     elif parsed.x12 is not None:
         _write_x12(writer, parsed.x12, check_duplicates=check_duplicates, send_acks=send_acks)
     elif parsed.document is not None:
         _add_document(writer, parsed.document, transaction=None, source={"transport": snap.transport.value})
-    return _finish(writer)
+    return writer
+
+
+def _complete_writes(session: Session, writers: Sequence[_Writer]) -> list[ProcessOutcome]:
+    """Number and store the writers' acks together, then finish each message (its settle and events)."""
+    _store_acks(session, [w for w in writers if w.pending is not None and w.pending.acks])
+    for w in writers:
+        if w.pending is not None:
+            _after_acks(w, w.pending)
+    return [_finish(w) for w in writers]
+
+
+def _after_acks(w: _Writer, pending: _PendingAcks) -> None:
+    """An X12 message's last steps: reconcile the acknowledgments it carries, flag what it duplicates."""
+    w.outcome.delivery_ids.extend(_reconcile(w, pending.fresh))
+    if pending.duplicates and len(pending.duplicates) == len(pending.parsed.interchanges):
+        w.outcome.is_duplicate = True
+        w.outcome.duplicate_of = pending.resend_of or pending.duplicates[0]
+    if not pending.parsed.interchanges and not pending.parsed.input_issues:
+        w.errors.append("input: no X12 interchange found")
 
 
 def _same_content(w: _Writer) -> uuid.UUID | None:
@@ -590,16 +666,9 @@ def _write_x12(
     acks = [(item, _acknowledgments(w, item)) for item, _ in to_acknowledge] if send_acks else []
     for (_, (built, _)), (_, interchange_row) in zip(acks, to_acknowledge, strict=False):
         _note_ack_statuses(w, interchange_row, built)
-    # Numbering the acks locks the partner's control counters until commit; what follows is
-    # the acks' archiving and a few statements (the rows all go in one on PostgreSQL).
-    _store_acks(w, acks)
+    # In now: a later message of the same batch finds these interchanges in its duplicate check.
     w.flush_staged()
-    w.outcome.delivery_ids.extend(_reconcile(w, fresh))
-    if duplicates and len(duplicates) == len(parsed.interchanges):
-        w.outcome.is_duplicate = True
-        w.outcome.duplicate_of = resend_of or duplicates[0]
-    if not parsed.interchanges and not parsed.input_issues:
-        w.errors.append("input: no X12 interchange found")
+    w.pending = _PendingAcks(parsed, acks, fresh, duplicates, resend_of)
 
 
 def _duplicate_issue(item: ParsedInterchange, original_message: uuid.UUID) -> X12Issue:
@@ -843,41 +912,61 @@ def _note_ack_statuses(w: _Writer, interchange: dict[str, Any], acks: list[Ackno
             group_row["ack_status"] = status
 
 
-_Planned = tuple[ParsedInterchange, tuple[list[Acknowledgment], Counter[str]]]
+def _store_acks(session: Session, writers: Sequence[_Writer]) -> None:
+    """Number the writers' acknowledgments (one statement per partner) and store each as an outbound message.
 
+    Numbering locks the partner's control counters until commit, so it comes last: what follows
+    is the acks' archiving and two statements (their blobs' rows; every ack row at once).
+    """
+    needed: dict[str, Counter[str]] = {}
+    for w in writers:
+        if w.snap.profile is not None and w.pending is not None:
+            for _, (_, counts) in w.pending.acks:
+                needed.setdefault(w.snap.partner_id, Counter()).update(counts)
+    firsts = {
+        partner: allocate_many(session, partner_id=partner,
+                               counts={_CONTROL_KINDS[kind]: n for kind, n in counts.items()})
+        for partner, counts in sorted(needed.items())  # in one order everywhere: no deadlock
+        if counts
+    }
+    handed: dict[str, Counter[str]] = {partner: Counter() for partner in firsts}
+    numbered: list[tuple[_Writer, ParsedInterchange, Acknowledgment]] = []
+    for w in writers:
+        profile, pending = w.snap.profile, w.pending
+        if profile is None or pending is None or w.snap.partner_id not in firsts:
+            continue
+        first, given = firsts[w.snap.partner_id], handed[w.snap.partner_id]
 
-def _store_acks(w: _Writer, acks: list[_Planned]) -> None:
-    """Number the acknowledgments (one statement takes them all) and store each as an outbound message."""
-    needed: Counter[str] = Counter()
-    for _, (_, counts) in acks:
-        needed.update(counts)
-    profile = w.snap.profile
-    if not needed or profile is None:
+        def next_number(kind: str, first: dict[Any, int] = first, given: Counter[str] = given) -> int:
+            given[kind] += 1
+            return first[_CONTROL_KINDS[kind]] + given[kind] - 1
+
+        numbered += [
+            (w, item, ack)
+            for item, (placeholders, _) in pending.acks
+            if placeholders
+            for ack in build_acknowledgments(
+                item.outcome, profile.profile.x12.acknowledgment, now=w.now, next_control_number=next_number
+            )
+        ]
+    if not numbered:
         return
-    firsts = allocate_many(
-        w.session,
-        partner_id=w.snap.partner_id,
-        counts={_CONTROL_KINDS[kind]: n for kind, n in needed.items()},
-    )
-    handed: Counter[str] = Counter()
-
-    def next_number(kind: str) -> int:
-        handed[kind] += 1
-        return firsts[_CONTROL_KINDS[kind]] + handed[kind] - 1
-
-    numbered = [
-        (item, ack)
-        for item, (placeholders, _) in acks
-        if placeholders
-        for ack in build_acknowledgments(
-            item.outcome, profile.profile.x12.acknowledgment, now=w.now, next_control_number=next_number
-        )
-    ]
-    blobs = w.ctx.blobs.put_many([ack.text.encode("utf-8") for _, ack in numbered])
-    record_blobs(w.session, blobs)
-    transport = w.snap.transport if w.snap.transport in _SENDING_TRANSPORTS else Transport.HTTP
-    for (item, ack), blob in zip(numbered, blobs, strict=True):
+    blobs = writers[0].ctx.blobs.put_many([ack.text.encode("utf-8") for _, _, ack in numbered])
+    record_blobs(session, blobs)
+    for (w, item, ack), blob in zip(numbered, blobs, strict=True):
+        transport = w.snap.transport if w.snap.transport in _SENDING_TRANSPORTS else Transport.HTTP
         _stage_ack(w, item, ack, blob, transport)
+    _flush_together(session, writers)
+
+
+def _flush_together(session: Session, writers: Sequence[_Writer]) -> None:
+    """Insert every writer's staged rows in one go; each ack's outbox entry goes back to its writer."""
+    batches = [(table, [row for w in writers for row in w.staged.pop(table, [])]) for table in _TABLE_ORDER]
+    has_outbox = bool(batches[-1][1])
+    entries = insert_tables(session, batches, returning=("id", "message_id") if has_outbox else ())
+    owners = {ack_id: w for w in writers for ack_id in w.outcome.ack_message_ids}
+    for entry in entries:
+        owners[entry.message_id].outcome.send_entries.append((entry.id, entry.message_id))
 
 
 def _ack_send_args(message_id: uuid.UUID) -> dict[str, Any]:
@@ -974,22 +1063,19 @@ def _finish(w: _Writer) -> ProcessOutcome:
         error = outcome.error = "\n".join(lines)[:10_000]
     # Our own acks decide; a message that only carries the partner's acks keeps what reconciling set.
     ack_status = max(w.ack_statuses, key=_ACK_SEVERITY.index) if w.ack_statuses else message.ack_status
-    together = w.session.get_bind().dialect.name == "postgresql"
-    run(
-        w.session,
-        _SETTLE_MESSAGE_AND_OUTBOX if together else _SETTLE_MESSAGE,
-        {
-            "target_message": message.id,
-            "new_status": status,
-            "new_error": error,
-            "new_ack_status": ack_status,
-            "new_is_duplicate": outcome.is_duplicate,
-            "new_duplicate_of_id": outcome.duplicate_of,
-            "target_now": w.now,
-        },
-    )
-    if not together:
-        _mark_outbox_done(w.session, message.id)
+    settle = {
+        "target_message": message.id,
+        "new_status": status,
+        "new_error": error,
+        "new_ack_status": ack_status,
+        "new_is_duplicate": outcome.is_duplicate,
+        "new_duplicate_of_id": outcome.duplicate_of,
+        "target_now": w.now,
+    }
+    if w.settles is not None:
+        w.settles.append(settle)
+    else:
+        settle_messages(w.session, [settle])
     ref = MessageRef(message.id, message.partner_id, message.correlation_id)
     append_message_event(
         w.session,

@@ -24,7 +24,7 @@ from gateway.secrets import SecretBox
 from gateway.settings import Settings
 from gateway.store.db import Database
 from gateway.store.enums import Direction, MessageStatus, OutboxStatus, Transport
-from gateway.store.models import Delivery, Document, Message, OutboxEntry
+from gateway.store.models import Delivery, Document, Interchange, Message, OutboxEntry
 from tests.conftest_pipeline import PIPELINE_SECRET_KEY, RecordingServer, setup_partner_and_webhook
 
 PO = (Path(__file__).resolve().parents[1] / "fixtures" / "po_004010.x12").read_bytes()
@@ -80,11 +80,21 @@ class _Crash(BaseException):
     """The worker dying: nothing after it runs, no except clause catches it."""
 
 
+def _no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make a message processed on its own (the batch's fallback) fail, so a test sees the batch did it."""
+
+    def alone(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the batch fell back to one message at a time")
+
+    monkeypatch.setattr(batch_module, "process_message", alone)
+
+
 def test_a_batch_with_one_malformed_file_delivers_the_others_and_rejects_it_with_its_error(
-    ctx: PipelineContext, erp_server: RecordingServer
+    ctx: PipelineContext, erp_server: RecordingServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     good = [_receive(ctx, po(n)) for n in (301, 302, 303)]
     bad = _receive(ctx, po(304).replace(b"IEA*1*000000304", b"IEA*1*000000999"))
+    _no_fallback(monkeypatch)
     batch = process_batch(ctx, [*good, bad])
     assert not batch.failed and not batch.missing
     by_id = {outcome.message_id: outcome for outcome in batch.outcomes}
@@ -109,7 +119,7 @@ def test_a_batch_that_crashes_midway_leaves_nothing_and_its_rerun_delivers_each_
     ctx: PipelineContext, erp_server: RecordingServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = [_receive(ctx, po(n)) for n in (311, 312, 313, 314)]
-    write, calls = batch_module._write, []
+    write, calls = batch_module._begin_write, []
 
     def crashing(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
@@ -117,14 +127,15 @@ def test_a_batch_that_crashes_midway_leaves_nothing_and_its_rerun_delivers_each_
             raise _Crash
         return write(*args, **kwargs)
 
-    monkeypatch.setattr(batch_module, "_write", crashing)
+    monkeypatch.setattr(batch_module, "_begin_write", crashing)
     with pytest.raises(_Crash):
         process_batch(ctx, ids)
-    monkeypatch.setattr(batch_module, "_write", write)
+    monkeypatch.setattr(batch_module, "_begin_write", write)
     assert _count(ctx, Document) == 0 and _count(ctx, Delivery) == 0
     assert _count(ctx, Message, Message.direction == Direction.OUTBOUND) == 0
     assert _count(ctx, Message, Message.status == MessageStatus.RECEIVED) == 4
 
+    _no_fallback(monkeypatch)
     first = process_batch(ctx, ids)
     again = process_batch(ctx, ids)  # a redelivered task, or the sweeper's publish
     assert all(o.status is MessageStatus.PROCESSED and len(o.document_ids) == 1 for o in first.outcomes)
@@ -135,21 +146,25 @@ def test_a_batch_that_crashes_midway_leaves_nothing_and_its_rerun_delivers_each_
     delivered = [r.json()["message_id"] for r in erp_server.requests]
     assert sorted(delivered) == sorted(str(i) for i in ids)  # each once
     assert len({r.headers["webhook-id"] for r in erp_server.requests}) == 4
+    with ctx.db.unit_of_work(read_only=True) as session:  # the acks' ISA13s: numbered once, none twice
+        numbers = session.scalars(select(Interchange.control_number).where(
+            Interchange.direction == Direction.OUTBOUND)).all()
+    assert len(numbers) == 8 and len(set(numbers)) == 8
 
 
 def test_a_message_that_raises_in_a_batch_fails_alone_and_the_others_are_processed(
     ctx: PipelineContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = [_receive(ctx, po(n)) for n in (321, 322, 323)]
-    write, target = batch_module._write, ids[1]
+    write, target = batch_module._begin_write, ids[1]
 
     def failing(session: Any, context: Any, snap: Any, *args: Any, **kwargs: Any) -> Any:
         if snap.id == target:
             raise RuntimeError("the database said no")
         return write(session, context, snap, *args, **kwargs)
 
-    monkeypatch.setattr(batch_module, "_write", failing)
-    monkeypatch.setattr("gateway.processing.service._write", failing)  # its run on its own fails too
+    monkeypatch.setattr(batch_module, "_begin_write", failing)
+    monkeypatch.setattr("gateway.processing.service._begin_write", failing)  # its run on its own fails too
     batch = process_batch(ctx, ids)
     assert list(batch.failed) == [target] and "said no" in str(batch.failed[target])
     assert sorted(o.message_id for o in batch.outcomes) == sorted(i for i in ids if i != target)
@@ -159,9 +174,12 @@ def test_a_message_that_raises_in_a_batch_fails_alone_and_the_others_are_process
     assert waiting is MessageStatus.RECEIVED  # its task tries it again
 
 
-def test_the_same_bytes_twice_in_one_batch_are_an_original_and_its_duplicate(ctx: PipelineContext) -> None:
+def test_the_same_bytes_twice_in_one_batch_are_an_original_and_its_duplicate(
+    ctx: PipelineContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
     body = po(331)
     first, second = _receive(ctx, body), _receive(ctx, body)
+    _no_fallback(monkeypatch)
     batch = process_batch(ctx, [second, first])
     by_id = {outcome.message_id: outcome for outcome in batch.outcomes}
     assert not by_id[first].is_duplicate and len(by_id[first].document_ids) == 1
@@ -170,10 +188,11 @@ def test_the_same_bytes_twice_in_one_batch_are_an_original_and_its_duplicate(ctx
 
 
 def test_the_same_isa13_twice_in_one_batch_keeps_the_first_received_as_the_original(
-    ctx: PipelineContext,
+    ctx: PipelineContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = _receive(ctx, po(341))
     second = _receive(ctx, po(341).replace(b"PO-10001", b"PO-10002"))  # other bytes, same ISA13
+    _no_fallback(monkeypatch)
     batch = process_batch(ctx, [second, first])
     by_id = {outcome.message_id: outcome for outcome in batch.outcomes}
     assert len(by_id[first].document_ids) == 1 and not by_id[first].is_duplicate
