@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -25,6 +26,8 @@ from translators.maps import (
     to_canonical,
     to_canonical_json,
 )
+from translators.maps.asn856 import MAX_PACK_DEPTH
+from translators.pipeline import AckContext, counter_from, translate
 from translators.settings import ItemCrossReference, MappingSettings
 from translators.x12.model import Delimiters, Segment
 from translators.x12.writer import SegmentSpec, format_transaction
@@ -360,3 +363,36 @@ def test_examples_round_trip_through_x12(set_id: str, text: str, version: str) -
     doc = doc.model_copy(update={"extra_segments": [], "invalid_values": []})
     again = write_and_read(doc, version=version)
     assert again == doc
+
+
+def _nested_packs(depth: int) -> str:
+    """An 856 whose packs nest ``depth`` levels deep under one order."""
+    hls = ["HL*1**S", "HL*2*1*O", "PRF*PO-1"]
+    hls += [f"HL*{n}*{n - 1}*P" for n in range(3, depth + 3)]
+    hls += [f"HL*{depth + 3}*{depth + 2}*I", "LIN**UP*012345678905", "SN1**1*EA"]
+    return "BSN*00*S1*20240101*1200~" + "~".join(hls)
+
+
+def test_856_packs_may_nest_up_to_the_limit_and_no_deeper() -> None:
+    doc = read("856", _nested_packs(MAX_PACK_DEPTH))
+    pack, depth = doc.orders[0].packs[0], 1
+    while pack.packs:
+        pack, depth = pack.packs[0], depth + 1
+    assert depth == MAX_PACK_DEPTH and pack.items[0].item.upc == "012345678905"
+    with pytest.raises(MappingError, match=f"more than {MAX_PACK_DEPTH} levels"):
+        read("856", _nested_packs(MAX_PACK_DEPTH + 1))
+
+
+def test_an_856_nested_thousands_deep_is_rejected_with_a_997_not_raised() -> None:
+    body = _nested_packs(5000).replace("~", "~\n")
+    count = body.count("~") + 3  # the body's segments, ST and SE
+    x12 = (
+        "ISA*00*          *00*          *ZZ*DISTCO         *ZZ*ACMERETAIL     *261122*1100*U*00401*"
+        "000000301*0*T*>~\nGS*SH*DISTCO*ACMERETAIL*20261122*1100*301*X*004010~\nST*856*0001~\n"
+        f"{body}~\nSE*{count}*0001~\nGE*1*301~\nIEA*1*000000301~\n"
+    )
+    report = translate(x12.encode(), acks=AckContext(datetime(2026, 11, 22), counter_from(1)))
+    data = report.to_dict()
+    assert not report.accepted
+    assert "AK5*R*5~" in report.acknowledgments[0].text
+    assert "levels deep" in json.dumps(data)

@@ -134,6 +134,12 @@ NEW_PACK = new_object(Pack)
 NEW_ITEM = new_object(ShipItem)
 
 
+# Packs nest in packs (pallet, carton, inner pack...): a handful of levels in real files. The
+# bound keeps a broken or hostile HL chain from building a document too deep to validate,
+# serialise or send (Python and pydantic recurse over it).
+MAX_PACK_DEPTH = 16
+
+
 def on_hl(seg: Row, doc: Data, ctx: Context) -> Scope | None:
     """HL: a new level, attached to its parent (which must come earlier)."""
     hl = HL.read(seg, ctx)
@@ -151,6 +157,10 @@ def on_hl(seg: Row, doc: Data, ctx: Context) -> Scope | None:
         obj = NEW_PACK()
         obj["level"] = level
         container = parent if parent_level in ("O", "P", "T") else doc
+        depths: dict[int, int] = doc["_depth"]  # id(pack) -> how deep it nests
+        depth = depths[id(obj)] = depths.get(id(parent), 0) + 1 if parent_level in ("P", "T") else 1
+        if depth > MAX_PACK_DEPTH:
+            raise MappingError(f"HL {hl.get('id', '')!r}: packs nest more than {MAX_PACK_DEPTH} levels deep")
         own_list = container.setdefault("packs", [])
         own_list.append(obj)
     elif level == "I":
@@ -181,9 +191,9 @@ HEADER: Handlers = {
 def read(segments: Sequence[Row], ctx: Context) -> Data:
     """The body segments of an 856 as ship_notice data."""
     doc = NEW_DOCUMENT()
-    doc["_hl"] = {}
+    doc["_hl"], doc["_depth"] = {}, {}
     run(segments, HEADER, doc, ctx)
-    del doc["_hl"]
+    del doc["_hl"], doc["_depth"]
     return doc
 
 
