@@ -168,6 +168,7 @@ class _Locked:
 
 
 # Rows are inserted parents first: elsewhere than PostgreSQL a foreign key is checked at once.
+_INTERCHANGES = table_of(Interchange)
 _TABLE_ORDER = (
     table_of(Message),
     table_of(Interchange),
@@ -213,6 +214,12 @@ class _Writer:
     def stage(self, table: Any, row: dict[str, Any]) -> None:
         """Queue a row for its table; :meth:`flush_staged` inserts each table's rows at once."""
         self.staged.setdefault(table, []).append(row)
+
+    def flush_interchanges(self) -> None:
+        """Insert the staged interchange rows now (the rest waits for the batch's one insert)."""
+        rows = self.staged.pop(_INTERCHANGES, [])
+        if rows:
+            insert_tables(self.session, [(_INTERCHANGES, rows)])
 
     def flush_staged(self) -> None:
         """Insert every staged row (one statement on PostgreSQL); note the ack outbox entries."""
@@ -596,6 +603,7 @@ def _begin_write(
 def _complete_writes(session: Session, writers: Sequence[_Writer]) -> list[ProcessOutcome]:
     """Number and store the writers' acks together, then finish each message (its settle and events)."""
     _store_acks(session, [w for w in writers if w.pending is not None and w.pending.acks])
+    _flush_together(session, writers)
     for w in writers:
         if w.pending is not None:
             _after_acks(w, w.pending)
@@ -667,7 +675,7 @@ def _write_x12(
     for (_, (built, _)), (_, interchange_row) in zip(acks, to_acknowledge, strict=False):
         _note_ack_statuses(w, interchange_row, built)
     # In now: a later message of the same batch finds these interchanges in its duplicate check.
-    w.flush_staged()
+    w.flush_interchanges()
     w.pending = _PendingAcks(parsed, acks, fresh, duplicates, resend_of)
 
 
@@ -916,7 +924,7 @@ def _store_acks(session: Session, writers: Sequence[_Writer]) -> None:
     """Number the writers' acknowledgments (one statement per partner) and store each as an outbound message.
 
     Numbering locks the partner's control counters until commit, so it comes last: what follows
-    is the acks' archiving and two statements (their blobs' rows; every ack row at once).
+    is the acks' archiving and two statements (their blobs' rows; then every staged row at once).
     """
     needed: dict[str, Counter[str]] = {}
     for w in writers:
@@ -956,7 +964,6 @@ def _store_acks(session: Session, writers: Sequence[_Writer]) -> None:
     for (w, item, ack), blob in zip(numbered, blobs, strict=True):
         transport = w.snap.transport if w.snap.transport in _SENDING_TRANSPORTS else Transport.HTTP
         _stage_ack(w, item, ack, blob, transport)
-    _flush_together(session, writers)
 
 
 def _flush_together(session: Session, writers: Sequence[_Writer]) -> None:
