@@ -215,6 +215,11 @@ class _Writer:
         """Queue a row for its table; :meth:`flush_staged` inserts each table's rows at once."""
         self.staged.setdefault(table, []).append(row)
 
+    @property
+    def in_batch(self) -> bool:
+        """Other messages share this transaction (the batch gathers their settles)."""
+        return self.settles is not None
+
     def flush_interchanges(self) -> None:
         """Insert the staged interchange rows now (the rest waits for the batch's one insert)."""
         rows = self.staged.pop(_INTERCHANGES, [])
@@ -674,8 +679,8 @@ def _write_x12(
     acks = [(item, _acknowledgments(w, item)) for item, _ in to_acknowledge] if send_acks else []
     for (_, (built, _)), (_, interchange_row) in zip(acks, to_acknowledge, strict=False):
         _note_ack_statuses(w, interchange_row, built)
-    # In now: a later message of the same batch finds these interchanges in its duplicate check.
-    w.flush_interchanges()
+    if w.in_batch:  # in now: a later message of the batch finds these interchanges in its duplicate check
+        w.flush_interchanges()
     w.pending = _PendingAcks(parsed, acks, fresh, duplicates, resend_of)
 
 
