@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
@@ -26,7 +26,7 @@ from gateway.processing.context import PipelineContext
 from gateway.processing.profiles import ProfileMissing, load_profile
 from gateway.processing.publisher import OUTBOX_SEND_MESSAGE
 from gateway.store.blobs import record_blobs
-from gateway.store.core import run, table_of
+from gateway.store.core import record_json, run, table_of
 from gateway.store.enums import Direction, MessageStatus, OutboxStatus
 from gateway.store.enums import Transport as TransportName
 from gateway.store.events import append_message_event
@@ -103,8 +103,42 @@ _SENT_OUTBOX_DONE = (
     .where(_OUTBOX.c.message_id.in_(_IDS), _OUTBOX.c.task_name == OUTBOX_SEND_MESSAGE)
     .values(status=OutboxStatus.DONE, updated_at=bindparam("target_now"))
 )
-# One sent message, on PostgreSQL: its outbox entry is marked done in a CTE of the same UPDATE.
-_MARK_ONE_SENT = _MARK_SENT.add_cte(_SENT_OUTBOX_DONE.cte("outbox_done"))
+# PostgreSQL: every message sent whose row is not settled yet (sent or failed meanwhile) is marked
+# sent with its receipt, and its outbox entry done, in one statement from one JSON parameter.
+_SETTLED_COLUMNS = (
+    _MESSAGES.c.id,
+    _MESSAGES.c.partner_id,
+    _MESSAGES.c.direction,
+    _MESSAGES.c.status,
+    _MESSAGES.c.transport,
+    _MESSAGES.c.filename,
+    _MESSAGES.c.correlation_id,
+    _MESSAGES.c.error,
+    _MESSAGES.c.receipt_sha256,
+    _MESSAGES.c.transport_message_id,
+)
+_MARK_ALL_SENT = (
+    text(
+        "WITH sent AS (SELECT * FROM json_to_recordset(CAST(:rows AS json)) "
+        "AS v(id uuid, receipt_sha256 varchar, transport_message_id varchar)), "
+        "marked AS (UPDATE messages SET status = :sent, error = NULL, updated_at = :now, "
+        "receipt_sha256 = COALESCE(sent.receipt_sha256, messages.receipt_sha256), "
+        "transport_message_id = COALESCE(sent.transport_message_id, messages.transport_message_id) "
+        "FROM sent WHERE messages.id = sent.id AND messages.status NOT IN (:sent, :failed) "
+        f"RETURNING {', '.join(f'messages.{column.name}' for column in _SETTLED_COLUMNS)}), "
+        "done AS (UPDATE outbox SET status = :done, updated_at = :now FROM marked "
+        "WHERE outbox.message_id = marked.id AND outbox.task_name = :task) "
+        "SELECT * FROM marked"
+    )
+    .bindparams(
+        bindparam("sent", MessageStatus.SENT, type_=_MESSAGES.c.status.type),
+        bindparam("failed", MessageStatus.FAILED, type_=_MESSAGES.c.status.type),
+        bindparam("done", OutboxStatus.DONE, type_=_OUTBOX.c.status.type),
+        bindparam("task", OUTBOX_SEND_MESSAGE, type_=_OUTBOX.c.task_name.type),
+        bindparam("now", type_=_MESSAGES.c.updated_at.type),
+    )
+    .columns(*_SETTLED_COLUMNS)
+)
 
 
 @dataclass(frozen=True)
@@ -179,44 +213,92 @@ def send_planned(
     now = utcnow()
     with ctx.db.unit_of_work() as session:
         record_blobs(session, list(receipts.values()))
-        wanted = [a.message_id for a in attempts if a.status != "missing"]
+        marked = _mark_sent_at_once(session, attempts, receipts, now)
+        rest = [a for a in attempts if a.message_id not in marked]
+        wanted = [a.message_id for a in rest if a.status != "missing"]
         locked = {
-            row.id: SettledMessage(
-                row.id,
-                row.partner_id,
-                row.direction,
-                row.status,
-                row.transport,
-                row.filename,
-                row.correlation_id,
-                row.error,
-                row.receipt_sha256,
-                row.transport_message_id,
-            )
-            for row in (run(session, _LOCK_SENT, {"ids": wanted}) if wanted else [])
+            row.id: _settled(row) for row in (run(session, _LOCK_SENT, {"ids": wanted}) if wanted else [])
         }
-        outcomes = [
+        recorded = [
             _record(ctx, session, locked[a.message_id], a, receipts.get(a.message_id), now)
             if a.message_id in locked
             else SendOutcome(a.message_id, "missing")
-            for a in attempts
+            for a in rest
         ]
-        sent = [locked[o.message_id] for o in outcomes if o.status == "sent"]
-        marks = [
-            {"target_id": m.id, "new_receipt": m.receipt_sha256, "new_remote_id": m.transport_message_id,
-             "target_now": now}
-            for m in sent
-        ]
-        if len(marks) == 1 and session.get_bind().dialect.name == "postgresql":
-            run(session, _MARK_ONE_SENT, marks[0] | {"ids": [sent[0].id]})
-        elif marks:
+        sent = [locked[o.message_id] for o in recorded if o.status == "sent"]
+        outcomes = _in_order(session, attempts, marked, receipts, recorded)
+        if sent:  # elsewhere than PostgreSQL: one statement per message, then the outbox
+            marks = [
+                {"target_id": m.id, "new_receipt": m.receipt_sha256, "new_remote_id": m.transport_message_id,
+                 "target_now": now}
+                for m in sent
+            ]
             run(session, _MARK_SENT, marks)
             run(session, _SENT_OUTBOX_DONE, {"ids": [m.id for m in sent], "target_now": now})
+        locked.update(marked)
         settled = [locked[o.message_id] for o in outcomes if o.status in ("sent", "failed", "skipped")]
         if after is not None and settled:
             deliveries = after(session, settled, now)
             outcomes = [replace(o, delivery_ids=tuple(deliveries.get(o.message_id, ()))) for o in outcomes]
     return outcomes
+
+
+def _in_order(
+    session: Session,
+    attempts: Sequence[_Attempt],
+    marked: dict[uuid.UUID, SettledMessage],
+    receipts: dict[uuid.UUID, BlobRef],
+    recorded: Sequence[SendOutcome],
+) -> list[SendOutcome]:
+    """Every attempt's outcome in order: the ones marked at once get their ``message.sent`` event."""
+    rest = iter(recorded)
+    outcomes = []
+    evented: set[uuid.UUID] = set()
+    for attempt in attempts:
+        if attempt.message_id not in marked:
+            outcomes.append(next(rest))
+        elif attempt.message_id in evented or attempt.receipt is None:  # the same message twice
+            outcomes.append(SendOutcome(attempt.message_id, "skipped"))
+        else:
+            evented.add(attempt.message_id)
+            message = marked[attempt.message_id]
+            _sent_event(session, message, attempt.receipt, receipts.get(attempt.message_id))
+            outcomes.append(SendOutcome(attempt.message_id, "sent"))
+    return outcomes
+
+
+def _settled(row: Any) -> SettledMessage:
+    return SettledMessage(
+        row.id,
+        row.partner_id,
+        row.direction,
+        row.status,
+        row.transport,
+        row.filename,
+        row.correlation_id,
+        row.error,
+        row.receipt_sha256,
+        row.transport_message_id,
+    )
+
+
+def _mark_sent_at_once(
+    session: Session, attempts: Sequence[_Attempt], receipts: dict[uuid.UUID, BlobRef], now: datetime
+) -> dict[uuid.UUID, SettledMessage]:
+    """PostgreSQL: the sent messages not settled meanwhile, marked sent in one statement (else none)."""
+    rows = [
+        {
+            "id": a.message_id,
+            "receipt_sha256": receipts[a.message_id].sha256 if a.message_id in receipts else None,
+            "transport_message_id": a.receipt.remote_id[:500] if a.receipt.remote_id else None,
+        }
+        for a in attempts
+        if a.status == "sent" and a.receipt is not None
+    ]
+    if not rows or session.get_bind().dialect.name != "postgresql":
+        return {}
+    marked = run(session, _MARK_ALL_SENT, {"rows": record_json(rows), "now": now})
+    return {row.id: _settled(row) for row in marked}
 
 
 def _plan(
@@ -301,6 +383,11 @@ def _record_sent(
     message.error = None
     if receipt.remote_id:
         message.transport_message_id = receipt.remote_id[:500]
+    _sent_event(session, message, receipt, blob)
+    return SendOutcome(message.id, "sent")
+
+
+def _sent_event(session: Session, message: SettledMessage, receipt: Receipt, blob: BlobRef | None) -> None:
     append_message_event(
         session,
         message,
@@ -313,7 +400,6 @@ def _record_sent(
             "remote_id": receipt.remote_id,
         },
     )
-    return SendOutcome(message.id, "sent")
 
 
 def _record_failure(
