@@ -26,6 +26,8 @@ DEADLINE_AT_RISK = "deadline.at_risk"
 DEADLINE_BREACHED = "deadline.breached"
 DOCUMENT_SENT = "document.sent"
 _NAMESPACE = uuid.UUID("0b0c1f83-4c1e-4d57-8f0e-0e6f5b0f7a11")
+_WEBHOOK_NAMES = "edigate.webhook_names"
+_ENDPOINTS = "edigate.endpoints"
 
 
 def subject_for(*parts: object) -> uuid.UUID:
@@ -33,8 +35,16 @@ def subject_for(*parts: object) -> uuid.UUID:
     return uuid.uuid5(_NAMESPACE, ":".join(str(p) for p in parts))
 
 
+def know_webhook_name(session: Session, partner_id: str, name: str | None) -> None:
+    """Tell this unit of work the partner's ERP webhook name, from a profile the caller has loaded."""
+    session.info.setdefault(_WEBHOOK_NAMES, {})[partner_id] = name
+
+
 def erp_webhook_name(session: Session, partner_id: str) -> str | None:
     """The webhook endpoint name the partner's current profile sends its events to (None: all)."""
+    known: dict[str, str | None] = session.info.get(_WEBHOOK_NAMES, {})
+    if partner_id in known:
+        return known[partner_id]
     profile = session.scalars(
         select(PartnerProfileVersion.profile)
         .join(
@@ -49,9 +59,9 @@ def erp_webhook_name(session: Session, partner_id: str) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _endpoints(session: Session, event_type: str, partner_id: str) -> list[EndpointRef]:
-    # Looked up once per transaction (a session is one unit of work) for a run of documents.
-    cache: dict[tuple[str, str], list[EndpointRef]] = session.info.setdefault("edigate.endpoints", {})
+def subscribers(session: Session, event_type: str, partner_id: str) -> list[EndpointRef]:
+    """The endpoints an event of the partner goes to (looked up once per unit of work)."""
+    cache: dict[tuple[str, str], list[EndpointRef]] = session.info.setdefault(_ENDPOINTS, {})
     key = (event_type, partner_id)
     if key not in cache:
         cache[key] = subscribed_endpoints(session, event_type, name=erp_webhook_name(session, partner_id))
@@ -73,7 +83,7 @@ def notify(
 ) -> list[uuid.UUID]:
     """A delivery per subscribed endpoint of the partner's ERP webhook; their ids."""
     ids = []
-    for endpoint in _endpoints(session, event_type, partner_id):
+    for endpoint in subscribers(session, event_type, partner_id):
         delivery = create_delivery(
             session,
             endpoint_id=endpoint.id,

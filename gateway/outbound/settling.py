@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, case, literal, select, update
 from sqlalchemy.orm import Session
 
 from gateway.acks.expectations import restart_clock
-from gateway.acks.notify import DOCUMENT_SENT, notify, subject_for
+from gateway.acks.notify import DOCUMENT_SENT, know_webhook_name, notify, subject_for, subscribers
 from gateway.deliveries.service import RetryPolicy
 from gateway.processing.profiles import ProfileMissing, load_profile
 from gateway.processing.sending import SettledMessage
@@ -19,6 +19,7 @@ from gateway.secrets import SecretBox
 from gateway.store.core import run, table_of
 from gateway.store.enums import Direction, DocumentStatus, MessageStatus
 from gateway.store.models import Document
+from partner_profiles.schema import PartnerProfile
 
 DOCUMENT_FAILED = "document.failed"
 _DOCUMENTS = table_of(Document)
@@ -77,12 +78,15 @@ def settle_documents(
     settled = run(
         session, _SETTLE, {"message_ids": [m.id for m in done], "sent_ids": [m.id for m in sent]}
     ).all()
-    _restart_ack_clocks(session, sent, now, box)
+    profiles = _profiles(session, {m.partner_id for m in done if m.partner_id is not None}, box)
+    _restart_ack_clocks(session, sent, now, profiles)
     by_id = {m.id: m for m in done}
     deliveries: dict[uuid.UUID, list[uuid.UUID]] = {}
     for document in sorted(settled, key=lambda row: (row.created_at, row.id)):
         message = by_id[document.message_id]
         event_type = DOCUMENT_SENT if document.status is DocumentStatus.SENT else DOCUMENT_FAILED
+        if not subscribers(session, event_type, document.partner_id):
+            continue  # no ERP listens: no payload to build
         deliveries.setdefault(message.id, []).extend(
             notify(
                 session,
@@ -110,17 +114,28 @@ def settle_documents(
     return deliveries
 
 
+def _profiles(session: Session, partner_ids: set[str], box: SecretBox | None) -> dict[str, PartnerProfile]:
+    """The partners' current profiles (one without a profile is left out); notify learns their webhooks."""
+    profiles = {}
+    for partner_id in partner_ids:
+        try:
+            profiles[partner_id] = profile = load_profile(session, partner_id, box).profile
+        except ProfileMissing:
+            continue
+        know_webhook_name(session, partner_id, profile.erp.webhook)
+    return profiles
+
+
 def _restart_ack_clocks(
-    session: Session, sent: Sequence[SettledMessage], now: datetime, box: SecretBox | None
+    session: Session, sent: Sequence[SettledMessage], now: datetime, profiles: dict[str, PartnerProfile]
 ) -> None:
     """The partner's window starts when a message really left (per partner: its profile's hours)."""
     by_partner: dict[str, list[uuid.UUID]] = {}
     for message in sent:
         by_partner.setdefault(message.partner_id or "", []).append(message.id)
     for partner_id, ids in by_partner.items():
-        try:
-            profile = load_profile(session, partner_id, box).profile
-        except ProfileMissing:
+        profile = profiles.get(partner_id)
+        if profile is None:
             continue
         window = timedelta(hours=profile.x12.acknowledgment.expect_within_hours)
         restart_clock(session, message_ids=ids, sent_at=now, window=window)
