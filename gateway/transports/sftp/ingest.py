@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.archive.blob_store import BlobRef, BlobStore, BlobTooLarge
 from gateway.intake.doorbell import Doorbell
@@ -36,6 +37,7 @@ from gateway.store.db import Database
 from gateway.store.enums import Transport
 from gateway.store.events import append_event
 from gateway.store.models import Message
+from gateway.transports.sftp.group_commit import GroupCommit
 from gateway.transports.sftp.paths import MailboxLayout
 
 log = logging.getLogger("edigate.sftp.ingest")
@@ -100,7 +102,7 @@ class SpoolIngestor:
 
     def __init__(self, db: Database, blobs: BlobStore, layout: MailboxLayout, *, publisher: Publisher | None,
                  max_bytes: int | None, background_publish: bool = False,
-                 publish_interval: float = 0.0) -> None:
+                 publish_interval: float = 0.0, group_commit: bool = False) -> None:
         self.db = db
         self.blobs = blobs
         self.layout = layout
@@ -109,6 +111,8 @@ class SpoolIngestor:
         self.doorbell: Doorbell | None = None
         if background_publish and publisher is not None:
             self.doorbell = Doorbell(db, publisher, name="sftp-doorbell", min_interval=publish_interval)
+        # Concurrent closes commit together (the server); recovery and tests may go one by one.
+        self.group = GroupCommit(db) if group_commit else None
         self.settler = HeapSettler()
 
     def receive(self, written: Path, *, partner_id: str, name: str, username: str | None,
@@ -161,20 +165,28 @@ class SpoolIngestor:
             self._set_aside(entry, partner_id)
             raise IngestRefused(str(exc)) from exc
         actor = f"sftp:{username}" if username else "sftp"
+
+        def record(session: Session) -> Received:
+            received = record_received(
+                session, blob, partner_id=partner_id, transport=Transport.SFTP,
+                content_type="application/edi-x12", filename=spooled.name,
+                transport_message_id=transport_id, actor=actor,
+            )
+            append_event(
+                session, event_type="sftp.file_received", actor=actor,
+                partner_id=partner_id, message_id=received.message_id, subject_type="message",
+                subject_id=received.message_id, correlation_id=received.correlation_id,
+                data={"username": username, "filename": spooled.name, "size": blob.size,
+                      "sha256": blob.sha256, "address": address, "spool_id": entry.name},
+            )
+            return received
+
         try:
-            with self.db.unit_of_work() as session:
-                received = record_received(
-                    session, blob, partner_id=partner_id, transport=Transport.SFTP,
-                    content_type="application/edi-x12", filename=spooled.name,
-                    transport_message_id=transport_id, actor=actor,
-                )
-                append_event(
-                    session, event_type="sftp.file_received", actor=actor,
-                    partner_id=partner_id, message_id=received.message_id, subject_type="message",
-                    subject_id=received.message_id, correlation_id=received.correlation_id,
-                    data={"username": username, "filename": spooled.name, "size": blob.size,
-                          "sha256": blob.sha256, "address": address, "spool_id": entry.name},
-                )
+            if self.group is not None:
+                received = self.group.run(record)
+            else:
+                with self.db.unit_of_work() as session:
+                    received = record(session)
         except IntakeError as exc:
             self._set_aside(entry, partner_id)
             raise IngestRefused(str(exc)) from exc
@@ -197,7 +209,9 @@ class SpoolIngestor:
             publish_received(self.db, self.publisher, received)
 
     def close(self) -> None:
-        """Publish what the background doorbell still holds."""
+        """Commit the closes still queued, then publish what the background doorbell holds."""
+        if self.group is not None:
+            self.group.stop()
         if self.doorbell is not None:
             self.doorbell.stop()
 

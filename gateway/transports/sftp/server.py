@@ -108,7 +108,8 @@ class HostedSftpServer:
         # Only the doorbell's thread publishes: a close is answered without waiting for the broker.
         self.ingestor = SpoolIngestor(self.db, self.blobs, self.layout, publisher=self.publisher,
                                       max_bytes=self.max_file_bytes, background_publish=True,
-                                      publish_interval=self.tuning.publish_interval_seconds)
+                                      publish_interval=self.tuning.publish_interval_seconds,
+                                      group_commit=True)
         self.host = host or settings.host
         self.port = settings.sftp_port if port is None else port
         self.host_keys: list[paramiko.PKey] = []
