@@ -33,4 +33,4 @@ class SftpTuning(BaseSettings):
     poll_lease_seconds: float = Field(900.0, gt=0)  # a poll not finished by then may run again
     poll_min_age_seconds: float = Field(2.0, ge=0)  # remote files younger than this wait a poll
     # Closes published at most this often: the uploads of one interval share a task (a batch).
-    publish_interval_seconds: float = Field(0.05, ge=0)
+    publish_interval_seconds: float = Field(0.1, ge=0)
