@@ -37,6 +37,7 @@ from gateway.processing.service import (
     _read_in,
     _Snapshot,
     process_message,
+    seen_interchanges,
     settle_messages,
 )
 from gateway.store.core import run
@@ -145,10 +146,11 @@ def _write_all(
         if check_duplicates:  # every message's duplicate-check locks in one statement, in one order
             _advisory_locks(session, [key for snap, one in present
                                       for key in _duplicate_keys(snap, rows[snap.id].content_sha256, one)])
+        seen = seen_interchanges(session, ctx, [one for _, one in present]) if check_duplicates else None
         settles: list[dict[str, Any]] = []
         begun = [
             _begin_write(session, ctx, snap, parsed_one, check_duplicates=check_duplicates,
-                         send_acks=send_acks, locked=rows[snap.id], settles=settles)
+                         send_acks=send_acks, locked=rows[snap.id], settles=settles, seen_isa=seen)
             for snap, parsed_one in present
         ]
         outcomes = [b for b in begun if isinstance(b, ProcessOutcome)]

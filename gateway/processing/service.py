@@ -23,7 +23,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, or_, select, text, tuple_, update
@@ -169,6 +169,7 @@ class _Locked:
 
 # Rows are inserted parents first: elsewhere than PostgreSQL a foreign key is checked at once.
 _INTERCHANGES = table_of(Interchange)
+IsaKey = tuple[str, str, str, str, str]  # sender qualifier and id, receiver qualifier and id, ISA13
 _TABLE_ORDER = (
     table_of(Message),
     table_of(Interchange),
@@ -210,21 +211,11 @@ class _Writer:
     staged: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
     settles: list[dict[str, Any]] | None = None  # a batch settles its messages in one statement at its end
     pending: _PendingAcks | None = None  # an X12 message's write waiting for its acks' numbers
+    seen_isa: dict[IsaKey, InterchangeRef] | None = None  # a batch's duplicate index (see seen_interchanges)
 
     def stage(self, table: Any, row: dict[str, Any]) -> None:
         """Queue a row for its table; :meth:`flush_staged` inserts each table's rows at once."""
         self.staged.setdefault(table, []).append(row)
-
-    @property
-    def in_batch(self) -> bool:
-        """Other messages share this transaction (the batch gathers their settles)."""
-        return self.settles is not None
-
-    def flush_interchanges(self) -> None:
-        """Insert the staged interchange rows now (the rest waits for the batch's one insert)."""
-        rows = self.staged.pop(_INTERCHANGES, [])
-        if rows:
-            insert_tables(self.session, [(_INTERCHANGES, rows)])
 
     def flush_staged(self) -> None:
         """Insert every staged row (one statement on PostgreSQL); note the ack outbox entries."""
@@ -274,6 +265,25 @@ _LOCK_MESSAGES = (
     .where(_MESSAGES.c.id.in_(bindparam("message_ids", expanding=True)))
     .order_by(_MESSAGES.c.id)
     .with_for_update()
+)
+# What a batch's duplicate index starts from: inbound interchanges with one of its ISA13s.
+_SEEN_ISA = (
+    select(
+        _INTERCHANGES.c.id,
+        _INTERCHANGES.c.message_id,
+        _INTERCHANGES.c.sender_qualifier,
+        _INTERCHANGES.c.sender_id,
+        _INTERCHANGES.c.receiver_qualifier,
+        _INTERCHANGES.c.receiver_id,
+        _INTERCHANGES.c.control_number,
+    )
+    .where(
+        _INTERCHANGES.c.control_number.in_(bindparam("control_numbers", expanding=True)),
+        _INTERCHANGES.c.created_at >= bindparam("since"),
+        _INTERCHANGES.c.direction == Direction.INBOUND,
+        _INTERCHANGES.c.is_duplicate.is_(False),
+    )
+    .order_by(_INTERCHANGES.c.created_at)
 )
 _SAME_CONTENT = (
     select(_MESSAGES.c.id)
@@ -530,7 +540,7 @@ def _hosted_only(profile: LoadedProfile | None) -> bool:
     return sftp is not None and sftp.hosted is not None and sftp.remote is None
 
 
-def _isa_key(parsed: ParsedInterchange) -> tuple[str, str, str, str, str]:
+def _isa_key(parsed: ParsedInterchange) -> IsaKey:
     header = parsed.outcome.header
     return (
         header.sender_qualifier,
@@ -565,10 +575,12 @@ def _begin_write(
     send_acks: bool,
     locked: Any = None,
     settles: list[dict[str, Any]] | None = None,
+    seen_isa: dict[IsaKey, InterchangeRef] | None = None,
 ) -> ProcessOutcome | _Writer:
     """Phase 3 up to the acks' numbering: a writer for :func:`_complete_writes`, or the outcome of a skip.
 
-    A batch passes the message's row, locked already, and a list that gathers its settle.
+    A batch passes the message's row, locked already, a list that gathers its settle and its
+    duplicate index (:func:`seen_interchanges`).
     """
     row = locked if locked is not None else run(session, _LOCK_MESSAGE, {"message_id": snap.id}).one()
     if row.status in FINISHED:
@@ -584,7 +596,7 @@ def _begin_write(
         row.ack_status,
     )
     writer = _Writer(session, ctx, snap, message, utcnow(), ProcessOutcome(snap.id, MessageStatus.PROCESSED),
-                     settles=settles)
+                     settles=settles, seen_isa=seen_isa)
     writer.outcome.acks_stay_local = snap.transport is Transport.SFTP and _hosted_only(snap.profile)
     check_duplicates = check_duplicates and message.replay_of_id is None
     if check_duplicates:
@@ -656,15 +668,7 @@ def _write_x12(
     for position, item in enumerate(parsed.interchanges):
         original = None
         if check_duplicates:
-            sender_qualifier, sender_id, receiver_qualifier, receiver_id, control = _isa_key(item)
-            original = find_duplicate_interchange(
-                w.session,
-                sender=(sender_qualifier, sender_id),
-                receiver=(receiver_qualifier, receiver_id),
-                control_number=control,
-                window_days=w.ctx.settings.duplicate_window_days,
-                now=w.now,
-            )
+            original = _original_interchange(w, item)
         if original is not None or resend_of is not None:
             duplicates.append(original.message_id if original is not None else resend_of or w.message.id)
             item.outcome.issues.append(_duplicate_issue(item, duplicates[-1]))
@@ -673,15 +677,53 @@ def _write_x12(
                 to_acknowledge.append((item, interchange))
             continue
         interchange = _add_interchange(w, item, position, duplicate=False, duplicate_of=None)
+        if w.seen_isa is not None:  # a later message of the batch with this ISA13 is its duplicate
+            w.seen_isa.setdefault(_isa_key(item), InterchangeRef(interchange["id"], w.message.id))
         _write_groups(w, item, interchange)
         fresh.append(item)
         to_acknowledge.append((item, interchange))
     acks = [(item, _acknowledgments(w, item)) for item, _ in to_acknowledge] if send_acks else []
     for (_, (built, _)), (_, interchange_row) in zip(acks, to_acknowledge, strict=False):
         _note_ack_statuses(w, interchange_row, built)
-    if w.in_batch:  # in now: a later message of the batch finds these interchanges in its duplicate check
-        w.flush_interchanges()
     w.pending = _PendingAcks(parsed, acks, fresh, duplicates, resend_of)
+
+
+def _original_interchange(w: _Writer, item: ParsedInterchange) -> InterchangeRef | None:
+    """The earlier inbound interchange with this one's ids and ISA13 inside the window, if any."""
+    if w.seen_isa is not None:
+        return w.seen_isa.get(_isa_key(item))
+    sender_qualifier, sender_id, receiver_qualifier, receiver_id, control = _isa_key(item)
+    return find_duplicate_interchange(
+        w.session,
+        sender=(sender_qualifier, sender_id),
+        receiver=(receiver_qualifier, receiver_id),
+        control_number=control,
+        window_days=w.ctx.settings.duplicate_window_days,
+        now=w.now,
+    )
+
+
+def seen_interchanges(
+    session: Session, ctx: PipelineContext, parsed: Sequence[_Parsed]
+) -> dict[IsaKey, InterchangeRef]:
+    """The earliest inbound interchange inside the window for each ISA key of a batch (one query).
+
+    Taken after the batch's advisory locks, so no other transaction adds one of these keys
+    meanwhile; the batch adds its own as it writes them, and each message looks here instead
+    of querying.
+    """
+    keys = {_isa_key(item) for one in parsed if one.x12 is not None for item in one.x12.interchanges}
+    if not keys:
+        return {}
+    since = utcnow() - timedelta(days=ctx.settings.duplicate_window_days)
+    rows = run(session, _SEEN_ISA, {"control_numbers": sorted({key[4] for key in keys}), "since": since})
+    seen: dict[IsaKey, InterchangeRef] = {}
+    for row in rows:  # earliest first
+        key = (row.sender_qualifier, row.sender_id, row.receiver_qualifier, row.receiver_id,
+               row.control_number)
+        if key in keys:
+            seen.setdefault(key, InterchangeRef(row.id, row.message_id))
+    return seen
 
 
 def _duplicate_issue(item: ParsedInterchange, original_message: uuid.UUID) -> X12Issue:

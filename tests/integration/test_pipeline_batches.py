@@ -197,3 +197,16 @@ def test_the_same_isa13_twice_in_one_batch_keeps_the_first_received_as_the_origi
     by_id = {outcome.message_id: outcome for outcome in batch.outcomes}
     assert len(by_id[first].document_ids) == 1 and not by_id[first].is_duplicate
     assert by_id[second].is_duplicate and not by_id[second].document_ids
+
+
+def test_an_isa13_seen_before_the_batch_makes_its_resend_in_the_batch_a_duplicate(
+    ctx: PipelineContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    earlier = process_batch(ctx, [_receive(ctx, po(351))]).outcomes[0]
+    resend = _receive(ctx, po(351).replace(b"PO-10001", b"PO-10003"))  # other bytes, same ISA13
+    fresh = _receive(ctx, po(352))
+    _no_fallback(monkeypatch)
+    batch = process_batch(ctx, [resend, fresh])
+    by_id = {outcome.message_id: outcome for outcome in batch.outcomes}
+    assert by_id[resend].is_duplicate and by_id[resend].duplicate_of == earlier.message_id
+    assert not by_id[resend].document_ids and len(by_id[fresh].document_ids) == 1
