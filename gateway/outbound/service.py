@@ -35,14 +35,20 @@ from gateway.outbound.generation import (
     generate_messages,
 )
 from gateway.outbound.validation import validate_and_map
-from gateway.processing.profiles import LoadedProfile, ProfileMissing, load_profile
+from gateway.processing.profiles import (
+    CURRENT_VERSION,
+    LoadedProfile,
+    ProfileMissing,
+    load_profile,
+    profile_version,
+)
 from gateway.processing.references import primary_reference
 from gateway.secrets import SecretBox
 from gateway.store.core import insert_tables, run, table_of
 from gateway.store.db import Database
 from gateway.store.enums import Direction, DocumentStatus, PartnerStatus
 from gateway.store.events import append_event
-from gateway.store.models import Document, DocumentReference, Partner
+from gateway.store.models import Document, DocumentReference, Partner, PartnerProfileVersion
 from gateway.store.types import utcnow
 from partner_profiles.schema import PartnerProfile
 from translators.canonical import CanonicalDocument, parse_document, to_dict
@@ -86,8 +92,14 @@ class Submitted:
 _PARTNERS = table_of(Partner)
 _DOCUMENTS = table_of(Document)
 _REFERENCES = table_of(DocumentReference)
-_PARTNER_STATE = select(_PARTNERS.c.status, _PARTNERS.c.deleted_at).where(
-    _PARTNERS.c.id == bindparam("partner_id")
+_VERSIONS = table_of(PartnerProfileVersion)
+# The partner's state and its current profile version in one read (the profile is cached).
+_PARTNER_STATE = (
+    select(
+        _PARTNERS.c.status, _PARTNERS.c.deleted_at, _PARTNERS.c.current_version, _VERSIONS.c.profile_sha256
+    )
+    .outerjoin(_VERSIONS, CURRENT_VERSION)
+    .where(_PARTNERS.c.id == bindparam("partner_id"))
 )
 _BY_IDEMPOTENCY_KEY = select(
     _DOCUMENTS.c.id,
@@ -126,7 +138,7 @@ def partner_profile(session: Session, partner_id: str, box: SecretBox | None) ->
     if partner.status is PartnerStatus.SUSPENDED:
         raise PartnerSuspended(f"partner {partner_id!r} is suspended")
     try:
-        return load_profile(session, partner_id, box)
+        return profile_version(session, partner_id, partner.current_version, partner.profile_sha256, box)
     except ProfileMissing as exc:
         raise UnknownPartner(str(exc)) from exc
 
