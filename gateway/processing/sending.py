@@ -23,14 +23,14 @@ from sqlalchemy.sql.elements import BindParameter
 
 from gateway.archive.blob_store import BlobRef
 from gateway.processing.context import PipelineContext
-from gateway.processing.profiles import ProfileMissing, load_profile
+from gateway.processing.profiles import CURRENT_VERSION, ProfileMissing, profile_version
 from gateway.processing.publisher import OUTBOX_SEND_MESSAGE
 from gateway.store.blobs import record_blobs
 from gateway.store.core import record_json, run, table_of
 from gateway.store.enums import Direction, MessageStatus, OutboxStatus
 from gateway.store.enums import Transport as TransportName
 from gateway.store.events import append_message_event
-from gateway.store.models import Message, OutboxEntry
+from gateway.store.models import Message, OutboxEntry, Partner, PartnerProfileVersion
 from gateway.store.types import utcnow
 from gateway.transports import OutboundMessage, Receipt, Transport, TransportError
 from partner_profiles.schema import PartnerProfile
@@ -61,16 +61,26 @@ or skipped; returns, per message, the webhook deliveries it created (``document.
 _MESSAGES = table_of(Message)
 _OUTBOX = table_of(OutboxEntry)
 _IDS: BindParameter[Any] = bindparam("ids", expanding=True)
-_TO_SEND = select(
-    _MESSAGES.c.id,
-    _MESSAGES.c.partner_id,
-    _MESSAGES.c.status,
-    _MESSAGES.c.transport,
-    _MESSAGES.c.content_type,
-    _MESSAGES.c.filename,
-    _MESSAGES.c.correlation_id,
-    _MESSAGES.c.content_sha256,
-).where(_MESSAGES.c.id.in_(_IDS))
+_PARTNERS = table_of(Partner)
+_VERSIONS = table_of(PartnerProfileVersion)
+# The messages with their partner's current profile version (the profile itself is cached).
+_TO_SEND = (
+    select(
+        _MESSAGES.c.id,
+        _MESSAGES.c.partner_id,
+        _MESSAGES.c.status,
+        _MESSAGES.c.transport,
+        _MESSAGES.c.content_type,
+        _MESSAGES.c.filename,
+        _MESSAGES.c.correlation_id,
+        _MESSAGES.c.content_sha256,
+        _PARTNERS.c.current_version,
+        _VERSIONS.c.profile_sha256,
+    )
+    .outerjoin(_PARTNERS, (_PARTNERS.c.id == _MESSAGES.c.partner_id) & _PARTNERS.c.deleted_at.is_(None))
+    .outerjoin(_VERSIONS, CURRENT_VERSION)
+    .where(_MESSAGES.c.id.in_(_IDS))
+)
 _LOCK_SENT = (
     select(
         _MESSAGES.c.id,
@@ -314,7 +324,9 @@ def _plan(
         return _Attempt(message_id, "skipped")
     if message.partner_id not in profiles:
         try:
-            profiles[message.partner_id] = load_profile(session, message.partner_id, ctx.box).profile
+            profiles[message.partner_id] = profile_version(
+                session, message.partner_id, message.current_version, message.profile_sha256, ctx.box
+            ).profile
         except ProfileMissing as exc:
             profiles[message.partner_id] = exc
     profile = profiles[message.partner_id]
