@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.deliveries.service import EndpointRef
 from gateway.processing.context import PipelineContext
 from gateway.processing.service import (
     _LOCK_MESSAGES,
@@ -34,9 +33,10 @@ from gateway.processing.service import (
     _mark_outbox_done,
     _parse,
     _Parsed,
-    _read_in,
     _Snapshot,
     process_message,
+    read_many,
+    seen_contents,
     seen_interchanges,
     settle_messages,
 )
@@ -117,14 +117,9 @@ def _alone(
 
 def _read_all(ctx: PipelineContext, ids: Sequence[uuid.UUID], result: BatchOutcome) -> list[_Snapshot]:
     """Phase 1 for every message in one read transaction; unknown ones are noted as missing."""
-    snaps: list[_Snapshot] = []
-    endpoints: dict[str | None, list[EndpointRef]] = {}
     with ctx.db.unit_of_work(read_only=True) as session:
-        for message_id in ids:
-            try:
-                snaps.append(_read_in(session, ctx, message_id, endpoints))
-            except MessageNotFound:
-                result.missing.append(message_id)
+        snaps, missing = read_many(session, ctx, ids)
+    result.missing += missing
     return snaps
 
 
@@ -146,11 +141,13 @@ def _write_all(
         if check_duplicates:  # every message's duplicate-check locks in one statement, in one order
             _advisory_locks(session, [key for snap, one in present
                                       for key in _duplicate_keys(snap, rows[snap.id].content_sha256, one)])
-        seen = seen_interchanges(session, ctx, [one for _, one in present]) if check_duplicates else None
+        seen_isa = seen_interchanges(session, ctx, [one for _, one in present]) if check_duplicates else None
+        seen_content = seen_contents(session, list(rows.values())) if check_duplicates else None
         settles: list[dict[str, Any]] = []
         begun = [
             _begin_write(session, ctx, snap, parsed_one, check_duplicates=check_duplicates,
-                         send_acks=send_acks, locked=rows[snap.id], settles=settles, seen_isa=seen)
+                         send_acks=send_acks, locked=rows[snap.id], settles=settles, seen_isa=seen_isa,
+                         seen_content=seen_content)
             for snap, parsed_one in present
         ]
         outcomes = [b for b in begun if isinstance(b, ProcessOutcome)]

@@ -170,6 +170,7 @@ class _Locked:
 # Rows are inserted parents first: elsewhere than PostgreSQL a foreign key is checked at once.
 _INTERCHANGES = table_of(Interchange)
 IsaKey = tuple[str, str, str, str, str]  # sender qualifier and id, receiver qualifier and id, ISA13
+Arrival = tuple[datetime, uuid.UUID]  # a message's received_at and id: the order of arrival
 _TABLE_ORDER = (
     table_of(Message),
     table_of(Interchange),
@@ -212,6 +213,7 @@ class _Writer:
     settles: list[dict[str, Any]] | None = None  # a batch settles its messages in one statement at its end
     pending: _PendingAcks | None = None  # an X12 message's write waiting for its acks' numbers
     seen_isa: dict[IsaKey, InterchangeRef] | None = None  # a batch's duplicate index (see seen_interchanges)
+    seen_content: dict[tuple[str, str], list[Arrival]] | None = None  # and its resend index (seen_contents)
 
     def stage(self, table: Any, row: dict[str, Any]) -> None:
         """Queue a row for its table; :meth:`flush_staged` inserts each table's rows at once."""
@@ -229,7 +231,7 @@ _OUTBOX = table_of(OutboxEntry)
 _PARTNERS = table_of(Partner)
 _VERSIONS = table_of(PartnerProfileVersion)
 # The message and its partner's current profile version in one round trip.
-_READ_MESSAGE = (
+_READ_MESSAGE_ROWS = (
     select(
         _MESSAGES.c.partner_id,
         _MESSAGES.c.content_sha256,
@@ -244,7 +246,10 @@ _READ_MESSAGE = (
     .select_from(_MESSAGES)
     .outerjoin(_PARTNERS, (_PARTNERS.c.id == _MESSAGES.c.partner_id) & _PARTNERS.c.deleted_at.is_(None))
     .outerjoin(_VERSIONS, CURRENT_VERSION)
-    .where(_MESSAGES.c.id == bindparam("message_id"))
+)
+_READ_MESSAGE = _READ_MESSAGE_ROWS.where(_MESSAGES.c.id == bindparam("message_id"))
+_READ_MESSAGES = _READ_MESSAGE_ROWS.add_columns(_MESSAGES.c.id).where(
+    _MESSAGES.c.id.in_(bindparam("message_ids", expanding=True))
 )
 _LOCK_MESSAGE = (
     select(
@@ -284,6 +289,14 @@ _SEEN_ISA = (
         _INTERCHANGES.c.is_duplicate.is_(False),
     )
     .order_by(_INTERCHANGES.c.created_at)
+)
+_SEEN_CONTENT = select(
+    _MESSAGES.c.id, _MESSAGES.c.partner_id, _MESSAGES.c.content_sha256, _MESSAGES.c.received_at
+).where(
+    _MESSAGES.c.content_sha256.in_(bindparam("hashes", expanding=True)),
+    _MESSAGES.c.direction == Direction.INBOUND,
+    _MESSAGES.c.is_duplicate.is_(False),
+    _MESSAGES.c.replay_of_id.is_(None),
 )
 _SAME_CONTENT = (
     select(_MESSAGES.c.id)
@@ -423,17 +436,33 @@ def fail_message(ctx: PipelineContext, message_id: uuid.UUID, error: str) -> Non
 
 def _read(ctx: PipelineContext, message_id: uuid.UUID) -> _Snapshot:
     with ctx.db.unit_of_work(read_only=True) as session:
-        return _read_in(session, ctx, message_id, {})
+        row = run(session, _READ_MESSAGE, {"message_id": message_id}).first()
+        return _snapshot(session, ctx, message_id, row, {})
 
 
-def _read_in(
+def read_many(
+    session: Session, ctx: PipelineContext, message_ids: Sequence[uuid.UUID]
+) -> tuple[list[_Snapshot], list[uuid.UUID]]:
+    """Phase 1 for a batch: its messages in one query; returns the snapshots and the ids not found."""
+    rows = {row.id: row for row in run(session, _READ_MESSAGES, {"message_ids": list(message_ids)})}
+    endpoints: dict[str | None, list[EndpointRef]] = {}
+    snaps, missing = [], []
+    for message_id in message_ids:
+        try:
+            snaps.append(_snapshot(session, ctx, message_id, rows.get(message_id), endpoints))
+        except MessageNotFound:
+            missing.append(message_id)
+    return snaps, missing
+
+
+def _snapshot(
     session: Session,
     ctx: PipelineContext,
     message_id: uuid.UUID,
+    message: Any,
     endpoints_by_name: dict[str | None, list[EndpointRef]],
 ) -> _Snapshot:
-    """Phase 1 for one message in the caller's read transaction (endpoints looked up once per name)."""
-    message = run(session, _READ_MESSAGE, {"message_id": message_id}).first()
+    """A message's snapshot from its row of ``_READ_MESSAGE`` (None: not found)."""
     if message is None:
         raise MessageNotFound(f"message {message_id} not found")
     if message.partner_id is None:
@@ -576,11 +605,12 @@ def _begin_write(
     locked: Any = None,
     settles: list[dict[str, Any]] | None = None,
     seen_isa: dict[IsaKey, InterchangeRef] | None = None,
+    seen_content: dict[tuple[str, str], list[Arrival]] | None = None,
 ) -> ProcessOutcome | _Writer:
     """Phase 3 up to the acks' numbering: a writer for :func:`_complete_writes`, or the outcome of a skip.
 
     A batch passes the message's row, locked already, a list that gathers its settle and its
-    duplicate index (:func:`seen_interchanges`).
+    duplicate indexes (:func:`seen_interchanges`, :func:`seen_contents`).
     """
     row = locked if locked is not None else run(session, _LOCK_MESSAGE, {"message_id": snap.id}).one()
     if row.status in FINISHED:
@@ -596,7 +626,7 @@ def _begin_write(
         row.ack_status,
     )
     writer = _Writer(session, ctx, snap, message, utcnow(), ProcessOutcome(snap.id, MessageStatus.PROCESSED),
-                     settles=settles, seen_isa=seen_isa)
+                     settles=settles, seen_isa=seen_isa, seen_content=seen_content)
     writer.outcome.acks_stay_local = snap.transport is Transport.SFTP and _hosted_only(snap.profile)
     check_duplicates = check_duplicates and message.replay_of_id is None
     if check_duplicates:
@@ -639,6 +669,10 @@ def _after_acks(w: _Writer, pending: _PendingAcks) -> None:
 
 def _same_content(w: _Writer) -> uuid.UUID | None:
     """The earlier original message with these exact bytes from this partner, if any."""
+    if w.seen_content is not None:
+        earlier = w.seen_content.get((w.message.partner_id, w.message.content_sha256), [])
+        mine = (w.message.received_at, w.message.id)
+        return earlier[0][1] if earlier and earlier[0] < mine else None  # the earliest, if before this one
     original: uuid.UUID | None = run(
         w.session,
         _SAME_CONTENT,
@@ -723,6 +757,21 @@ def seen_interchanges(
                row.control_number)
         if key in keys:
             seen.setdefault(key, InterchangeRef(row.id, row.message_id))
+    return seen
+
+
+def seen_contents(session: Session, locked: Sequence[Any]) -> dict[tuple[str, str], list[Arrival]]:
+    """The original inbound messages sharing bytes with a batch's, by partner and hash, earliest first.
+
+    Read after the batch's advisory locks, like :func:`seen_interchanges`; the batch's own
+    messages are among them (their duplicate flags are written when the batch settles).
+    """
+    hashes = sorted({row.content_sha256 for row in locked})
+    seen: dict[tuple[str, str], list[Arrival]] = {}
+    for row in run(session, _SEEN_CONTENT, {"hashes": hashes}) if hashes else []:
+        seen.setdefault((row.partner_id, row.content_sha256), []).append((row.received_at, row.id))
+    for arrivals in seen.values():
+        arrivals.sort()
     return seen
 
 

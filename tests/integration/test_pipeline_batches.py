@@ -210,3 +210,15 @@ def test_an_isa13_seen_before_the_batch_makes_its_resend_in_the_batch_a_duplicat
     by_id = {outcome.message_id: outcome for outcome in batch.outcomes}
     assert by_id[resend].is_duplicate and by_id[resend].duplicate_of == earlier.message_id
     assert not by_id[resend].document_ids and len(by_id[fresh].document_ids) == 1
+
+
+def test_bytes_received_before_the_batch_make_their_resend_in_the_batch_a_duplicate(
+    ctx: PipelineContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    earlier = process_batch(ctx, [_receive(ctx, po(361))]).outcomes[0]
+    resend, fresh = _receive(ctx, po(361)), _receive(ctx, po(362))
+    _no_fallback(monkeypatch)
+    batch = process_batch(ctx, [resend, fresh])
+    by_id = {outcome.message_id: outcome for outcome in batch.outcomes}
+    assert by_id[resend].is_duplicate and by_id[resend].duplicate_of == earlier.message_id
+    assert not by_id[resend].document_ids and len(by_id[fresh].document_ids) == 1
