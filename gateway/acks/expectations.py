@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import JSON, DateTime, String, Uuid, bindparam, cast, column, func, select, update
 from sqlalchemy.orm import Session
 
-from gateway.store.core import run, table_of
+from gateway.store.core import record_json, run, table_of
 from gateway.store.enums import AckStatus
 from gateway.store.events import append_event
 from gateway.store.models import AckExpectation
@@ -32,6 +32,18 @@ _RESTART_CLOCK = (
         _EXPECTATIONS.c.status == AckStatus.PENDING,
     )
     .values(due_at=bindparam("new_due_at"))
+)
+# PostgreSQL: each message's pending rows get its own due time from one JSON parameter ``dues``;
+# a CTE of the caller's statement (see ``due_times``).
+_DUES = (
+    func.json_to_recordset(cast(bindparam("dues", type_=String), JSON))
+    .table_valued(column("message_id", Uuid()), column("due_at", DateTime(timezone=True)))
+    .render_derived(name="dues", with_types=True)
+)
+RESTART_CLOCKS = (
+    update(_EXPECTATIONS)
+    .where(_EXPECTATIONS.c.message_id == _DUES.c.message_id, _EXPECTATIONS.c.status == AckStatus.PENDING)
+    .values(due_at=_DUES.c.due_at)
 )
 
 
@@ -99,6 +111,11 @@ def restart_clock(
     """The partner's window starts when the messages really left: pending rows get a new ``due_at``."""
     result = run(session, _RESTART_CLOCK, {"message_ids": list(message_ids), "new_due_at": sent_at + window})
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def due_times(dues: Mapping[uuid.UUID, datetime]) -> str:
+    """The ``dues`` parameter of ``RESTART_CLOCKS``: each message's new due time."""
+    return record_json([{"message_id": message_id, "due_at": due} for message_id, due in dues.items()])
 
 
 def expectations_of_message(session: Session, message_id: uuid.UUID) -> list[AckExpectation]:

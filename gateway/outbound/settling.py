@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, case, literal, select, update
 from sqlalchemy.orm import Session
 
-from gateway.acks.expectations import restart_clock
+from gateway.acks.expectations import RESTART_CLOCKS, due_times, restart_clock
 from gateway.acks.notify import DOCUMENT_SENT, know_webhook_name, notify, subject_for, subscribers
 from gateway.deliveries.service import RetryPolicy
 from gateway.processing.profiles import ProfileMissing, load_profile
@@ -57,6 +57,9 @@ _SETTLE = (
     )
 )
 
+# PostgreSQL: the sent messages' ack clocks restart in a CTE of the same statement.
+_SETTLE_AND_RESTART = _SETTLE.add_cte(RESTART_CLOCKS.cte("restarted"))
+
 
 def settle_documents(
     session: Session,
@@ -75,11 +78,19 @@ def settle_documents(
     if not done:
         return {}
     sent = [m for m in done if m.status is MessageStatus.SENT]
-    settled = run(
-        session, _SETTLE, {"message_ids": [m.id for m in done], "sent_ids": [m.id for m in sent]}
-    ).all()
     profiles = _profiles(session, {m.partner_id for m in done if m.partner_id is not None}, box)
-    _restart_ack_clocks(session, sent, now, profiles)
+    windows = {
+        partner_id: timedelta(hours=profile.x12.acknowledgment.expect_within_hours)
+        for partner_id, profile in profiles.items()
+    }
+    clocked = [m for m in sent if m.partner_id in windows]
+    params = {"message_ids": [m.id for m in done], "sent_ids": [m.id for m in sent]}
+    if session.get_bind().dialect.name == "postgresql":
+        dues = due_times({m.id: now + windows[m.partner_id or ""] for m in clocked})
+        settled = run(session, _SETTLE_AND_RESTART, params | {"dues": dues}).all()
+    else:
+        settled = run(session, _SETTLE, params).all()
+        _restart_ack_clocks(session, clocked, now, windows)
     by_id = {m.id: m for m in done}
     deliveries: dict[uuid.UUID, list[uuid.UUID]] = {}
     for document in sorted(settled, key=lambda row: (row.created_at, row.id)):
@@ -127,15 +138,11 @@ def _profiles(session: Session, partner_ids: set[str], box: SecretBox | None) ->
 
 
 def _restart_ack_clocks(
-    session: Session, sent: Sequence[SettledMessage], now: datetime, profiles: dict[str, PartnerProfile]
+    session: Session, sent: Sequence[SettledMessage], now: datetime, windows: dict[str, timedelta]
 ) -> None:
     """The partner's window starts when a message really left (per partner: its profile's hours)."""
     by_partner: dict[str, list[uuid.UUID]] = {}
     for message in sent:
         by_partner.setdefault(message.partner_id or "", []).append(message.id)
     for partner_id, ids in by_partner.items():
-        profile = profiles.get(partner_id)
-        if profile is None:
-            continue
-        window = timedelta(hours=profile.x12.acknowledgment.expect_within_hours)
-        restart_clock(session, message_ids=ids, sent_at=now, window=window)
+        restart_clock(session, message_ids=ids, sent_at=now, window=windows[partner_id])
