@@ -2,10 +2,12 @@
 
 A busy gateway pays most per message for what surrounds the work (a task, a commit, an fsync,
 the hash-chained events' flush), so messages that are ready together are processed together:
-phase 1 reads them all in one transaction, phase 2 parses each, phase 3 locks them all (one
-statement, in id order) and writes each exactly as :func:`process_message` does, in one
-transaction. A malformed file is not an exception: it is rejected with its errors like any
-other, beside the accepted ones.
+phase 1 reads them all with one query, phase 2 parses each, phase 3 runs in one transaction:
+it locks them all (one statement, in id order), takes their duplicate-check locks and reads
+what their duplicate checks need (one statement each), writes each message in the order they
+arrived as :func:`process_message` would, numbers all their acks at once and inserts and
+settles them together. A malformed file is not an exception: it is rejected with its errors
+like any other, beside the accepted ones.
 
 If anything raises in the shared transaction it is rolled back as a whole, and each message is
 then processed on its own (its own transaction), so one message's fault fails only that message.
@@ -154,7 +156,6 @@ def _write_all(
         outcomes += _complete_writes(session, [b for b in begun if not isinstance(b, ProcessOutcome)])
         settle_messages(session, settles)
     return outcomes
-
 
 
 def _arrival(snap: _Snapshot) -> tuple[float, uuid.UUID]:
