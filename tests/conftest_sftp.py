@@ -15,6 +15,7 @@ import signal
 import subprocess
 import textwrap
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,8 +100,11 @@ class SftpClient:
         options = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                    "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10"]
         if password is not None:
-            askpass = self.workdir / "askpass.sh"
-            secret = self.workdir / "askpass.secret"
+            # One pair of files per run: concurrent runs (the benchmark's clients) rewriting one
+            # script while another client executes it failed with ETXTBSY ("Text file busy").
+            tag = uuid.uuid4().hex[:12]
+            askpass = self.workdir / f"askpass-{tag}.sh"
+            secret = self.workdir / f"askpass-{tag}.secret"
             secret.write_text(password)
             askpass.write_text(f"#!/bin/sh\ncat '{secret}'\n")
             askpass.chmod(0o700)
