@@ -15,10 +15,8 @@ messages of one interval share a task; a message arriving after a quiet interval
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-import time
 
+from gateway.batch_queue import BatchQueue
 from gateway.intake.service import Received, publish_received_many
 from gateway.processing.publisher import Publisher
 from gateway.store.db import Database
@@ -34,52 +32,18 @@ class Doorbell:
                  batch_size: int = DEFAULT_BATCH_SIZE, min_interval: float = 0.0) -> None:
         self.db = db
         self.publisher = publisher
-        self.name = name
-        self.batch_size = max(1, batch_size)
-        self.min_interval = max(0.0, min_interval)
-        self._queue: queue.SimpleQueue[Received | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._queue = BatchQueue(self._publish, name=name, max_batch=batch_size, min_interval=min_interval)
 
     def ring(self, received: Received) -> None:
         """Queue the publish of a committed message."""
-        with self._lock:  # queued under the lock: never behind the sentinel of a stop
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-                self._thread.start()
-            self._queue.put(received)
+        self._queue.put(received)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Publish everything queued, then end the thread."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-            if thread is not None:
-                self._queue.put(None)
-        if thread is not None:
-            thread.join(timeout)
+        self._queue.stop(timeout)
 
-    def _run(self) -> None:
-        rung_at = float("-inf")
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                return
-            wait = rung_at + self.min_interval - time.monotonic()
-            if wait > 0:  # rung a moment ago: what arrives until the interval is over goes along
-                time.sleep(wait)
-            batch = [first]
-            while len(batch) < self.batch_size:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                batch.append(item)
-            rung_at = time.monotonic()
-            try:
-                publish_received_many(self.db, self.publisher, batch)
-            except Exception:  # the outbox sweeper publishes them after the lease
-                log.exception("publishing messages %s failed", [r.message_id for r in batch])
+    def _publish(self, batch: list[Received]) -> None:
+        try:
+            publish_received_many(self.db, self.publisher, batch)
+        except Exception:  # the outbox sweeper publishes them after the lease
+            log.exception("publishing messages %s failed", [r.message_id for r in batch])

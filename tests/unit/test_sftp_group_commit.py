@@ -47,7 +47,7 @@ def test_closes_waiting_together_commit_in_one_transaction_and_a_refused_one_fai
         names = ["p1", "p2", "refused", "p3"]
         futures = [pool.submit(group.run, _add_partner(name, sessions)) for name in names]
         deadline = time.monotonic() + 5
-        while group._queue.qsize() < len(names) and time.monotonic() < deadline:
+        while group.waiting() < len(names) and time.monotonic() < deadline:
             time.sleep(0.01)
         release.set()
         assert first.result(5) == "first"

@@ -12,14 +12,13 @@ A process that dies with closes queued leaves their spool entries, which recover
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
+from gateway.batch_queue import BatchQueue
 from gateway.store.db import Database
 
 log = logging.getLogger("edigate.sftp.intake")
@@ -33,48 +32,21 @@ class GroupCommit:
 
     def __init__(self, db: Database, *, max_group: int = MAX_GROUP, name: str = "sftp-intake") -> None:
         self.db = db
-        self.max_group = max(1, max_group)
-        self.name = name
-        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._queue: BatchQueue[_Work] = BatchQueue(self._commit, name=name, max_batch=max_group)
 
     def run(self, work: Callable[[Session], T]) -> T:
         """``work(session)`` in a transaction shared with the callers waiting now; its result after commit."""
         future: Future[T] = Future()
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-                self._thread.start()
-            self._queue.put((work, future))
+        self._queue.put((work, future))
         return future.result()
+
+    def waiting(self) -> int:
+        """How many callers wait for the next transaction."""
+        return self._queue.waiting()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Commit what is queued, then end the thread."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-            if thread is not None:
-                self._queue.put(None)
-        if thread is not None:
-            thread.join(timeout)
-
-    def _loop(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                return
-            group = [first]
-            while len(group) < self.max_group:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                group.append(item)
-            self._commit(group)
+        self._queue.stop(timeout)
 
     def _commit(self, group: list[_Work]) -> None:
         if len(group) > 1:
