@@ -23,21 +23,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.processing.context import PipelineContext
-from gateway.processing.service import (
-    _LOCK_MESSAGES,
-    FINISHED,
-    MessageNotFound,
-    ProcessOutcome,
-    _advisory_locks,
-    _begin_write,
-    _complete_writes,
-    _duplicate_keys,
-    _mark_outbox_done,
-    _parse,
-    _Parsed,
-    _Snapshot,
-    process_message,
-    read_many,
+from gateway.processing.outcome import FINISHED, MessageNotFound, ProcessOutcome
+from gateway.processing.reading import Parsed, Snapshot, parse_message, read_many
+from gateway.processing.service import process_message
+from gateway.processing.writing import (
+    LOCK_MESSAGES,
+    advisory_locks,
+    begin_write,
+    complete_writes,
+    duplicate_keys,
+    mark_outbox_done,
     seen_contents,
     seen_interchanges,
     settle_messages,
@@ -75,13 +70,13 @@ def process_batch(
     if finished:
         with ctx.db.unit_of_work() as session:
             for message_id in finished:
-                _mark_outbox_done(session, message_id)
+                mark_outbox_done(session, message_id)
         result.outcomes += [ProcessOutcome(s.id, s.status, skipped=True) for s in snaps if s.id in finished]
-    parsed: list[tuple[_Snapshot, _Parsed]] = []
+    parsed: list[tuple[Snapshot, Parsed]] = []
     alone: list[uuid.UUID] = []
     for snap in todo:
         try:
-            parsed.append((snap, _parse(ctx, snap)))
+            parsed.append((snap, parse_message(ctx, snap)))
         except Exception:  # its own run reports it (and retries it) without holding the others up
             log.exception("parsing message %s failed; processing it on its own", snap.id)
             alone.append(snap.id)
@@ -117,7 +112,7 @@ def _alone(
     return result
 
 
-def _read_all(ctx: PipelineContext, ids: Sequence[uuid.UUID], result: BatchOutcome) -> list[_Snapshot]:
+def _read_all(ctx: PipelineContext, ids: Sequence[uuid.UUID], result: BatchOutcome) -> list[Snapshot]:
     """Phase 1 for every message in one read transaction; unknown ones are noted as missing."""
     with ctx.db.unit_of_work(read_only=True) as session:
         snaps, missing = read_many(session, ctx, ids)
@@ -127,37 +122,37 @@ def _read_all(ctx: PipelineContext, ids: Sequence[uuid.UUID], result: BatchOutco
 
 def _write_all(
     ctx: PipelineContext,
-    parsed: Sequence[tuple[_Snapshot, _Parsed]],
+    parsed: Sequence[tuple[Snapshot, Parsed]],
     *,
     check_duplicates: bool,
     send_acks: bool,
 ) -> list[ProcessOutcome]:
     """Phase 3 for every message in ONE transaction; their rows locked first, all in one statement."""
     with ctx.db.unit_of_work() as session:
-        locked = run(session, _LOCK_MESSAGES, {"message_ids": [snap.id for snap, _ in parsed]})
+        locked = run(session, LOCK_MESSAGES, {"message_ids": [snap.id for snap, _ in parsed]})
         rows = {row.id: row for row in locked}
         for snap, _ in parsed:
             if snap.id not in rows:  # deleted since phase 1
-                _mark_outbox_done(session, snap.id)
+                mark_outbox_done(session, snap.id)
         present = [item for item in parsed if item[0].id in rows]
         if check_duplicates:  # every message's duplicate-check locks in one statement, in one order
-            _advisory_locks(session, [key for snap, one in present
-                                      for key in _duplicate_keys(snap, rows[snap.id].content_sha256, one)])
+            advisory_locks(session, [key for snap, one in present
+                                     for key in duplicate_keys(snap, rows[snap.id].content_sha256, one)])
         seen_isa = seen_interchanges(session, ctx, [one for _, one in present]) if check_duplicates else None
         seen_content = seen_contents(session, list(rows.values())) if check_duplicates else None
         settles: list[dict[str, Any]] = []
         begun = [
-            _begin_write(session, ctx, snap, parsed_one, check_duplicates=check_duplicates,
-                         send_acks=send_acks, locked=rows[snap.id], settles=settles, seen_isa=seen_isa,
-                         seen_content=seen_content)
+            begin_write(session, ctx, snap, parsed_one, check_duplicates=check_duplicates,
+                        send_acks=send_acks, locked=rows[snap.id], settles=settles, seen_isa=seen_isa,
+                        seen_content=seen_content)
             for snap, parsed_one in present
         ]
         outcomes = [b for b in begun if isinstance(b, ProcessOutcome)]
-        outcomes += _complete_writes(session, [b for b in begun if not isinstance(b, ProcessOutcome)])
+        outcomes += complete_writes(session, [b for b in begun if not isinstance(b, ProcessOutcome)])
         settle_messages(session, settles)
     return outcomes
 
 
-def _arrival(snap: _Snapshot) -> tuple[float, uuid.UUID]:
+def _arrival(snap: Snapshot) -> tuple[float, uuid.UUID]:
     """A message's place in the order of arrival."""
     return (snap.received_at.timestamp() if snap.received_at is not None else 0.0), snap.id

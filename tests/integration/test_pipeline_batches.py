@@ -119,7 +119,7 @@ def test_a_batch_that_crashes_midway_leaves_nothing_and_its_rerun_delivers_each_
     ctx: PipelineContext, erp_server: RecordingServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = [_receive(ctx, po(n)) for n in (311, 312, 313, 314)]
-    write, calls = batch_module._begin_write, []
+    write, calls = batch_module.begin_write, []
 
     def crashing(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
@@ -127,10 +127,10 @@ def test_a_batch_that_crashes_midway_leaves_nothing_and_its_rerun_delivers_each_
             raise _Crash
         return write(*args, **kwargs)
 
-    monkeypatch.setattr(batch_module, "_begin_write", crashing)
+    monkeypatch.setattr(batch_module, "begin_write", crashing)
     with pytest.raises(_Crash):
         process_batch(ctx, ids)
-    monkeypatch.setattr(batch_module, "_begin_write", write)
+    monkeypatch.setattr(batch_module, "begin_write", write)
     assert _count(ctx, Document) == 0 and _count(ctx, Delivery) == 0
     assert _count(ctx, Message, Message.direction == Direction.OUTBOUND) == 0
     assert _count(ctx, Message, Message.status == MessageStatus.RECEIVED) == 4
@@ -156,15 +156,15 @@ def test_a_message_that_raises_in_a_batch_fails_alone_and_the_others_are_process
     ctx: PipelineContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = [_receive(ctx, po(n)) for n in (321, 322, 323)]
-    write, target = batch_module._begin_write, ids[1]
+    write, target = batch_module.begin_write, ids[1]
 
     def failing(session: Any, context: Any, snap: Any, *args: Any, **kwargs: Any) -> Any:
         if snap.id == target:
             raise RuntimeError("the database said no")
         return write(session, context, snap, *args, **kwargs)
 
-    monkeypatch.setattr(batch_module, "_begin_write", failing)
-    monkeypatch.setattr("gateway.processing.service._begin_write", failing)  # its run on its own fails too
+    monkeypatch.setattr(batch_module, "begin_write", failing)
+    monkeypatch.setattr("gateway.processing.writing.begin_write", failing)  # its run on its own fails too
     batch = process_batch(ctx, ids)
     assert list(batch.failed) == [target] and "said no" in str(batch.failed[target])
     assert sorted(o.message_id for o in batch.outcomes) == sorted(i for i in ids if i != target)
