@@ -16,6 +16,7 @@ from collections.abc import Mapping
 _MAX_HEAD = 64 * 1024
 _MAX_HEADERS = 100
 _READ_SIZE = 64 * 1024
+MAX_ANSWER_BYTES = 16 * 1024 * 1024  # what a partner or ERP answers is a receipt, not a download
 _BAD_NAME_CHARS = frozenset(":\r\n\t ")
 
 
@@ -32,9 +33,10 @@ class Http1Connection:
 
     def __init__(
         self, host: str, port: int, *, timeout: float, ssl_context: ssl.SSLContext | None = None,
-        default_port: int = 80,
+        default_port: int = 80, max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.host, self.port, self.timeout = host, port, timeout
+        self.max_answer_bytes = max_answer_bytes
         self.sock: socket.socket | None = None
         self._context = ssl_context
         name = f"[{host}]" if ":" in host else host
@@ -77,7 +79,7 @@ class Http1Connection:
         elif "chunked" in answer.get("transfer-encoding", "").lower():
             content = self._chunked()
         elif "content-length" in answer:
-            content = self._exactly(_length(answer["content-length"]))
+            content = self._exactly(self._allowed(_length(answer["content-length"])))
         else:
             content, close = self._until_close(), True
         return status, answer, content, close or bool(self._buffer)
@@ -159,8 +161,14 @@ class Http1Connection:
         del self._buffer[:size]
         return content
 
+    def _allowed(self, size: int) -> int:
+        """``size`` if an answer body may be that large, else ``ProtocolError``."""
+        if size > self.max_answer_bytes:
+            raise ProtocolError(f"the answer's body exceeds {self.max_answer_bytes} bytes")
+        return size
+
     def _chunked(self) -> bytes:
-        chunks = []
+        chunks, total = [], 0
         while True:
             line = self._line(_MAX_HEAD)
             if line is None:
@@ -171,6 +179,7 @@ class Http1Connection:
                 raise ProtocolError(f"not a chunk size: {line[:100]!r}") from exc
             if size == 0:
                 break
+            total = self._allowed(total + size)
             chunks.append(self._exactly(size))
             self._exactly(2)  # the CRLF after the chunk
         while trailer := self._line(_MAX_HEAD):
@@ -180,8 +189,9 @@ class Http1Connection:
         return b"".join(chunks)
 
     def _until_close(self) -> bytes:
+        self._allowed(len(self._buffer))
         while self._fill():
-            pass
+            self._allowed(len(self._buffer))
         content = bytes(self._buffer)
         self._buffer.clear()
         return content

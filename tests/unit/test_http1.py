@@ -126,3 +126,23 @@ def test_a_request_line_or_header_that_would_split_the_request_is_refused(
 ) -> None:
     with pytest.raises(ProtocolError):
         pair[0].exchange("POST", target, b"x", headers)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 101\r\n\r\n" + b"x" * 101,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n40\r\n" + b"x" * 64 + b"\r\n40\r\n"
+        + b"x" * 64 + b"\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 200,  # read to the close
+    ],
+    ids=["content-length", "chunked", "to-the-close"],
+)
+def test_an_answer_body_over_the_limit_is_refused(
+    pair: tuple[Http1Connection, socket.socket], raw: bytes
+) -> None:
+    connection, theirs = pair
+    connection.max_answer_bytes = 100
+    _answer(theirs, raw, close=True)
+    with pytest.raises(ProtocolError, match="exceeds 100 bytes"):
+        connection.exchange("POST", "/", b"x", {})
