@@ -81,22 +81,20 @@ _TO_SEND = (
     .outerjoin(_VERSIONS, CURRENT_VERSION)
     .where(_MESSAGES.c.id.in_(_IDS))
 )
-_LOCK_SENT = (
-    select(
-        _MESSAGES.c.id,
-        _MESSAGES.c.partner_id,
-        _MESSAGES.c.direction,
-        _MESSAGES.c.status,
-        _MESSAGES.c.transport,
-        _MESSAGES.c.filename,
-        _MESSAGES.c.correlation_id,
-        _MESSAGES.c.error,
-        _MESSAGES.c.receipt_sha256,
-        _MESSAGES.c.transport_message_id,
-    )
-    .where(_MESSAGES.c.id.in_(_IDS))
-    .with_for_update()
+# What settling a sent message needs of its row (locked, or as the settling UPDATE returns it).
+_SETTLED_COLUMNS = (
+    _MESSAGES.c.id,
+    _MESSAGES.c.partner_id,
+    _MESSAGES.c.direction,
+    _MESSAGES.c.status,
+    _MESSAGES.c.transport,
+    _MESSAGES.c.filename,
+    _MESSAGES.c.correlation_id,
+    _MESSAGES.c.error,
+    _MESSAGES.c.receipt_sha256,
+    _MESSAGES.c.transport_message_id,
 )
+_LOCK_SENT = select(*_SETTLED_COLUMNS).where(_MESSAGES.c.id.in_(_IDS)).with_for_update()
 _MARK_SENT = (
     update(_MESSAGES)
     .where(_MESSAGES.c.id == bindparam("target_id"))
@@ -115,18 +113,6 @@ _SENT_OUTBOX_DONE = (
 )
 # PostgreSQL: every message sent whose row is not settled yet (sent or failed meanwhile) is marked
 # sent with its receipt, and its outbox entry done, in one statement from one JSON parameter.
-_SETTLED_COLUMNS = (
-    _MESSAGES.c.id,
-    _MESSAGES.c.partner_id,
-    _MESSAGES.c.direction,
-    _MESSAGES.c.status,
-    _MESSAGES.c.transport,
-    _MESSAGES.c.filename,
-    _MESSAGES.c.correlation_id,
-    _MESSAGES.c.error,
-    _MESSAGES.c.receipt_sha256,
-    _MESSAGES.c.transport_message_id,
-)
 _MARK_ALL_SENT = (
     text(
         "WITH sent AS (SELECT * FROM json_to_recordset(CAST(:rows AS json)) "
