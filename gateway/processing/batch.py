@@ -23,18 +23,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.processing.context import PipelineContext
+from gateway.processing.duplicate_checks import (
+    advisory_locks,
+    duplicate_keys,
+    seen_contents,
+    seen_interchanges,
+)
 from gateway.processing.outcome import FINISHED, MessageNotFound, ProcessOutcome
 from gateway.processing.reading import Parsed, Snapshot, parse_message, read_many
 from gateway.processing.service import process_message
 from gateway.processing.writing import (
     LOCK_MESSAGES,
-    advisory_locks,
     begin_write,
     complete_writes,
-    duplicate_keys,
     mark_outbox_done,
-    seen_contents,
-    seen_interchanges,
     settle_messages,
 )
 from gateway.store.core import run

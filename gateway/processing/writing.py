@@ -1,7 +1,7 @@
 """Phase 3 of processing a received message: ONE transaction that writes what it carries.
 
 Lock the message row (a batch: all of its rows in one statement); if it is already processed,
-stop. Otherwise run the duplicate checks (advisory locks per content and ISA envelope), write
+stop. Otherwise run the duplicate checks (:mod:`gateway.processing.duplicate_checks`), write
 interchanges, groups, sets, documents, references and deliveries, stage the acks
 (:mod:`gateway.processing.acknowledging`), append events, and settle the message and its outbox
 entry.
@@ -9,19 +9,25 @@ entry.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, text, tuple_, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.acks.inbound import reconcile_parsed
 from gateway.deliveries.service import DOCUMENT_RECEIVED, delivery_row
 from gateway.processing.acknowledging import ENVELOPE_STATUS, acknowledgments, note_ack_statuses, store_acks
 from gateway.processing.context import PipelineContext
+from gateway.processing.duplicate_checks import (
+    advisory_locks,
+    duplicate_issue,
+    duplicate_keys,
+    isa_key,
+    original_interchange,
+    same_content,
+)
 from gateway.processing.outcome import FINISHED, ProcessOutcome
 from gateway.processing.profiles import LoadedProfile
 from gateway.processing.publisher import OUTBOX_PROCESS_MESSAGE
@@ -30,7 +36,7 @@ from gateway.processing.references import business_references, primary_reference
 from gateway.processing.writer import Arrival, IsaKey, Locked, PendingAcks, Writer, flush_together
 from gateway.processing.x12_parse import ParsedInterchange, ParsedX12, describe_issue
 from gateway.store.core import run, table_of
-from gateway.store.duplicates import InterchangeRef, find_duplicate_interchange
+from gateway.store.duplicates import InterchangeRef
 from gateway.store.enums import (
     AckStatus,
     Direction,
@@ -53,7 +59,6 @@ from gateway.store.models import (
 )
 from gateway.store.types import utcnow
 from translators.acks import AckCode, group_counts, interchange_status
-from translators.errors import Level, TA1Note, X12Issue
 from translators.pipeline import TransactionResult
 
 MAX_ERROR_LINES = 50
@@ -63,7 +68,6 @@ _ACK_SEVERITY = [
     AckStatus.PARTIALLY_ACCEPTED,
     AckStatus.REJECTED,
 ]
-_INTERCHANGES = table_of(Interchange)
 _MESSAGES = table_of(Message)
 _OUTBOX = table_of(OutboxEntry)
 _LOCK_MESSAGE = (
@@ -85,48 +89,6 @@ LOCK_MESSAGES = (
     .where(_MESSAGES.c.id.in_(bindparam("message_ids", expanding=True)))
     .order_by(_MESSAGES.c.id)
     .with_for_update()
-)
-# What a batch's duplicate index starts from: inbound interchanges with one of its ISA13s.
-_SEEN_ISA = (
-    select(
-        _INTERCHANGES.c.id,
-        _INTERCHANGES.c.message_id,
-        _INTERCHANGES.c.sender_qualifier,
-        _INTERCHANGES.c.sender_id,
-        _INTERCHANGES.c.receiver_qualifier,
-        _INTERCHANGES.c.receiver_id,
-        _INTERCHANGES.c.control_number,
-    )
-    .where(
-        _INTERCHANGES.c.control_number.in_(bindparam("control_numbers", expanding=True)),
-        _INTERCHANGES.c.created_at >= bindparam("since"),
-        _INTERCHANGES.c.direction == Direction.INBOUND,
-        _INTERCHANGES.c.is_duplicate.is_(False),
-    )
-    .order_by(_INTERCHANGES.c.created_at)
-)
-_SEEN_CONTENT = select(
-    _MESSAGES.c.id, _MESSAGES.c.partner_id, _MESSAGES.c.content_sha256, _MESSAGES.c.received_at
-).where(
-    _MESSAGES.c.content_sha256.in_(bindparam("hashes", expanding=True)),
-    _MESSAGES.c.direction == Direction.INBOUND,
-    _MESSAGES.c.is_duplicate.is_(False),
-    _MESSAGES.c.replay_of_id.is_(None),
-)
-_SAME_CONTENT = (
-    select(_MESSAGES.c.id)
-    .where(
-        _MESSAGES.c.content_sha256 == bindparam("content_sha256"),
-        _MESSAGES.c.partner_id == bindparam("partner_id"),
-        _MESSAGES.c.direction == Direction.INBOUND,
-        _MESSAGES.c.is_duplicate.is_(False),
-        _MESSAGES.c.replay_of_id.is_(None),
-        tuple_(_MESSAGES.c.received_at, _MESSAGES.c.id)
-        < tuple_(bindparam("received_at", type_=_MESSAGES.c.received_at.type),
-                 bindparam("message_id", type_=_MESSAGES.c.id.type)),
-    )
-    .order_by(_MESSAGES.c.received_at)
-    .limit(1)
 )
 _SETTLE_MESSAGE = (
     update(_MESSAGES)
@@ -152,7 +114,6 @@ _OUTBOX_DONE = (
 )
 # PostgreSQL settles the message and its outbox entry in one statement (a data-modifying CTE).
 _SETTLE_MESSAGE_AND_OUTBOX = _SETTLE_MESSAGE.add_cte(_OUTBOX_DONE.cte("outbox_done"))
-_ADVISORY_LOCKS = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS BIGINT[])) AS k")
 
 
 def settle_messages(session: Session, settles: list[dict[str, Any]]) -> None:
@@ -172,42 +133,9 @@ def mark_outbox_done(session: Session, message_id: uuid.UUID) -> None:
     run(session, _OUTBOX_DONE, {"target_message": message_id, "target_now": utcnow()})
 
 
-def advisory_locks(session: Session, keys: list[str]) -> None:
-    """Serialise duplicate checks per key across PostgreSQL transactions (SQLite: BEGIN IMMEDIATE).
-
-    Keys this transaction holds already (a batch takes all of its messages' at once) are skipped.
-    """
-    if not keys or session.get_bind().dialect.name != "postgresql":
-        return
-    held: set[int] = session.info.setdefault("advisory_keys", set())
-    numbers = {int.from_bytes(hashlib.sha256(k.encode()).digest()[:8], "big", signed=True) for k in keys}
-    numbers -= held
-    if numbers:
-        run(session, _ADVISORY_LOCKS, {"keys": sorted(numbers)})  # in one order everywhere: no deadlock
-        held.update(numbers)
-
-
-def duplicate_keys(snap: Snapshot, content_sha256: str, parsed: Parsed) -> list[str]:
-    """The advisory lock keys of a message's duplicate checks: its content and each ISA envelope."""
-    interchanges = parsed.x12.interchanges if parsed.x12 is not None else []
-    isa_keys = ["isa:" + "|".join(_isa_key(item)) for item in interchanges]
-    return [f"content:{snap.partner_id}:{content_sha256}", *isa_keys]
-
-
 def _hosted_only(profile: LoadedProfile | None) -> bool:
     sftp = profile.profile.transports.sftp if profile is not None else None
     return sftp is not None and sftp.hosted is not None and sftp.remote is None
-
-
-def _isa_key(parsed: ParsedInterchange) -> IsaKey:
-    header = parsed.outcome.header
-    return (
-        header.sender_qualifier,
-        header.sender_id,
-        header.receiver_qualifier,
-        header.receiver_id,
-        header.control_number,
-    )
 
 
 def write_message(
@@ -240,7 +168,8 @@ def begin_write(
     """Phase 3 up to the acks' numbering: a writer for :func:`complete_writes`, or the outcome of a skip.
 
     A batch passes the message's row, locked already, a list that gathers its settle and its
-    duplicate indexes (:func:`seen_interchanges`, :func:`seen_contents`).
+    duplicate indexes (:func:`~gateway.processing.duplicate_checks.seen_interchanges`,
+    :func:`~gateway.processing.duplicate_checks.seen_contents`).
     """
     row = locked if locked is not None else run(session, _LOCK_MESSAGE, {"message_id": snap.id}).one()
     if row.status in FINISHED:
@@ -261,7 +190,7 @@ def begin_write(
     check_duplicates = check_duplicates and message.replay_of_id is None
     if check_duplicates:
         advisory_locks(session, duplicate_keys(snap, message.content_sha256, parsed))
-        resend_of = _same_content(writer)
+        resend_of = same_content(writer)
         if resend_of is not None:
             writer.outcome.is_duplicate, writer.outcome.duplicate_of = True, resend_of
             if parsed.x12 is not None:  # its interchanges are recorded and answered as duplicates
@@ -297,25 +226,6 @@ def _after_acks(w: Writer, pending: PendingAcks) -> None:
         w.errors.append("input: no X12 interchange found")
 
 
-def _same_content(w: Writer) -> uuid.UUID | None:
-    """The earlier original message with these exact bytes from this partner, if any."""
-    if w.seen_content is not None:
-        earlier = w.seen_content.get((w.message.partner_id, w.message.content_sha256), [])
-        mine = (w.message.received_at, w.message.id)
-        return earlier[0][1] if earlier and earlier[0] < mine else None  # the earliest, if before this one
-    original: uuid.UUID | None = run(
-        w.session,
-        _SAME_CONTENT,
-        {
-            "content_sha256": w.message.content_sha256,
-            "partner_id": w.message.partner_id,
-            "received_at": w.message.received_at,
-            "message_id": w.message.id,
-        },
-    ).scalar()
-    return original
-
-
 def _write_x12(
     w: Writer,
     parsed: ParsedX12,
@@ -332,17 +242,17 @@ def _write_x12(
     for position, item in enumerate(parsed.interchanges):
         original = None
         if check_duplicates:
-            original = _original_interchange(w, item)
+            original = original_interchange(w, item)
         if original is not None or resend_of is not None:
             duplicates.append(original.message_id if original is not None else resend_of or w.message.id)
-            item.outcome.issues.append(_duplicate_issue(item, duplicates[-1]))
+            item.outcome.issues.append(duplicate_issue(item, duplicates[-1]))
             interchange = _add_interchange(w, item, position, duplicate=True, duplicate_of=original)
             if not _only_acknowledgments(item):  # a TA1 025 answers it; never an ack of an ack
                 to_acknowledge.append((item, interchange))
             continue
         interchange = _add_interchange(w, item, position, duplicate=False, duplicate_of=None)
         if w.seen_isa is not None:  # a later message of the batch with this ISA13 is its duplicate
-            w.seen_isa.setdefault(_isa_key(item), InterchangeRef(interchange["id"], w.message.id))
+            w.seen_isa.setdefault(isa_key(item), InterchangeRef(interchange["id"], w.message.id))
         _write_groups(w, item, interchange)
         fresh.append(item)
         to_acknowledge.append((item, interchange))
@@ -350,73 +260,6 @@ def _write_x12(
     for (_, (built, _)), (_, interchange_row) in zip(acks, to_acknowledge, strict=False):
         note_ack_statuses(w, interchange_row, built)
     w.pending = PendingAcks(parsed, acks, fresh, duplicates, resend_of)
-
-
-def _original_interchange(w: Writer, item: ParsedInterchange) -> InterchangeRef | None:
-    """The earlier inbound interchange with this one's ids and ISA13 inside the window, if any."""
-    if w.seen_isa is not None:
-        return w.seen_isa.get(_isa_key(item))
-    sender_qualifier, sender_id, receiver_qualifier, receiver_id, control = _isa_key(item)
-    return find_duplicate_interchange(
-        w.session,
-        sender=(sender_qualifier, sender_id),
-        receiver=(receiver_qualifier, receiver_id),
-        control_number=control,
-        window_days=w.ctx.settings.duplicate_window_days,
-        now=w.now,
-    )
-
-
-def seen_interchanges(
-    session: Session, ctx: PipelineContext, parsed: Sequence[Parsed]
-) -> dict[IsaKey, InterchangeRef]:
-    """The earliest inbound interchange inside the window for each ISA key of a batch (one query).
-
-    Taken after the batch's advisory locks, so no other transaction adds one of these keys
-    meanwhile; the batch adds its own as it writes them, and each message looks here instead
-    of querying.
-    """
-    keys = {_isa_key(item) for one in parsed if one.x12 is not None for item in one.x12.interchanges}
-    if not keys:
-        return {}
-    since = utcnow() - timedelta(days=ctx.settings.duplicate_window_days)
-    rows = run(session, _SEEN_ISA, {"control_numbers": sorted({key[4] for key in keys}), "since": since})
-    seen: dict[IsaKey, InterchangeRef] = {}
-    for row in rows:  # earliest first
-        key = (row.sender_qualifier, row.sender_id, row.receiver_qualifier, row.receiver_id,
-               row.control_number)
-        if key in keys:
-            seen.setdefault(key, InterchangeRef(row.id, row.message_id))
-    return seen
-
-
-def seen_contents(session: Session, locked: Sequence[Any]) -> dict[tuple[str, str], list[Arrival]]:
-    """The original inbound messages sharing bytes with a batch's, by partner and hash, earliest first.
-
-    Read after the batch's advisory locks, like :func:`seen_interchanges`; the batch's own
-    messages are among them (their duplicate flags are written when the batch settles).
-    """
-    hashes = sorted({row.content_sha256 for row in locked})
-    seen: dict[tuple[str, str], list[Arrival]] = {}
-    for row in run(session, _SEEN_CONTENT, {"hashes": hashes}) if hashes else []:
-        seen.setdefault((row.partner_id, row.content_sha256), []).append((row.received_at, row.id))
-    for arrivals in seen.values():
-        arrivals.sort()
-    return seen
-
-
-def _duplicate_issue(item: ParsedInterchange, original_message: uuid.UUID) -> X12Issue:
-    """TA105 025: this sender's ISA13 came before (the partner learns it is not processed twice)."""
-    header = item.outcome.header
-    return X12Issue(
-        Level.INTERCHANGE,
-        TA1Note.DUPLICATE_CONTROL_NUMBER,
-        f"duplicate interchange: ISA13 {header.control_number} from {header.sender_qualifier}/"
-        f"{header.sender_id} was received before (message {original_message})",
-        offset=header.offset,
-        interchange_index=header.index,
-        interchange_control=header.control_number,
-    )
 
 
 def _only_acknowledgments(item: ParsedInterchange) -> bool:
