@@ -114,6 +114,9 @@ class RecordingServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # http.server writes the headers and the body separately: with Nagle on, the body
+            # waits for the client's delayed ACK (~40 ms a request), which no real ERP server has.
+            disable_nagle_algorithm = True
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
