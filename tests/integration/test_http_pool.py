@@ -38,7 +38,7 @@ class Peer:
     """A threaded HTTP/1.1 server whose answer a test chooses; counts connections and requests
     (header names lower-cased)."""
 
-    def __init__(self, answer: Answer, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, answer: Answer, tls: ssl.SSLContext | None = None, *, nagle: bool = False) -> None:
         peer = self
         self.answer = answer
         self.connections = 0
@@ -47,7 +47,7 @@ class Peer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
+            disable_nagle_algorithm = not nagle
 
             def setup(self) -> None:
                 with peer.lock:
@@ -307,3 +307,20 @@ def test_threads_share_the_pool_and_it_keeps_at_most_its_idle_limit(serve: Calla
     assert sum(len(idle) for idle in pool._idle.values()) <= 2
     pool.close()
     assert pool._idle == {} and pool.post(peer.url, content=b"again").status_code == 200
+
+
+def test_a_server_with_nagle_on_does_not_stall_each_answer_on_our_delayed_ack() -> None:
+    # http.server sends an answer's headers and body separately; with Nagle on, the body waits
+    # for the ACK of the headers, which a client delaying its ACKs sends ~40 ms later.
+    peer = Peer(reply(), nagle=True)
+    pool = HttpPool(timeout=5)
+    try:
+        pool.post(f"{peer.url}/warm", content=b"x")
+        started = time.monotonic()
+        for _ in range(25):
+            assert pool.post(f"{peer.url}/hook", content=b"x" * 300).status_code == 200
+        assert time.monotonic() - started < 0.5  # ~1 s if every answer waited for a delayed ACK
+        assert peer.connections == 1
+    finally:
+        pool.close()
+        peer.stop()
