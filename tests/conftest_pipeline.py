@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,8 +31,15 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from gateway.archive.blob_store import BlobStore
+from gateway.intake import receive
+from gateway.processing.context import PipelineContext
+from gateway.processing.publisher import RecordingPublisher
+from gateway.processing.tuning import PipelineTuning
+from gateway.secrets import SecretBox
 from gateway.settings import Settings
 from gateway.store.db import Database
+from gateway.store.enums import Transport
 from tests.conftest import services_required
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -165,6 +173,30 @@ class RecordingServer:
         """Distinct ``webhook-id`` headers received with a 2xx answer."""
         with self.lock:
             return {r.headers.get("webhook-id", "") for r in self.requests}
+
+
+@pytest.fixture
+def pipeline_ctx(
+    database: Database, tmp_path: Path, erp_server: RecordingServer, partner_http: RecordingServer
+) -> PipelineContext:
+    """A context on ``database`` with a recording publisher, the acme-retail partner and an ERP webhook."""
+    settings = Settings(data_dir=tmp_path / "data", secret_key=SecretStr(PIPELINE_SECRET_KEY))
+    context = PipelineContext(
+        db=database,
+        blobs=BlobStore(tmp_path / "archive"),
+        settings=settings,
+        box=SecretBox.from_settings(settings),
+        publisher=RecordingPublisher(),
+        tuning=PipelineTuning(webhook_backoff_seconds=0.05, webhook_retry_seconds=3600),
+    )
+    setup_partner_and_webhook(database, settings, partner_url=partner_http.url, erp_url=erp_server.url)
+    return context
+
+
+def receive_http(ctx: PipelineContext, body: bytes, content_type: str = "application/edi-x12") -> uuid.UUID:
+    """Take ``body`` in from acme-retail over HTTP, as the inbound endpoint does; its message id."""
+    return receive(ctx.db, ctx.blobs, partner_id="acme-retail", transport=Transport.HTTP, body=body,
+                   content_type=content_type, publisher=ctx.publisher).message_id
 
 
 @pytest.fixture

@@ -7,25 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import func, select
 
 import gateway.processing.batch as batch_module
-from gateway.archive.blob_store import BlobStore
 from gateway.deliveries.service import send_deliveries
 from gateway.http_pool import HttpPool
-from gateway.intake import receive
 from gateway.processing.batch import process_batch
 from gateway.processing.context import PipelineContext
 from gateway.processing.publisher import DELIVER, SEND_MESSAGE, RecordingPublisher
 from gateway.processing.service import follow_up_many
-from gateway.processing.tuning import PipelineTuning
-from gateway.secrets import SecretBox
-from gateway.settings import Settings
-from gateway.store.db import Database
-from gateway.store.enums import Direction, MessageStatus, OutboxStatus, Transport
+from gateway.store.enums import Direction, MessageStatus, OutboxStatus
 from gateway.store.models import Delivery, Document, Interchange, Message, OutboxEntry
-from tests.conftest_pipeline import PIPELINE_SECRET_KEY, RecordingServer, setup_partner_and_webhook
+from tests.conftest_pipeline import (
+    RecordingServer,
+    receive_http,
+)
 
 PO = (Path(__file__).resolve().parents[1] / "fixtures" / "po_004010.x12").read_bytes()
 
@@ -36,25 +32,10 @@ def po(number: int) -> bytes:
 
 
 @pytest.fixture
-def ctx(
-    database: Database, tmp_path: Path, erp_server: RecordingServer, partner_http: RecordingServer
-) -> PipelineContext:
-    settings = Settings(data_dir=tmp_path / "data", secret_key=SecretStr(PIPELINE_SECRET_KEY))
-    context = PipelineContext(
-        db=database,
-        blobs=BlobStore(tmp_path / "archive"),
-        settings=settings,
-        box=SecretBox.from_settings(settings),
-        publisher=RecordingPublisher(),
-        tuning=PipelineTuning(webhook_backoff_seconds=0.05, webhook_retry_seconds=3600),
-    )
-    setup_partner_and_webhook(database, settings, partner_url=partner_http.url, erp_url=erp_server.url)
-    return context
+def ctx(pipeline_ctx: PipelineContext) -> PipelineContext:
+    return pipeline_ctx
 
 
-def _receive(ctx: PipelineContext, body: bytes) -> uuid.UUID:
-    return receive(ctx.db, ctx.blobs, partner_id="acme-retail", transport=Transport.HTTP, body=body,
-                   content_type="application/edi-x12", publisher=ctx.publisher).message_id
 
 
 def _published(ctx: PipelineContext, task: str) -> list[dict[str, Any]]:
@@ -92,8 +73,8 @@ def _no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_batch_with_one_malformed_file_delivers_the_others_and_rejects_it_with_its_error(
     ctx: PipelineContext, erp_server: RecordingServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    good = [_receive(ctx, po(n)) for n in (301, 302, 303)]
-    bad = _receive(ctx, po(304).replace(b"IEA*1*000000304", b"IEA*1*000000999"))
+    good = [receive_http(ctx, po(n)) for n in (301, 302, 303)]
+    bad = receive_http(ctx, po(304).replace(b"IEA*1*000000304", b"IEA*1*000000999"))
     _no_fallback(monkeypatch)
     batch = process_batch(ctx, [*good, bad])
     assert not batch.failed and not batch.missing
@@ -118,7 +99,7 @@ def test_a_batch_with_one_malformed_file_delivers_the_others_and_rejects_it_with
 def test_a_batch_that_crashes_midway_leaves_nothing_and_its_rerun_delivers_each_once(
     ctx: PipelineContext, erp_server: RecordingServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ids = [_receive(ctx, po(n)) for n in (311, 312, 313, 314)]
+    ids = [receive_http(ctx, po(n)) for n in (311, 312, 313, 314)]
     write, calls = batch_module.begin_write, []
 
     def crashing(*args: Any, **kwargs: Any) -> Any:
@@ -155,7 +136,7 @@ def test_a_batch_that_crashes_midway_leaves_nothing_and_its_rerun_delivers_each_
 def test_a_message_that_raises_in_a_batch_fails_alone_and_the_others_are_processed(
     ctx: PipelineContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ids = [_receive(ctx, po(n)) for n in (321, 322, 323)]
+    ids = [receive_http(ctx, po(n)) for n in (321, 322, 323)]
     write, target = batch_module.begin_write, ids[1]
 
     def failing(session: Any, context: Any, snap: Any, *args: Any, **kwargs: Any) -> Any:
@@ -178,7 +159,7 @@ def test_the_same_bytes_twice_in_one_batch_are_an_original_and_its_duplicate(
     ctx: PipelineContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     body = po(331)
-    first, second = _receive(ctx, body), _receive(ctx, body)
+    first, second = receive_http(ctx, body), receive_http(ctx, body)
     _no_fallback(monkeypatch)
     batch = process_batch(ctx, [second, first])
     by_id = {outcome.message_id: outcome for outcome in batch.outcomes}
@@ -190,8 +171,8 @@ def test_the_same_bytes_twice_in_one_batch_are_an_original_and_its_duplicate(
 def test_the_same_isa13_twice_in_one_batch_keeps_the_first_received_as_the_original(
     ctx: PipelineContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = _receive(ctx, po(341))
-    second = _receive(ctx, po(341).replace(b"PO-10001", b"PO-10002"))  # other bytes, same ISA13
+    first = receive_http(ctx, po(341))
+    second = receive_http(ctx, po(341).replace(b"PO-10001", b"PO-10002"))  # other bytes, same ISA13
     _no_fallback(monkeypatch)
     batch = process_batch(ctx, [second, first])
     by_id = {outcome.message_id: outcome for outcome in batch.outcomes}
@@ -202,9 +183,9 @@ def test_the_same_isa13_twice_in_one_batch_keeps_the_first_received_as_the_origi
 def test_an_isa13_seen_before_the_batch_makes_its_resend_in_the_batch_a_duplicate(
     ctx: PipelineContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    earlier = process_batch(ctx, [_receive(ctx, po(351))]).outcomes[0]
-    resend = _receive(ctx, po(351).replace(b"PO-10001", b"PO-10003"))  # other bytes, same ISA13
-    fresh = _receive(ctx, po(352))
+    earlier = process_batch(ctx, [receive_http(ctx, po(351))]).outcomes[0]
+    resend = receive_http(ctx, po(351).replace(b"PO-10001", b"PO-10003"))  # other bytes, same ISA13
+    fresh = receive_http(ctx, po(352))
     _no_fallback(monkeypatch)
     batch = process_batch(ctx, [resend, fresh])
     by_id = {outcome.message_id: outcome for outcome in batch.outcomes}
@@ -215,8 +196,8 @@ def test_an_isa13_seen_before_the_batch_makes_its_resend_in_the_batch_a_duplicat
 def test_bytes_received_before_the_batch_make_their_resend_in_the_batch_a_duplicate(
     ctx: PipelineContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    earlier = process_batch(ctx, [_receive(ctx, po(361))]).outcomes[0]
-    resend, fresh = _receive(ctx, po(361)), _receive(ctx, po(362))
+    earlier = process_batch(ctx, [receive_http(ctx, po(361))]).outcomes[0]
+    resend, fresh = receive_http(ctx, po(361)), receive_http(ctx, po(362))
     _no_fallback(monkeypatch)
     batch = process_batch(ctx, [resend, fresh])
     by_id = {outcome.message_id: outcome for outcome in batch.outcomes}

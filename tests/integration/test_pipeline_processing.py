@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -34,7 +33,12 @@ from gateway.store.enums import (
 from gateway.store.models import Delivery, Document, DocumentReference, Interchange, Message, OutboxEntry
 from gateway.transports.http import HttpTransport
 from tests.conftest_outbound import functional_ack
-from tests.conftest_pipeline import PIPELINE_SECRET_KEY, RecordingServer, setup_partner_and_webhook
+from tests.conftest_pipeline import (
+    PIPELINE_SECRET_KEY,
+    RecordingServer,
+    receive_http,
+    setup_partner_and_webhook,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 PO = (FIXTURES / "po_004010.x12").read_bytes()
@@ -46,32 +50,10 @@ def x12_with_control(number: int, body: bytes = PO) -> bytes:
 
 
 @pytest.fixture
-def ctx(
-    database: Database, tmp_path: Path, erp_server: RecordingServer, partner_http: RecordingServer
-) -> PipelineContext:
-    settings = Settings(data_dir=tmp_path / "data", secret_key=SecretStr(PIPELINE_SECRET_KEY))
-    context = PipelineContext(
-        db=database,
-        blobs=BlobStore(tmp_path / "archive"),
-        settings=settings,
-        box=__import__("gateway.secrets", fromlist=["SecretBox"]).SecretBox.from_settings(settings),
-        publisher=RecordingPublisher(),
-        tuning=PipelineTuning(webhook_backoff_seconds=0.05, webhook_retry_seconds=3600),
-    )
-    setup_partner_and_webhook(database, settings, partner_url=partner_http.url, erp_url=erp_server.url)
-    return context
+def ctx(pipeline_ctx: PipelineContext) -> PipelineContext:
+    return pipeline_ctx
 
 
-def _receive(ctx: PipelineContext, body: bytes, content_type: str = "application/edi-x12") -> uuid.UUID:
-    return receive(
-        ctx.db,
-        ctx.blobs,
-        partner_id="acme-retail",
-        transport=Transport.HTTP,
-        body=body,
-        content_type=content_type,
-        publisher=ctx.publisher,
-    ).message_id
 
 
 def _deliver_all(ctx: PipelineContext) -> None:
@@ -85,7 +67,7 @@ def _deliver_all(ctx: PipelineContext) -> None:
 
 
 def test_intake_records_message_outbox_and_publishes_processing(ctx: PipelineContext) -> None:
-    message_id = _receive(ctx, x12_with_control(201))
+    message_id = receive_http(ctx, x12_with_control(201))
     with ctx.db.unit_of_work() as session:
         message = session.get(Message, message_id)
         entry = session.scalars(select(OutboxEntry).where(OutboxEntry.message_id == message_id)).one()
@@ -106,7 +88,7 @@ def test_intake_records_message_outbox_and_publishes_processing(ctx: PipelineCon
 def test_850_becomes_one_document_a_997_and_a_signed_webhook(
     ctx: PipelineContext, erp_server: RecordingServer, partner_http: RecordingServer
 ) -> None:
-    message_id = _receive(ctx, x12_with_control(202))
+    message_id = receive_http(ctx, x12_with_control(202))
     outcome = process_message(ctx, message_id)
     assert outcome.status is MessageStatus.PROCESSED and len(outcome.document_ids) == 1
     assert len(outcome.ack_message_ids) == 2 and len(outcome.delivery_ids) == 1  # ISA14=1: TA1 and 997
@@ -160,14 +142,14 @@ def test_webhook_signature_verifies_with_the_endpoint_secret(
         box=SecretBox.from_settings(settings),
         publisher=RecordingPublisher(),
     )
-    process_message(context, _receive(context, x12_with_control(203)))
+    process_message(context, receive_http(context, x12_with_control(203)))
     _deliver_all(context)
     hook = erp_server.requests[0]
     verify(secret, hook.headers, hook.body, now=int(time.time()))
 
 
 def test_processing_twice_creates_no_second_document_delivery_or_ack(ctx: PipelineContext) -> None:
-    message_id = _receive(ctx, x12_with_control(204))
+    message_id = receive_http(ctx, x12_with_control(204))
     first = process_message(ctx, message_id)
     again = process_message(ctx, message_id)
     assert again.skipped and not again.document_ids
@@ -185,9 +167,9 @@ def test_processing_twice_creates_no_second_document_delivery_or_ack(ctx: Pipeli
 def test_duplicate_isa13_is_archived_and_flagged_but_not_translated_or_delivered(
     ctx: PipelineContext,
 ) -> None:
-    first = process_message(ctx, _receive(ctx, x12_with_control(205)))
+    first = process_message(ctx, receive_http(ctx, x12_with_control(205)))
     resend = x12_with_control(205).replace(b"PO-10001", b"PO-10002")  # other bytes, same ISA13
-    second_id = _receive(ctx, resend)
+    second_id = receive_http(ctx, resend)
     second = process_message(ctx, second_id)
     assert second.is_duplicate and not second.document_ids and not second.delivery_ids
     with ctx.db.unit_of_work() as session:
@@ -204,7 +186,7 @@ def test_duplicate_isa13_is_archived_and_flagged_but_not_translated_or_delivered
 
 def test_byte_identical_resend_is_flagged_duplicate_of_the_first(ctx: PipelineContext) -> None:
     body = x12_with_control(206)
-    first_id, second_id = _receive(ctx, body), _receive(ctx, body)
+    first_id, second_id = receive_http(ctx, body), receive_http(ctx, body)
     second = process_message(ctx, second_id)  # the later copy first: it still points at the earlier one
     first = process_message(ctx, first_id)
     assert second.is_duplicate and second.duplicate_of == first_id and not second.document_ids
@@ -219,14 +201,14 @@ def test_a_resent_997_is_flagged_duplicate_and_not_answered(ctx: PipelineContext
     isa = ("ISA*00*          *00*          *ZZ*DISTCO         *ZZ*ACMERETAIL     *261122*0930*U*00401*"
            "000000007*0*T*>")
     body = functional_ack(f"{isa}~GS*PR*DISTCO*ACMERETAIL*20261122*0930*7*X*004010~ST*855*0001~", isa13=208)
-    process_message(ctx, _receive(ctx, body))
-    again = process_message(ctx, _receive(ctx, body))
+    process_message(ctx, receive_http(ctx, body))
+    again = process_message(ctx, receive_http(ctx, body))
     assert again.is_duplicate and not again.ack_message_ids  # never an acknowledgment of an acknowledgment
 
 
 def test_malformed_x12_is_rejected_with_a_ta1_and_a_readable_error(ctx: PipelineContext) -> None:
     broken = x12_with_control(207).replace(b"IEA*1*000000207", b"IEA*1*000000999")
-    message_id = _receive(ctx, broken)
+    message_id = receive_http(ctx, broken)
     outcome = process_message(ctx, message_id)
     assert outcome.status is MessageStatus.REJECTED and not outcome.document_ids
     with ctx.db.unit_of_work() as session:
@@ -241,7 +223,7 @@ def test_malformed_x12_is_rejected_with_a_ta1_and_a_readable_error(ctx: Pipeline
 
 def test_broken_set_is_rejected_in_the_997_and_not_delivered(ctx: PipelineContext) -> None:
     broken = x12_with_control(208).replace(b"SE*17*0001", b"SE*99*0001")
-    outcome = process_message(ctx, _receive(ctx, broken))
+    outcome = process_message(ctx, receive_http(ctx, broken))
     assert outcome.status is MessageStatus.REJECTED and not outcome.delivery_ids
     with ctx.db.unit_of_work() as session:
         acks = session.scalars(select(Message).where(Message.id.in_(outcome.ack_message_ids))).all()
@@ -252,7 +234,7 @@ def test_broken_set_is_rejected_in_the_997_and_not_delivered(ctx: PipelineContex
 
 def test_interchange_from_another_sender_is_rejected(ctx: PipelineContext) -> None:
     spoofed = x12_with_control(209).replace(b"ZZ*ACMERETAIL     ", b"ZZ*OTHERCORP      ")
-    outcome = process_message(ctx, _receive(ctx, spoofed))
+    outcome = process_message(ctx, receive_http(ctx, spoofed))
     assert outcome.status is MessageStatus.REJECTED and not outcome.document_ids
     assert "ISA06" in (outcome.error or "")
 
@@ -262,7 +244,7 @@ def test_partner_json_is_mapped_by_the_profile_and_delivered(ctx: PipelineContex
         b'{"order": {"id": "WEB-1", "created_at": "2026-01-05T10:00:00Z", "currency": "EUR",'
         b' "items": [{"sku": "SKU-1", "qty": 2, "price": 9.5}]}}'
     )
-    outcome = process_message(ctx, _receive(ctx, payload, "application/json"))
+    outcome = process_message(ctx, receive_http(ctx, payload, "application/json"))
     assert outcome.status is MessageStatus.PROCESSED and len(outcome.delivery_ids) == 1
     with ctx.db.unit_of_work() as session:
         document = session.get(Document, outcome.document_ids[0])
@@ -272,7 +254,7 @@ def test_partner_json_is_mapped_by_the_profile_and_delivered(ctx: PipelineContex
 
 def test_canonical_json_with_errors_is_rejected_with_field_names(ctx: PipelineContext) -> None:
     payload = b'{"document_type": "purchase_order", "po_number": "X", "po_date": "yesterday"}'
-    outcome = process_message(ctx, _receive(ctx, payload, "application/json"))
+    outcome = process_message(ctx, receive_http(ctx, payload, "application/json"))
     assert outcome.status is MessageStatus.REJECTED and "po_date" in (outcome.error or "")
 
 
@@ -290,7 +272,7 @@ def test_erp_answering_500_is_retried_then_dead_then_redelivered_with_the_same_w
         publisher=ctx.publisher,
         tuning=PipelineTuning(webhook_backoff_seconds=0.01, webhook_retry_seconds=0.3),
     )
-    outcome = process_message(short, _receive(short, x12_with_control(210)))
+    outcome = process_message(short, receive_http(short, x12_with_control(210)))
     erp_server.status = 500
     deadline = time.monotonic() + 10
     while True:
