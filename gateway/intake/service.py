@@ -9,6 +9,7 @@ sweeper. Nothing received is lost once the caller has answered.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from gateway.store.types import utcnow
 
 _MESSAGES = table_of(Message)
 _PARTNERS = table_of(Partner)
+log = logging.getLogger("edigate.intake")
 _OUTBOX = table_of(OutboxEntry)
 # A doorbell that could not be rung: the outbox sweeper publishes the entries at its next pass.
 _OUTBOX_DUE_NOW = (
@@ -147,36 +149,24 @@ def record_received(
 
 def publish_received(db: Database, publisher: Publisher | None, received: Received) -> bool:
     """Ring the doorbell for a recorded message; on failure make its outbox row due at once."""
-    if publisher is None:
-        return False
-    if publisher.publish(
-        PROCESS_MESSAGE, {"message_id": str(received.message_id), "outbox_id": received.outbox_id}
-    ):
-        return True
-    try:
-        with db.unit_of_work() as session:
-            entry = session.get(OutboxEntry, received.outbox_id)
-            if entry is not None and entry.status is OutboxStatus.ENQUEUED:
-                entry.status = OutboxStatus.PENDING
-                entry.next_attempt_at = utcnow()
-    except Exception:
-        pass
-    return False
+    return publish_received_many(db, publisher, [received])
 
 
 def publish_received_many(db: Database, publisher: Publisher | None, received: Sequence[Received]) -> bool:
-    """Ring ONE doorbell for several recorded messages (a worker processes them together)."""
-    if len(received) == 1:
-        return publish_received(db, publisher, received[0])
+    """Ring ONE doorbell for recorded messages (a worker processes them together); on failure make
+    their outbox rows due at once, for the sweeper's next pass."""
     if publisher is None or not received:
         return False
-    if publisher.publish(PROCESS_MESSAGE, {"message_ids": [str(r.message_id) for r in received]}):
+    args: dict[str, object] = {"message_ids": [str(r.message_id) for r in received]}
+    if len(received) == 1:  # the one-message spelling, which names the outbox entry too
+        args = {"message_id": str(received[0].message_id), "outbox_id": received[0].outbox_id}
+    if publisher.publish(PROCESS_MESSAGE, args):
         return True
     try:
         with db.unit_of_work() as session:
             run(session, _OUTBOX_DUE_NOW, {"ids": [r.outbox_id for r in received], "target_now": utcnow()})
-    except Exception:
-        pass
+    except Exception:  # the sweeper still publishes them once their lease runs out
+        log.warning("cannot make the outbox entries of %s due now", [r.message_id for r in received])
     return False
 
 

@@ -66,11 +66,6 @@ def process_message(
     return outcome
 
 
-def follow_up(ctx: PipelineContext, outcome: ProcessOutcome, *, transports: dict[str, Sender]) -> None:
-    """Publish the acks' sends and the webhooks; acks for a hosted mailbox are written here and now."""
-    follow_up_many(ctx, [outcome], transports=transports)
-
-
 def follow_up_many(
     ctx: PipelineContext, outcomes: Sequence[ProcessOutcome], *, transports: dict[str, Sender]
 ) -> None:
