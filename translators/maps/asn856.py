@@ -143,11 +143,13 @@ MAX_PACK_DEPTH = 16
 def on_hl(seg: Row, doc: Data, ctx: Context) -> Scope | None:
     """HL: a new level, attached to its parent (which must come earlier)."""
     hl = HL.read(seg, ctx)
-    nodes: dict[str, tuple[str, Data, list[Data] | None]] = doc["_hl"]
+    # HL01 -> (level, object, the list it is in, how deep it nests if a pack)
+    nodes: dict[str, tuple[str, Data, list[Data] | None, int]] = doc["_hl"]
     level = hl.get("level", "")
-    parent_level, parent, parent_list = nodes.get(hl.get("parent", ""), ("S", doc, None))
+    parent_level, parent, parent_list, parent_depth = nodes.get(hl.get("parent", ""), ("S", doc, None, 0))
     obj: Data
     own_list: list[Data] | None = None
+    depth = 0
     if level == "S":
         obj = doc
     elif level == "O":
@@ -157,8 +159,7 @@ def on_hl(seg: Row, doc: Data, ctx: Context) -> Scope | None:
         obj = NEW_PACK()
         obj["level"] = level
         container = parent if parent_level in ("O", "P", "T") else doc
-        depths: dict[int, int] = doc["_depth"]  # id(pack) -> how deep it nests
-        depth = depths[id(obj)] = depths.get(id(parent), 0) + 1 if parent_level in ("P", "T") else 1
+        depth = parent_depth + 1 if parent_level in ("P", "T") else 1
         if depth > MAX_PACK_DEPTH:
             raise MappingError(f"HL {hl.get('id', '')!r}: packs nest more than {MAX_PACK_DEPTH} levels deep")
         own_list = container.setdefault("packs", [])
@@ -173,10 +174,10 @@ def on_hl(seg: Row, doc: Data, ctx: Context) -> Scope | None:
     else:
         ctx.unknown(seg)
         if "id" in hl:
-            nodes[hl["id"]] = (parent_level, parent, parent_list)
+            nodes[hl["id"]] = (parent_level, parent, parent_list, parent_depth)
         return ({}, {})
     if "id" in hl:
-        nodes[hl["id"]] = (level, obj, own_list)
+        nodes[hl["id"]] = (level, obj, own_list, depth)
     return (LEVELS[level], obj)
 
 
@@ -191,9 +192,9 @@ HEADER: Handlers = {
 def read(segments: Sequence[Row], ctx: Context) -> Data:
     """The body segments of an 856 as ship_notice data."""
     doc = NEW_DOCUMENT()
-    doc["_hl"], doc["_depth"] = {}, {}
+    doc["_hl"] = {}
     run(segments, HEADER, doc, ctx)
-    del doc["_hl"], doc["_depth"]
+    del doc["_hl"]
     return doc
 
 
