@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -268,3 +270,24 @@ def test_host_keys_are_generated_once_and_shared_by_every_server(hosted_sftp: Ho
         assert {i.algorithm for i in other.host_key_infos()} == {"ssh-ed25519", "ssh-rsa"}
     finally:
         other.stop()
+
+
+def test_a_new_session_can_write_at_once(hosted_sftp: HostedSftp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The folders and the session slot exist before the client can send its first request."""
+    layout = hosted_sftp.server.layout
+    shutil.rmtree(layout.home(USERNAME), ignore_errors=True)
+    shutil.rmtree(layout.incoming(USERNAME), ignore_errors=True)
+    real_ensure = layout.ensure
+
+    def slow_ensure(username: str) -> None:  # a slow disk widens the window a CI run once hit
+        time.sleep(0.5)
+        real_ensure(username)
+
+    monkeypatch.setattr(layout, "ensure", slow_ensure)
+    client = _paramiko_session(hosted_sftp)
+    try:
+        client.open("/inbound/po.x12", "wb").close()
+        assert "sftp.login" in _types(hosted_sftp)
+    finally:
+        client.close()
+        client.get_channel().get_transport().close()

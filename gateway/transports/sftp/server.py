@@ -46,10 +46,12 @@ SERVER_VERSION = "SSH-2.0-edigate"
 class SshServer(paramiko.ServerInterface):  # type: ignore[misc]
     """paramiko's per-connection hooks: authentication and which channels are allowed."""
 
-    def __init__(self, conn: Connection, login: LoginService) -> None:
+    def __init__(self, conn: Connection, login: LoginService, layout: MailboxLayout) -> None:
         self.conn = conn
         self.login = login
+        self.layout = layout
         self.password_failures = 0
+        self.session_open = False
 
     def get_allowed_auths(self, username: str) -> str:
         """Passwords and public keys."""
@@ -76,10 +78,19 @@ class SshServer(paramiko.ServerInterface):  # type: ignore[misc]
         self.conn.account, self.conn.method, self.conn.key = account, method, key
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
-        """Only session channels (for the sftp subsystem)."""
-        if kind == "session" and self.conn.account is not None:
-            return OPEN_SUCCEEDED
-        return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        """Only session channels (for the sftp subsystem); the first one opens the mailbox session."""
+        account = self.conn.account
+        if kind != "session" or account is None:
+            return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        # Done here, not after accept(): the client may start the subsystem and send requests
+        # as soon as the channel is open, and those must find the folders and a counted session.
+        if not self.session_open:
+            self.layout.ensure(account.username)
+            if not self.login.logged_in(account, self.conn.address, self.conn.method, self.conn.key):
+                return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+            self.session_open = True
+            self.conn.touch()
+        return OPEN_SUCCEEDED
 
 
 class HostedSftpServer:
@@ -221,7 +232,7 @@ class HostedSftpServer:
         for key in self.host_keys:
             transport.add_server_key(key)
         transport.set_subsystem_handler("sftp", MailboxSftpServer, MailboxSftp)
-        interface = SshServer(conn, self.login)
+        interface = SshServer(conn, self.login, self.layout)
         with self._lock:
             self._transports.add(transport)
         try:
@@ -231,18 +242,12 @@ class HostedSftpServer:
                 return
             channel = transport.accept(self.tuning.login_grace_seconds)
             account = conn.account
-            if channel is None or account is None or not transport.is_authenticated():
-                username = transport.get_username()
-                if account is None and interface.password_failures == 0 and username:
-                    record_event(self.db, "sftp.login_failed", username=username,
-                                 partner_id=None, address=address, reason="no_valid_credentials")
-                return
-            self.layout.ensure(account.username)
-            if not self.login.logged_in(account, address, conn.method, conn.key):
-                return
-            conn.touch()
-            reason = self._watch(transport, conn)
-            self.login.logged_out(account, address, reason, files_received=conn.files_received)
+            if interface.session_open and account is not None:
+                reason = self._watch(transport, conn) if channel is not None else "no_channel"
+                self.login.logged_out(account, address, reason, files_received=conn.files_received)
+            elif account is None and interface.password_failures == 0 and transport.get_username():
+                record_event(self.db, "sftp.login_failed", username=transport.get_username(),
+                             partner_id=None, address=address, reason="no_valid_credentials")
         finally:
             transport.close()
             with self._lock:
