@@ -156,10 +156,7 @@ def test_adopt_links_a_durable_file_into_the_archive_read_only(blob_store: BlobS
     assert blob_store.adopt(source, ref) == ref  # known content: nothing to do
 
 
-@pytest.mark.parametrize("put", ["bytes", "stream", "adopt"])
-def test_a_new_prefix_directory_is_made_durable_in_its_parent(
-    blob_store: BlobStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, put: str
-) -> None:
+def _record_dir_syncs(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     synced: list[Path] = []
     real = blob_store_module._fsync_dir
 
@@ -168,12 +165,20 @@ def test_a_new_prefix_directory_is_made_durable_in_its_parent(
         real(path)
 
     monkeypatch.setattr(blob_store_module, "_fsync_dir", recording)
+    return synced
+
+
+@pytest.mark.parametrize("put", ["stream", "adopt"])
+def test_a_new_prefix_directory_is_made_durable_in_its_parent(
+    blob_store: BlobStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, put: str
+) -> None:
+    synced = _record_dir_syncs(monkeypatch)
     data = b"first blob under its prefix"
     if put == "adopt":
         (tmp_path / "spooled").write_bytes(data)
         ref = blob_store.adopt(tmp_path / "spooled", BlobRef(hashlib.sha256(data).hexdigest(), len(data)))
     else:
-        ref = blob_store.put_bytes(data) if put == "bytes" else blob_store.put_stream([data])
+        ref = blob_store.put_stream([data])
     final = blob_store.path_for(ref.sha256)
     # blobs/ab gains ab/cd, blobs gains ab, and ab/cd gains the blob itself
     assert synced == [final.parent.parent.parent, final.parent.parent, final.parent]
@@ -183,5 +188,82 @@ def test_a_new_prefix_directory_is_made_durable_in_its_parent(
         for candidate in (str(n).encode() for n in range(10**6))
         if hashlib.sha256(candidate).hexdigest()[:4] == ref.sha256[:4]
     )
-    blob_store.put_bytes(neighbour)
+    blob_store.put_stream([neighbour])
     assert synced == [final.parent]  # an existing prefix: only the rename is synced
+
+
+def test_put_many_makes_a_batch_durable_with_one_directory_sync(
+    blob_store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced = _record_dir_syncs(monkeypatch)
+    file_syncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (file_syncs.append(fd), real_fsync(fd))[1])
+    items = [f"blob {n}".encode() for n in range(10)]
+
+    refs = blob_store.put_many(items)
+
+    assert synced == [blob_store.tmp_dir]  # the staged names, all at once
+    assert len(file_syncs) == len(items) + 1  # each blob's bytes, then the staging folder
+    assert [blob_store.path_for(ref.sha256).read_bytes() for ref in refs] == items
+    assert list(blob_store.tmp_dir.iterdir()) == []
+
+
+def _crash_before_the_renames(monkeypatch: pytest.MonkeyPatch) -> None:
+    """put_many returns (its blobs durable) but none reaches its place, as if the process died."""
+    monkeypatch.setattr(blob_store_module, "_move_into_place", lambda staged, final: None)
+
+
+def test_a_blob_left_staged_by_a_crash_is_read_and_moved_into_place(
+    blob_store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as crash:
+        _crash_before_the_renames(crash)
+        [ref] = blob_store.put_many([b"ISA*staged when the power went"])
+    assert not blob_store.path_for(ref.sha256).exists()
+
+    assert blob_store.exists(ref.sha256)
+    with blob_store.open(ref.sha256) as handle:
+        assert handle.read() == b"ISA*staged when the power went"
+    assert blob_store.check(ref) is None
+    assert list(blob_store.tmp_dir.iterdir()) == []
+
+
+def test_a_new_store_recovers_old_staged_blobs_and_drops_torn_ones(
+    blob_store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as crash:
+        _crash_before_the_renames(crash)
+        intact, torn, young = blob_store.put_many([b"intact", b"torn", b"young"])
+    staged = {path.name.split(".")[0]: path for path in blob_store.tmp_dir.iterdir()}
+    os.chmod(staged[torn.sha256], 0o600)
+    staged[torn.sha256].write_bytes(b"to")  # torn: its name's hash no longer matches
+    for ref in (intact, torn):
+        os.utime(staged[ref.sha256], (0, 0))
+    (blob_store.tmp_dir / "incoming-other-writer").write_bytes(b"not staged")
+
+    reopened = BlobStore(blob_store.root)
+
+    assert reopened.path_for(intact.sha256).read_bytes() == b"intact"
+    assert not reopened.exists(torn.sha256)
+    assert sorted(p.name for p in reopened.tmp_dir.iterdir()) == sorted(
+        ["incoming-other-writer", staged[young.sha256].name])  # a writer may still be at work on it
+    assert reopened.remove_stale_temp_files(older_than_seconds=0) == 1  # staged blobs are never "stale"
+    assert reopened.open(young.sha256).read() == b"young"
+
+
+def test_a_failed_write_in_a_batch_leaves_nothing_staged(
+    blob_store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = blob_store_module._write_durable
+
+    def failing(path: str, data: bytes) -> None:
+        real(path, data)
+        if data == b"bad":
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(blob_store_module, "_write_durable", failing)
+    with pytest.raises(OSError, match="No space"):
+        blob_store.put_many([b"good", b"bad", b"also good"])
+    assert list(blob_store.tmp_dir.iterdir()) == []
+    assert list(blob_store.iter_hashes()) == []
