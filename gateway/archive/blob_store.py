@@ -2,16 +2,16 @@
 
 Layout: ``<root>/blobs/ab/cd/<sha256>`` (read-only files). A write streams into a temporary
 file under ``<root>/blobs/.tmp`` (same filesystem), hashing as it goes; on commit the file is
-fsynced, made read-only and renamed into place, then its directory is fsynced. Writing bytes
-that are already stored is a no-op. Nothing ever holds a whole blob in memory.
+fsynced and made read-only. Writing bytes that are already stored is a no-op. Nothing ever
+holds a whole blob in memory.
 
-Small byte strings (``put_bytes``/``put_many``) are *staged*: each is written and fsynced in
-``.tmp`` as ``<sha256>.<random>.staged``, then one fsync of ``.tmp`` makes all their names
-durable at once, and only then are they renamed into place, without more fsyncs. A rename is
-atomic, so after a crash each blob is under one of its two names; ``open`` finds a staged one
-(checking its hash) and moves it into place, and so does a new ``BlobStore`` for staged files
-older than a minute. A batch of N blobs costs N + 1 fsyncs instead of 2N, plus those of any
-new prefix directories.
+Every blob is *staged* before it is placed: its fsynced file gets the name
+``<sha256>.<random>.staged`` in ``.tmp``, one fsync of ``.tmp`` makes the names of a whole
+batch durable at once, and only then are the files renamed into place, without more fsyncs
+(nor any for new prefix directories). A rename is atomic, so after a crash each blob is under
+one of its two names; ``open`` finds a staged one (checking its hash) and moves it into place,
+and so does a new ``BlobStore`` for staged files older than a minute. A batch of N small blobs
+(``put_many``) costs N + 1 fsyncs.
 """
 
 from __future__ import annotations
@@ -95,21 +95,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _make_prefix_dirs(directory: Path) -> None:
-    """Create a blob's missing prefix directories, each made durable in its parent.
-
-    A new directory's own entry lives in its parent: without the parent's fsync, a crash could
-    take the directory, and the blob renamed into it, away again.
-    """
-    missing = []
-    while not directory.is_dir():
-        missing.append(directory)
-        directory = directory.parent
-    for created in reversed(missing):
-        created.mkdir(exist_ok=True)  # a concurrent writer may have made it: sync it anyway
-        _fsync_dir(created.parent)
-
-
 def _write_durable(path: str, data: bytes) -> None:
     """Create ``path`` with ``data``, fsynced and read-only (its name is not yet durable)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -137,16 +122,6 @@ def _move_into_place(staged: str, final: Path) -> None:
             raise
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged, final)
-
-
-def _place(temporary: str | Path, final: Path) -> None:
-    """Rename a durable temporary file to its blob path and make the rename durable."""
-    try:
-        os.replace(temporary, final)
-    except FileNotFoundError:  # the first blob under this prefix
-        _make_prefix_dirs(final.parent)
-        os.replace(temporary, final)
-    _fsync_dir(final.parent)
 
 
 class BlobWriter:
@@ -181,12 +156,13 @@ class BlobWriter:
         self._file.close()
         self._file = None
         ref = BlobRef(sha256=self._digest.hexdigest(), size=self._size)
-        final = self._store.path_for(ref.sha256)
-        if final.exists():
+        if self._store.path_for(ref.sha256).exists():
             self._tmp_path.unlink(missing_ok=True)
             return ref
         os.chmod(self._tmp_path, _READ_ONLY)
-        _place(self._tmp_path, final)
+        staged = self._store.staged_path(ref.sha256)
+        os.replace(self._tmp_path, staged)
+        self._store.publish({ref.sha256: staged})
         return ref
 
     def abort(self) -> None:
@@ -256,7 +232,7 @@ class BlobStore:
                 new[ref.sha256] = data
         if not new:
             return refs
-        staged = {sha: os.path.join(self.tmp_dir, f"{sha}.{os.urandom(6).hex()}{_STAGED}") for sha in new}
+        staged = {sha: self.staged_path(sha) for sha in new}
         try:
             if len(staged) == 1:
                 [(sha, path)] = staged.items()
@@ -267,15 +243,23 @@ class BlobStore:
                 wait(writes)  # all of them finished before any cleanup below
                 for write in writes:
                     write.result()
-            _fsync_dir(self.tmp_dir)  # every staged name is durable: the blobs are safe from here
         except BaseException:
             for path in staged.values():
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
             raise
-        for sha, path in staged.items():
-            _move_into_place(path, self.path_for(sha))
+        self.publish(staged)
         return refs
+
+    def staged_path(self, sha256: str) -> str:
+        """A fresh staging name in ``.tmp`` for a blob with this hash."""
+        return os.path.join(self.tmp_dir, f"{_check_hash(sha256)}.{os.urandom(6).hex()}{_STAGED}")
+
+    def publish(self, staged: dict[str, str]) -> None:
+        """Make staged blobs (fsynced files, by hash) durable with one sync, then move them in."""
+        _fsync_dir(self.tmp_dir)  # every staged name is durable: the blobs are safe from here
+        for sha256, path in staged.items():
+            _move_into_place(path, self.path_for(sha256))
 
     def adopt(self, path: Path, ref: BlobRef) -> BlobRef:
         """Archive a durable file whose hash and size the caller computed, as a hard link (no copy).
@@ -283,16 +267,12 @@ class BlobStore:
         The file's bytes must already be fsynced and must never change again (it becomes
         read-only); ``OSError`` when it cannot be linked (another filesystem): copy it instead.
         """
-        final = self.path_for(ref.sha256)
-        if final.exists():
+        if self.path_for(ref.sha256).exists():
             return ref
-        _make_prefix_dirs(final.parent)
         os.chmod(path, _READ_ONLY)
-        try:
-            os.link(path, final)
-        except FileExistsError:  # the same bytes were archived meanwhile
-            return ref
-        _fsync_dir(final.parent)
+        staged = self.staged_path(ref.sha256)
+        os.link(path, staged)
+        self.publish({ref.sha256: staged})
         return ref
 
     def _committers(self) -> ThreadPoolExecutor:

@@ -168,8 +168,8 @@ def _record_dir_syncs(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     return synced
 
 
-@pytest.mark.parametrize("put", ["stream", "adopt"])
-def test_a_new_prefix_directory_is_made_durable_in_its_parent(
+@pytest.mark.parametrize("put", ["bytes", "stream", "adopt"])
+def test_a_blob_is_made_durable_by_syncing_the_staging_folder_only(
     blob_store: BlobStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, put: str
 ) -> None:
     synced = _record_dir_syncs(monkeypatch)
@@ -178,18 +178,11 @@ def test_a_new_prefix_directory_is_made_durable_in_its_parent(
         (tmp_path / "spooled").write_bytes(data)
         ref = blob_store.adopt(tmp_path / "spooled", BlobRef(hashlib.sha256(data).hexdigest(), len(data)))
     else:
-        ref = blob_store.put_stream([data])
-    final = blob_store.path_for(ref.sha256)
-    # blobs/ab gains ab/cd, blobs gains ab, and ab/cd gains the blob itself
-    assert synced == [final.parent.parent.parent, final.parent.parent, final.parent]
-    synced.clear()
-    neighbour = next(
-        candidate
-        for candidate in (str(n).encode() for n in range(10**6))
-        if hashlib.sha256(candidate).hexdigest()[:4] == ref.sha256[:4]
-    )
-    blob_store.put_stream([neighbour])
-    assert synced == [final.parent]  # an existing prefix: only the rename is synced
+        ref = blob_store.put_bytes(data) if put == "bytes" else blob_store.put_stream([data])
+    # Its staged name was durable before the rename; the new prefix directories need no sync.
+    assert synced == [blob_store.tmp_dir]
+    assert blob_store.path_for(ref.sha256).read_bytes() == data
+    assert list(blob_store.tmp_dir.iterdir()) == []
 
 
 def test_put_many_makes_a_batch_durable_with_one_directory_sync(
