@@ -6,9 +6,6 @@ caller to its own rows (internal roles pass None).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from gateway.acks.expectations import append_expectation_event
 from gateway.acks.notify import ACK_UNMATCHED, expectation_payload
-from gateway.json_input import MAX_DOCUMENT_DEPTH, load_json
+from gateway.keyset import InvalidCursor, decode_position, encode_position
 from gateway.store.enums import AckStatus
 from gateway.store.models import AckExpectation, Event
 
@@ -29,10 +26,6 @@ MAX_PAGE = 200
 
 class AckNotFound(LookupError):
     """No expectation with that id (or not visible to the caller)."""
-
-
-class InvalidCursor(ValueError):
-    """The ``cursor`` is not one this list handed out."""
 
 
 @dataclass(frozen=True)
@@ -45,22 +38,6 @@ class AckQuery:
     reviewed: bool | None = None
     due_before: datetime | None = None
     message_id: uuid.UUID | None = None
-
-
-def encode_cursor(created_at: datetime, ident: uuid.UUID | int) -> str:
-    """An opaque keyset cursor."""
-    raw = json.dumps({"c": created_at.isoformat(), "i": str(ident)}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(token: str) -> tuple[datetime, str]:
-    """The (created_at, id) a cursor carries; ``InvalidCursor`` otherwise."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = load_json(raw, max_depth=MAX_DOCUMENT_DEPTH)
-        return datetime.fromisoformat(data["c"]), str(data["i"])
-    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
-        raise InvalidCursor("the cursor is not valid") from exc
 
 
 def expectation_view(session: Session, row: AckExpectation, *, with_sets: bool = False) -> dict[str, Any]:
@@ -131,7 +108,7 @@ def list_expectations(
     if query.message_id is not None:
         statement = statement.where(AckExpectation.message_id == query.message_id)
     if cursor:
-        created_at, ident = decode_cursor(cursor)
+        created_at, ident = decode_position(cursor, "acks")
         try:
             key = uuid.UUID(ident)
         except ValueError as exc:
@@ -147,7 +124,7 @@ def list_expectations(
     )
     more = len(rows) > size
     rows = rows[:size]
-    following = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+    following = encode_position("acks", rows[-1].created_at, rows[-1].id) if more and rows else None
     return [expectation_view(session, r) for r in rows], following
 
 
@@ -203,7 +180,7 @@ def list_unmatched(
     if partner_id:
         statement = statement.where(Event.partner_id == partner_id)
     if cursor:
-        _, ident = decode_cursor(cursor)
+        _, ident = decode_position(cursor, "unmatched-acks")
         if not ident.isdigit():
             raise InvalidCursor("the cursor is not valid")
         statement = statement.where(Event.id < int(ident))
@@ -221,4 +198,6 @@ def list_unmatched(
         }
         for r in rows
     ]
-    return items, encode_cursor(rows[-1].occurred_at, rows[-1].id) if more and rows else None
+    last = rows[-1] if more and rows else None
+    following = encode_position("unmatched-acks", last.occurred_at, last.id) if last else None
+    return items, following

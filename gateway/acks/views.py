@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.acks import deadlines, review
 from gateway.api.auth import Principal, require_roles
 from gateway.api.errors import ApiError
+from gateway.keyset import InvalidCursor
 from gateway.store.db import Database
 from gateway.store.enums import AckStatus, ApiKeyRole
 from gateway.store.types import utcnow
@@ -45,8 +46,8 @@ def _errors() -> Iterator[None]:
         yield
     except review.AckNotFound as exc:
         raise ApiError(404, "not_found", str(exc)) from exc
-    except review.InvalidCursor as exc:
-        raise ApiError(400, "bad_request", str(exc)) from exc
+    except InvalidCursor as exc:
+        raise ApiError(400, "invalid_cursor", str(exc)) from exc
 
 
 @router.get("/acks")

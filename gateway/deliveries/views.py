@@ -6,9 +6,6 @@ A redelivery answers 202 with the new delivery; it carries the original ``webhoo
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -22,7 +19,7 @@ from sqlalchemy.orm import Session
 from gateway.api.auth import Principal, require_roles
 from gateway.api.errors import ApiError, not_found
 from gateway.deliveries import service
-from gateway.json_input import MAX_DOCUMENT_DEPTH, load_json
+from gateway.keyset import InvalidCursor, decode_position, encode_position
 from gateway.processing.context import PipelineContext
 from gateway.processing.publisher import DELIVER
 from gateway.processing.tuning import PipelineTuning
@@ -44,18 +41,12 @@ class ErpOutcome(BaseModel):
     reference: str | None = Field(None, max_length=200, description="the ERP's own id, e.g. its order number")
 
 
-def _encode_cursor(row: Delivery) -> str:
-    raw = json.dumps({"c": row.created_at.isoformat(), "i": str(row.id)}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(token: str) -> tuple[datetime, uuid.UUID]:
+def _after(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = load_json(raw, max_depth=MAX_DOCUMENT_DEPTH)
-        return datetime.fromisoformat(data["c"]), uuid.UUID(data["i"])
-    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
-        raise ApiError(400, "bad_request", "the cursor is not valid") from exc
+        created_at, ident = decode_position(cursor, "deliveries")
+        return created_at, uuid.UUID(ident)
+    except (InvalidCursor, ValueError) as exc:
+        raise ApiError(400, "invalid_cursor", "the cursor is not valid") from exc
 
 
 def _body(
@@ -149,7 +140,7 @@ def list_deliveries(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     """Deliveries newest first: ``{"items", "next"}``; ``?status=dead`` is the dead-letter queue."""
-    after = _decode_cursor(cursor) if cursor else None
+    after = _after(cursor) if cursor else None
 
     def work(session: Session) -> dict[str, Any]:
         rows = service.list_deliveries(
@@ -165,7 +156,8 @@ def list_deliveries(
         page = rows[:limit]
         return {
             "items": [_body(r, endpoint=names.get(r.endpoint_id)) for r in page],
-            "next": _encode_cursor(page[-1]) if len(rows) > limit else None,
+            "next": (encode_position("deliveries", page[-1].created_at, page[-1].id)
+                     if len(rows) > limit else None),
         }
 
     return _transaction(request, work, read_only=True)

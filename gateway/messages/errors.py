@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gateway.keyset import InvalidCursor as InvalidCursor  # the one every paged list raises
+
 
 class ArchiveQueryError(Exception):
     """Base of the archive search and replay errors."""
@@ -21,10 +23,6 @@ class DocumentNotFound(NotFound):
 
 class AccessDenied(ArchiveQueryError):
     """The row belongs to another partner than the caller's."""
-
-
-class InvalidCursor(ArchiveQueryError, ValueError):
-    """A pagination cursor that this server did not issue (or for another list)."""
 
 
 class ArchiveContentMissing(ArchiveQueryError):

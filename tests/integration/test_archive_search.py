@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from gateway.keyset import encode_position
 from gateway.store.enums import AckStatus, ApiKeyRole, Direction, MessageStatus, Transport
 from gateway.store.models import FunctionalGroup, Interchange, TransactionSet
 from tests.conftest_archive import ArchiveEnv
@@ -148,6 +149,25 @@ def test_invalid_filters_and_cursors_answer_in_the_error_envelope(
             response = client.get("/messages", params=params)
             assert response.status_code == status, params
             assert response.json()["error"]["code"] == code
+
+
+def test_every_paged_list_refuses_a_cursor_made_for_another_list(
+    archive_env: ArchiveEnv, auditor_key: str
+) -> None:
+    factory = archive_env.factory
+    partner = factory.new_partner()
+    for _ in range(2):
+        factory.message(partner)
+    not_a_uuid = encode_position("deliveries", datetime.now(UTC), 7)
+    messages_cursor = _search(archive_env, auditor_key, partner=partner, limit=1)["next"]
+    assert messages_cursor
+    with archive_env.client(auditor_key) as client:
+        for path, cursor in [("/deliveries", messages_cursor), ("/deliveries", "garbage"),
+                             ("/deliveries", not_a_uuid), ("/acks", messages_cursor), ("/acks", not_a_uuid),
+                             ("/acks", "garbage"), ("/acks/unmatched", messages_cursor)]:
+            response = client.get(path, params={"cursor": cursor})
+            assert response.status_code == 400, (path, cursor)
+            assert response.json()["error"]["code"] == "invalid_cursor"
 
 
 @pytest.mark.parametrize("role", [ApiKeyRole.AUDITOR, ApiKeyRole.ERP, ApiKeyRole.ADMIN])
