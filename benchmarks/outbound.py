@@ -176,7 +176,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from gateway.settings import Settings
     from gateway.store.db import Database
     from gateway.store.migrate import upgrade_to_head
-    from gateway.store.models import Interchange, Message
+    from gateway.store.models import Delivery, Interchange, Message
+    from gateway.webhooks.endpoints import create_endpoint
     from partner_profiles.service import save_profile, validate_profile_data
     from tests.conftest_outbound import outbound_profile
 
@@ -210,6 +211,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 url = f"{sink_url}/edi"
                 profile = outbound_profile(partner, interchange_id=f"BENCH{n}", outbound_url=url)
                 save_profile(session, validate_profile_data(profile), box=ctx.box, actor="bench")
+            if args.webhook:  # the profiles name "erp-main"; its deliveries are created, not sent
+                create_endpoint(session, url=f"{sink_url}/erp", events=["document.sent"], box=ctx.box,
+                                actor="bench", name="erp-main")
         jobs = [
             (partners[i // args.chunk % len(partners)], list(range(i, min(i + args.chunk, args.documents))))
             for i in range(0, args.documents, args.chunk)
@@ -228,6 +232,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         system = sum(cpu for _, _, cpu in worked)
         with db.unit_of_work(read_only=True) as session:
             sent = session.scalar(select(func.count()).select_from(Message).where(Message.status == "sent"))
+            deliveries = session.scalar(select(func.count()).select_from(Delivery))
             distinct = session.scalar(
                 select(func.count(func.distinct(Interchange.partner_id + Interchange.control_number)))
             )
@@ -244,6 +249,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "documents_per_second": round(done / elapsed, 1),
             "worker_cpu_ms_per_document": round(1000 * (user + system) / max(done, 1), 3),
             "worker_user_ms_per_document": round(1000 * user / max(done, 1), 3),
+            "webhook_deliveries": deliveries,
             "sent": sent,
             "received_by_partner": received,
             "distinct_control_numbers": distinct,
@@ -270,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=25, help="documents per database transaction")
     parser.add_argument("--partners", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="500 documents, no speed target (CI)")
+    parser.add_argument("--webhook", action="store_true",
+                        help="an ERP endpoint subscribed to document.sent (a delivery per document)")
     args = parser.parse_args(argv)
     if args.quick:
         args.documents = min(args.documents, 500)

@@ -14,7 +14,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.deliveries.service import EndpointRef, RetryPolicy, create_delivery, subscribed_endpoints
+from gateway.deliveries.service import (
+    EndpointRef,
+    NewDelivery,
+    RetryPolicy,
+    create_deliveries,
+    subscribed_endpoints,
+)
 from gateway.processing.references import primary_reference
 from gateway.store.models import AckExpectation, Document, Message, Partner, PartnerProfileVersion
 
@@ -82,27 +88,13 @@ def notify(
     now: datetime,
 ) -> list[uuid.UUID]:
     """A delivery per subscribed endpoint of the partner's ERP webhook; their ids."""
-    ids = []
-    for endpoint in subscribers(session, event_type, partner_id):
-        delivery = create_delivery(
-            session,
-            endpoint_id=endpoint.id,
-            event_type=event_type,
-            subject_id=subject_id,
-            payload={
-                "partner_id": partner_id,
-                "message_id": str(message_id) if message_id else None,
-                **payload,
-            },
-            partner_id=partner_id,
-            document_id=document_id,
-            message_id=message_id,
-            correlation_id=correlation_id,
-            policy=policy,
-            now=now,
-        )
-        ids.append(delivery.id)
-    return ids
+    body = {"partner_id": partner_id, "message_id": str(message_id) if message_id else None, **payload}
+    return create_deliveries(session, [
+        NewDelivery(endpoint_id=endpoint.id, event_type=event_type, subject_id=subject_id, payload=body,
+                    partner_id=partner_id, document_id=document_id, message_id=message_id,
+                    correlation_id=correlation_id, policy=policy, now=now)
+        for endpoint in subscribers(session, event_type, partner_id)
+    ])
 
 
 def expectation_payload(

@@ -11,8 +11,8 @@ from sqlalchemy import bindparam, case, literal, select, update
 from sqlalchemy.orm import Session
 
 from gateway.acks.expectations import RESTART_CLOCKS, due_times, restart_clock
-from gateway.acks.notify import DOCUMENT_SENT, know_webhook_name, notify, subject_for, subscribers
-from gateway.deliveries.service import RetryPolicy
+from gateway.acks.notify import DOCUMENT_SENT, know_webhook_name, subject_for, subscribers
+from gateway.deliveries.service import NewDelivery, RetryPolicy, create_deliveries
 from gateway.processing.profiles import ProfileMissing, load_profile
 from gateway.processing.sending import SettledMessage
 from gateway.secrets import SecretBox
@@ -92,36 +92,35 @@ def settle_documents(
         settled = run(session, _SETTLE, params).all()
         _restart_ack_clocks(session, clocked, now, windows)
     by_id = {m.id: m for m in done}
-    deliveries: dict[uuid.UUID, list[uuid.UUID]] = {}
+    news: list[NewDelivery] = []
     for document in sorted(settled, key=lambda row: (row.created_at, row.id)):
         message = by_id[document.message_id]
         event_type = DOCUMENT_SENT if document.status is DocumentStatus.SENT else DOCUMENT_FAILED
-        if not subscribers(session, event_type, document.partner_id):
+        endpoints = subscribers(session, event_type, document.partner_id)
+        if not endpoints:
             continue  # no ERP listens: no payload to build
-        deliveries.setdefault(message.id, []).extend(
-            notify(
-                session,
-                event_type=event_type,
-                subject_id=subject_for(document.id, event_type),
-                partner_id=document.partner_id,
-                payload={
-                    "document_type": document.document_type,
-                    "document_id": str(document.id),
-                    "business_reference": document.business_reference,
-                    "source": {"transport": message.transport.value, "filename": message.filename},
-                    "data": {
-                        "status": document.status.value,
-                        "error": message.error,
-                        "receipt_sha256": message.receipt_sha256,
-                    },
-                },
-                message_id=message.id,
-                document_id=document.id,
-                correlation_id=document.correlation_id,
-                policy=policy,
-                now=now,
-            )
-        )
+        payload = {
+            "partner_id": document.partner_id,
+            "message_id": str(message.id),
+            "document_type": document.document_type,
+            "document_id": str(document.id),
+            "business_reference": document.business_reference,
+            "source": {"transport": message.transport.value, "filename": message.filename},
+            "data": {"status": document.status.value, "error": message.error,
+                     "receipt_sha256": message.receipt_sha256},
+        }
+        subject_id = subject_for(document.id, event_type)
+        news += [
+            NewDelivery(endpoint_id=endpoint.id, event_type=event_type, subject_id=subject_id,
+                        payload=payload, partner_id=document.partner_id, document_id=document.id,
+                        message_id=message.id, correlation_id=document.correlation_id, policy=policy,
+                        now=now)
+            for endpoint in endpoints
+        ]
+    deliveries: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for new, delivery_id in zip(news, create_deliveries(session, news), strict=True):
+        assert new["message_id"] is not None
+        deliveries.setdefault(new["message_id"], []).append(delivery_id)
     return deliveries
 
 

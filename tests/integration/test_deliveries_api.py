@@ -9,9 +9,10 @@ from datetime import timedelta
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from gateway.api.app import ROUTER_MODULES, create_app
-from gateway.deliveries.service import RetryPolicy, create_delivery
+from gateway.deliveries.service import NewDelivery, RetryPolicy, create_deliveries, delivery_row
 from gateway.processing.publisher import DELIVER, RecordingPublisher
 from gateway.secrets import SecretBox
 from gateway.settings import Settings
@@ -71,8 +72,7 @@ def _delivery(app: FastAPI, status: DeliveryStatus) -> uuid.UUID:
         )
         session.add(document)
         session.flush()
-        row = create_delivery(
-            session,
+        row = Delivery(**delivery_row(
             endpoint_id=endpoint.id,
             event_type="document.received",
             subject_id=document.id,
@@ -83,8 +83,9 @@ def _delivery(app: FastAPI, status: DeliveryStatus) -> uuid.UUID:
             correlation_id="c1",
             policy=RetryPolicy(window=timedelta(hours=1)),
             now=now,
-        )
+        ))
         row.status = status
+        session.add(row)
         session.flush()
         return row.id
 
@@ -161,3 +162,29 @@ def test_accepting_an_undelivered_delivery_is_a_conflict(
     pending = _delivery(app, DeliveryStatus.PENDING)
     assert client.post(f"{API}/{pending}/accept", headers=keys.headers("erp")).status_code == 409
     assert client.post(f"{API}/{pending}/accept", headers=keys.headers("auditor")).status_code == 403
+
+
+def test_deliveries_for_a_known_webhook_id_are_not_made_twice(app: FastAPI) -> None:
+    box = SecretBox.from_settings(app.state.settings)
+    subject = uuid.uuid4()
+    with app.state.db.unit_of_work() as session:
+        endpoints = [
+            create_endpoint(session, url="https://erp.example/hook", events=["document.sent"], box=box,
+                            actor="test", name=f"erp-{n}")[0]
+            for n in range(2)
+        ]
+
+        def news(endpoint_ids: list[uuid.UUID]) -> list[NewDelivery]:
+            return [NewDelivery(endpoint_id=endpoint_id, event_type="document.sent", subject_id=subject,
+                                payload={"data": {}}, partner_id="acme-retail", document_id=None,
+                                message_id=None, correlation_id="c1",
+                                policy=RetryPolicy(window=timedelta(hours=1)), now=utcnow())
+                    for endpoint_id in endpoint_ids]
+
+        first, second = endpoints[0].id, endpoints[1].id
+        made = create_deliveries(session, news([first, first]))  # the same webhook id twice in one call
+        again = create_deliveries(session, news([second, first]))
+    assert made[0] == made[1] == again[1] and again[0] != made[0]
+    with app.state.db.unit_of_work(read_only=True) as session:
+        ids = session.scalars(select(Delivery.id).where(Delivery.endpoint_id.in_([first, second]))).all()
+    assert sorted(ids) == sorted({made[0], again[0]})
