@@ -10,7 +10,8 @@ Every blob is *staged* before it is placed: its fsynced file gets the name
 batch durable at once, and only then are the files renamed into place, without more fsyncs
 (nor any for new prefix directories). A rename is atomic, so after a crash each blob is under
 one of its two names; ``open`` finds a staged one (checking its hash) and moves it into place,
-and so does a new ``BlobStore`` for staged files older than a minute. A batch of N small blobs
+and so does a new ``BlobStore`` for staged files older than a minute (it also deletes other
+temporary files older than a day: a crashed writer's). A batch of N small blobs
 (``put_many``) costs N + 1 fsyncs.
 """
 
@@ -196,7 +197,8 @@ class BlobStore:
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
-        self.recover_staged()
+        self.recover_staged()  # what a crashed process left: staged blobs in, day-old scraps out
+        self.remove_stale_temp_files()
 
     def path_for(self, sha256: str) -> Path:
         """Where the blob with this hash lives (whether or not it exists)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,6 +132,16 @@ def test_stale_temporary_files_from_crashed_writers_are_removed(blob_store: Blob
     fresh = blob_store.tmp_dir / "incoming-in-progress"
     fresh.write_bytes(b"being written")
     assert blob_store.remove_stale_temp_files(older_than_seconds=3600) == 1
+    assert list(blob_store.tmp_dir.iterdir()) == [fresh]
+
+
+def test_opening_the_archive_removes_a_crashed_writers_day_old_scraps(blob_store: BlobStore) -> None:
+    stale = blob_store.tmp_dir / "incoming-crashed"
+    stale.write_bytes(b"half a message")
+    os.utime(stale, (time.time() - 25 * 3600,) * 2)
+    fresh = blob_store.tmp_dir / "incoming-in-progress"
+    fresh.write_bytes(b"being written")
+    BlobStore(blob_store.root)
     assert list(blob_store.tmp_dir.iterdir()) == [fresh]
 
 
