@@ -25,6 +25,7 @@ from gateway.logging import current_correlation_id
 from gateway.secrets import SecretBox
 from gateway.store.enums import ApiKeyRole
 from gateway.store.models import ApiKey, Partner, PartnerProfileVersion
+from gateway.webhooks.endpoints import erp_routing_warnings
 from partner_profiles import service
 from partner_profiles.schema import PartnerProfile
 
@@ -136,7 +137,9 @@ def _version_summary(row: PartnerProfileVersion) -> dict[str, Any]:
 
 def _detail(session: Session, partner: Partner) -> dict[str, Any]:
     row = service.current_version_row(session, partner)
-    return {**_summary(partner), "profile_sha256": row.profile_sha256, "profile": service.masked_profile(row)}
+    erp = row.profile.get("erp") or {}
+    return {**_summary(partner), "profile_sha256": row.profile_sha256, "profile": service.masked_profile(row),
+            "warnings": erp_routing_warnings(session, erp.get("webhook"))}
 
 
 def _saved(session: Session, saved: service.SavedProfile) -> dict[str, Any]:
@@ -279,14 +282,16 @@ async def test_partner(partner_id: str, request: Request,
         raise ApiError(422, "validation_error", "send an X12 sample as the body",
                        [{"field": "(body)", "message": "empty"}])
 
-    def load(session: Session) -> tuple[PartnerProfile, int]:
+    def load(session: Session) -> tuple[PartnerProfile, int, list[dict[str, str]]]:
         found = service.current_profile(session, partner_id, box)
         if found is None:
             raise service.PartnerNotFound(partner_id)
-        return found
+        profile, version = found
+        return profile, version, erp_routing_warnings(session, profile.erp.webhook)
 
-    profile, version = await run_in_threadpool(_transaction, request, load, read_only=True)
+    profile, version, warnings = await run_in_threadpool(_transaction, request, load, read_only=True)
     result = await run_in_threadpool(service.preview_sample, profile, sample)
+    result["notes"] += [warning["message"] for warning in warnings]
     return {"partner_id": partner_id, "profile_version": version, **result}
 
 

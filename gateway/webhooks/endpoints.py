@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gateway.deliveries.service import DOCUMENT_RECEIVED
 from gateway.deliveries.signing import SignatureError, generate_secret, secret_key
 from gateway.secrets import SecretBox
 from gateway.store.events import append_event
@@ -150,6 +151,27 @@ def endpoints_for_event(session: Session, event_type: str) -> list[WebhookEndpoi
         WebhookEndpoint.enabled.is_(True), WebhookEndpoint.deleted_at.is_(None))
         .order_by(WebhookEndpoint.id))
     return [row for row in rows if event_type in row.events or WILDCARD in row.events]
+
+
+def erp_routing_warnings(session: Session, webhook: str | None) -> list[dict[str, str]]:
+    """Why a partner's received documents would reach no ERP endpoint (empty when they would).
+
+    A profile may name its endpoint before the endpoint exists, so this warns, it does not refuse.
+    """
+    problem = None
+    if webhook is None:
+        if not endpoints_for_event(session, DOCUMENT_RECEIVED):
+            problem = "no enabled webhook endpoint is subscribed to document.received"
+    elif (endpoint := find_endpoint_by_name(session, webhook)) is None:
+        problem = f"no webhook endpoint is named {webhook!r}"
+    elif not endpoint.enabled:
+        problem = f"the webhook endpoint {webhook!r} is disabled"
+    elif DOCUMENT_RECEIVED not in endpoint.events and WILDCARD not in endpoint.events:
+        problem = f"the webhook endpoint {webhook!r} is not subscribed to document.received"
+    if problem is None:
+        return []
+    return [{"field": "erp.webhook",
+             "message": f"{problem}: this partner's documents are received and archived but reach no ERP"}]
 
 
 def endpoint_secret(session: Session, endpoint: WebhookEndpoint, box: SecretBox) -> str:

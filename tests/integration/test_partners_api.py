@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from gateway.secrets import SecretBox
-from gateway.store.models import ApiKey, Event, Message, PartnerProfileVersion, PartnerSecret
+from gateway.store.models import ApiKey, Event, Message, PartnerProfileVersion, PartnerSecret, WebhookEndpoint
+from gateway.webhooks.endpoints import create_endpoint
 from partner_profiles.schema import PartnerProfile
 from partner_profiles.service import current_profile, find_partner_by_interchange_id
 from tests.conftest_api import API, ApiKeys, create_partner, sample_profile
@@ -395,3 +396,34 @@ def test_a_deeply_nested_merge_patch_is_422(api_client: TestClient, onboarding: 
     answer = api_client.patch(f"{PARTNERS}/acme-retail", content=patch,
                               headers={**onboarding, "Content-Type": "application/merge-patch+json"})
     assert answer.status_code == 422, answer.text
+
+
+def test_a_profile_whose_documents_would_reach_no_erp_is_saved_with_a_warning(
+        api_app: FastAPI, api_client: TestClient, onboarding: dict[str, str]) -> None:
+    answer = api_client.post(PARTNERS, json=sample_profile(erp={"webhook": "erp-main"}), headers=onboarding)
+    assert answer.status_code == 201, answer.text
+    [warning] = answer.json()["warnings"]
+    assert warning["field"] == "erp.webhook"
+    assert warning["message"].startswith("no webhook endpoint is named 'erp-main'")
+
+    with api_app.state.db.unit_of_work() as session:
+        endpoint, _ = create_endpoint(session, url="https://erp.example/hook", events=["document.sent"],
+                                      box=SecretBox.from_settings(api_app.state.settings), actor="test",
+                                      name="erp-main")
+        endpoint_id = endpoint.id
+    sample = (FIXTURES / "po_004010.x12").read_bytes()
+    tested = api_client.post(f"{PARTNERS}/acme-retail/test", content=sample,
+                             headers={**onboarding, "Content-Type": "application/edi-x12"})
+    assert any("'erp-main' is not subscribed to document.received" in note for note in tested.json()["notes"])
+
+    with api_app.state.db.unit_of_work() as session:
+        row = session.get(WebhookEndpoint, endpoint_id)
+        assert row is not None
+        row.events = ["document.received", "document.sent"]
+    assert api_client.get(f"{PARTNERS}/acme-retail", headers=onboarding).json()["warnings"] == []
+    with api_app.state.db.unit_of_work() as session:
+        row = session.get(WebhookEndpoint, endpoint_id)
+        assert row is not None
+        row.enabled = False
+    [warning] = api_client.get(f"{PARTNERS}/acme-retail", headers=onboarding).json()["warnings"]
+    assert "'erp-main' is disabled" in warning["message"]
