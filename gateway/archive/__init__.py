@@ -2,6 +2,7 @@
 
 from gateway.archive.blob_store import (
     ArchiveError,
+    BlobBatch,
     BlobNotFound,
     BlobProblem,
     BlobRef,
@@ -13,6 +14,7 @@ from gateway.archive.blob_store import (
 
 __all__ = [
     "ArchiveError",
+    "BlobBatch",
     "BlobNotFound",
     "BlobProblem",
     "BlobRef",

@@ -150,6 +150,13 @@ class BlobWriter:
 
     def commit(self) -> BlobRef:
         """Make the blob durable and visible under its hash; idempotent for known content."""
+        ref, staged = self.stage()
+        if staged is not None:
+            self._store.publish({ref.sha256: staged})
+        return ref
+
+    def stage(self) -> tuple[BlobRef, str | None]:
+        """Fsync the blob under a staging name for ``BlobStore.publish``; None for known content."""
         if self._file is None:
             raise ArchiveError("writer is closed")
         self._file.flush()
@@ -159,12 +166,11 @@ class BlobWriter:
         ref = BlobRef(sha256=self._digest.hexdigest(), size=self._size)
         if self._store.path_for(ref.sha256).exists():
             self._tmp_path.unlink(missing_ok=True)
-            return ref
+            return ref, None
         os.chmod(self._tmp_path, _READ_ONLY)
         staged = self._store.staged_path(ref.sha256)
         os.replace(self._tmp_path, staged)
-        self._store.publish({ref.sha256: staged})
-        return ref
+        return ref, staged
 
     def abort(self) -> None:
         """Discard what was written."""
@@ -184,6 +190,56 @@ class BlobWriter:
     ) -> None:
         if self._file is not None:
             self.abort()
+
+
+class BlobBatch:
+    """Blobs written one after the other and made durable together, by one sync, when the
+    ``with`` block ends (nothing is kept if it raises); use their refs only after it."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self._store = store
+        self._staged: dict[str, str] = {}
+
+    def put_stream(self, chunks: Iterable[bytes], *, max_bytes: int | None = None) -> BlobRef:
+        """Stage the concatenated chunks."""
+        with self._store.writer(max_bytes=max_bytes) as writer:
+            for chunk in chunks:
+                writer.write(chunk)
+            ref, staged = writer.stage()
+        if staged is not None:
+            self._keep(ref.sha256, staged)
+        return ref
+
+    def put_bytes(self, data: bytes) -> BlobRef:
+        """Stage a small byte string."""
+        ref = BlobRef(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+        if ref.sha256 not in self._staged and not self._store.path_for(ref.sha256).exists():
+            staged = self._store.staged_path(ref.sha256)
+            _write_durable(staged, data)
+            self._staged[ref.sha256] = staged
+        return ref
+
+    def _keep(self, sha256: str, staged: str) -> None:
+        if sha256 in self._staged:  # the same bytes twice in one batch
+            os.unlink(staged)
+        else:
+            self._staged[sha256] = staged
+
+    def __enter__(self) -> BlobBatch:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self._store.publish(self._staged)
+            return
+        for staged in self._staged.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(staged)
 
 
 class BlobStore:
@@ -208,6 +264,10 @@ class BlobStore:
     def writer(self, *, max_bytes: int | None = None) -> BlobWriter:
         """A writer for feeding chunks one by one (e.g. from an async request body)."""
         return BlobWriter(self, max_bytes=max_bytes)
+
+    def batch(self) -> BlobBatch:
+        """Several blobs made durable by one sync (see :class:`BlobBatch`)."""
+        return BlobBatch(self)
 
     def put_stream(self, chunks: Iterable[bytes], *, max_bytes: int | None = None) -> BlobRef:
         """Store the concatenated chunks and return their hash and size."""
@@ -259,6 +319,8 @@ class BlobStore:
 
     def publish(self, staged: dict[str, str]) -> None:
         """Make staged blobs (fsynced files, by hash) durable with one sync, then move them in."""
+        if not staged:
+            return
         _fsync_dir(self.tmp_dir)  # every staged name is durable: the blobs are safe from here
         for sha256, path in staged.items():
             _move_into_place(path, self.path_for(sha256))

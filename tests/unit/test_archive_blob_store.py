@@ -271,3 +271,26 @@ def test_a_failed_write_in_a_batch_leaves_nothing_staged(
         blob_store.put_many([b"good", b"bad", b"also good"])
     assert list(blob_store.tmp_dir.iterdir()) == []
     assert list(blob_store.iter_hashes()) == []
+
+
+def test_a_batch_makes_a_stream_and_small_blobs_durable_with_one_sync(
+    blob_store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced = _record_dir_syncs(monkeypatch)
+    with blob_store.batch() as batch:
+        payload = batch.put_stream([b"ISA*", b"a payload"])
+        mdn = batch.put_bytes(b"an MDN")
+        again = batch.put_stream([b"ISA*a payload"])  # the same bytes twice
+        assert synced == [] and not blob_store.path_for(payload.sha256).exists()
+    assert synced == [blob_store.tmp_dir]
+    assert again == payload
+    assert blob_store.path_for(payload.sha256).read_bytes() == b"ISA*a payload"
+    assert blob_store.path_for(mdn.sha256).read_bytes() == b"an MDN"
+    assert list(blob_store.tmp_dir.iterdir()) == []
+
+
+def test_a_batch_that_raises_keeps_nothing(blob_store: BlobStore) -> None:
+    with pytest.raises(BlobTooLarge), blob_store.batch() as batch:
+        batch.put_bytes(b"an MDN")
+        batch.put_stream([b"x" * 10], max_bytes=5)
+    assert list(blob_store.iter_hashes()) == [] and list(blob_store.tmp_dir.iterdir()) == []

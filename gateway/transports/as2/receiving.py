@@ -411,8 +411,9 @@ def _accept(
     mic = unwrapped.mic(digest, legacy=partner.options.legacy_micalg) if digest else None
     mdn = _make_mdn(partner, inbound, disposition=Disposition(), mic=mic, signer=signer, digest=digest)
     payload = unwrapped.payload
-    payload_blob = ctx.blobs.put_stream(unwrapped.payload_content().chunks())
-    mdn_blob = ctx.blobs.put_bytes(mdn.raw) if request.wanted else None
+    with ctx.blobs.batch() as batch:  # one sync for both
+        payload_blob = batch.put_stream(unwrapped.payload_content().chunks())
+        mdn_blob = batch.put_bytes(mdn.raw) if request.wanted else None
     filename = sanitize_filename(filename_of(payload), fallback=f"as2-{uuid.uuid4().hex[:12]}.edi")
     content_type = payload.headers.get("content-type", "application/edi-x12")
     with ctx.db.unit_of_work() as session:
