@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     )
     duplicate_window_days: int = Field(365, ge=0)
     webhook_retry_hours: int = Field(24, ge=0)
+    webhook_secret_overlap_hours: float = Field(
+        24.0, ge=0, description="How long a rotated webhook secret keeps signing beside the new one"
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -141,6 +144,7 @@ class Settings(BaseSettings):
             "api_failed_logins_per_minute": self.api_failed_logins_per_minute,
             "duplicate_window_days": self.duplicate_window_days,
             "webhook_retry_hours": self.webhook_retry_hours,
+            "webhook_secret_overlap_hours": self.webhook_secret_overlap_hours,
             "config_file": os.environ.get(CONFIG_ENV_VAR),
         }
 

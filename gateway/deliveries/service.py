@@ -193,7 +193,7 @@ def payload_bytes(payload: dict[str, Any]) -> bytes:
 class _Prepared:
     delivery_id: uuid.UUID
     url: str | None
-    secret: str | None
+    secrets: list[str]
     webhook_id: str
     body: bytes
     problem: str | None
@@ -228,6 +228,8 @@ _DUE_WITH_ENDPOINT = (
         _ENDPOINTS.c.id.label("endpoint_id"),
         _ENDPOINTS.c.url,
         _ENDPOINTS.c.secret_ciphertext,
+        _ENDPOINTS.c.previous_secret_ciphertext,
+        _ENDPOINTS.c.previous_secret_until,
         _ENDPOINTS.c.enabled,
         _ENDPOINTS.c.deleted_at,
     )
@@ -292,14 +294,19 @@ _DOCUMENTS_DELIVERED = (
 
 def _prepare(session: Session, ids: Sequence[uuid.UUID], box: SecretBox) -> list[_Prepared]:
     prepared = []
+    now = utcnow()
     for row in run(session, _DUE_WITH_ENDPOINT, {"delivery_ids": list(ids)}):
-        secret: str | None = None
+        secrets: list[str] = []
         problem: str | None = None
         if not row.enabled or row.deleted_at is not None:
             problem = "endpoint is disabled or deleted"
         else:
+            context = f"webhook:{row.endpoint_id}"
             try:
-                secret = box.decrypt_text(row.secret_ciphertext, context=f"webhook:{row.endpoint_id}")
+                secrets.append(box.decrypt_text(row.secret_ciphertext, context=context))
+                until = row.previous_secret_until
+                if row.previous_secret_ciphertext and until is not None and until > now:
+                    secrets.append(box.decrypt_text(row.previous_secret_ciphertext, context=context))
             except SecretError as exc:
                 problem = f"cannot decrypt the endpoint secret: {exc}"
         webhook_id = row.payload.get("id")
@@ -307,7 +314,7 @@ def _prepare(session: Session, ids: Sequence[uuid.UUID], box: SecretBox) -> list
             _Prepared(
                 row.id,
                 row.url,
-                secret,
+                secrets,
                 webhook_id if isinstance(webhook_id, str) else row.webhook_id,
                 payload_bytes(row.payload),
                 problem,
@@ -318,10 +325,10 @@ def _prepare(session: Session, ids: Sequence[uuid.UUID], box: SecretBox) -> list
 
 def _attempt(client: HttpPool, item: _Prepared) -> AttemptResult:
     started = time.monotonic()
-    if item.problem is not None or item.secret is None or item.url is None:
+    if item.problem is not None or not item.secrets or item.url is None:
         problem = item.problem or "not deliverable"
         return AttemptResult(item.delivery_id, None, problem, 0, None, item.webhook_id)
-    headers = webhook_headers(item.secret, item.webhook_id, int(time.time()), item.body)
+    headers = webhook_headers(item.secrets, item.webhook_id, int(time.time()), item.body)
     try:
         response = client.post(item.url, content=item.body, headers=headers)
     except HttpError as exc:

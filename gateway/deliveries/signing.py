@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 
 SECRET_PREFIX = "whsec_"
 DEFAULT_TOLERANCE_SECONDS = 300
@@ -44,13 +45,15 @@ def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
-def webhook_headers(secret: str, webhook_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """The three Standard Webhooks headers plus the JSON content type."""
+def webhook_headers(signing_secrets: Sequence[str], webhook_id: str, timestamp: int, body: bytes
+                    ) -> dict[str, str]:
+    """The three Standard Webhooks headers plus the JSON content type; a signature per secret
+    (the current one first, then one still in its rotation overlap), space-separated."""
     return {
         "content-type": "application/json",
         "webhook-id": webhook_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, webhook_id, timestamp, body),
+        "webhook-signature": " ".join(sign(key, webhook_id, timestamp, body) for key in signing_secrets),
     }
 
 

@@ -346,6 +346,9 @@ class WebhookEndpoint(Base):
     url: Mapped[str] = mapped_column(String(2000))
     events: Mapped[list[Any]] = mapped_column(default=list)
     secret_ciphertext: Mapped[str] = mapped_column(Text)
+    # After a rotation the replaced secret still signs, beside the new one, until this time.
+    previous_secret_ciphertext: Mapped[str | None] = mapped_column(Text)
+    previous_secret_until: Mapped[datetime | None]
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

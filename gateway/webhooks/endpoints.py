@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -220,8 +221,11 @@ def update_endpoint(
     box: SecretBox,
     actor: str,
     correlation_id: str | None = None,
+    overlap: timedelta = timedelta(hours=24),
 ) -> tuple[WebhookEndpoint, str | None]:
-    """Apply changes; returns the endpoint and the new secret when it was rotated (else None)."""
+    """Apply changes; returns the endpoint and the new secret when it was rotated (else None).
+
+    A replaced secret keeps signing beside the new one for ``overlap``."""
     endpoint = require_endpoint(session, endpoint_id)
     changed: list[str] = []
     if changes.name is not None and changes.name != endpoint.name:
@@ -243,6 +247,9 @@ def update_endpoint(
         raise EndpointInvalid("secret", "give a secret or ask to rotate it, not both")
     if changes.secret is not None or changes.rotate_secret:
         plain = check_secret(changes.secret) if changes.secret is not None else generate_secret()
+        if overlap > timedelta(0):  # the ERP switches when it is ready: both sign meanwhile
+            endpoint.previous_secret_ciphertext = endpoint.secret_ciphertext
+            endpoint.previous_secret_until = utcnow() + overlap
         endpoint.secret_ciphertext = box.encrypt(plain, context=secret_context(endpoint.id))
         new_secret = plain if changes.rotate_secret else None
         changed.append("secret")

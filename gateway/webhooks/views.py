@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -22,6 +23,7 @@ from gateway.logging import current_correlation_id
 from gateway.secrets import SecretBox
 from gateway.store.enums import ApiKeyRole
 from gateway.store.models import WebhookEndpoint
+from gateway.store.types import utcnow
 from gateway.webhooks import endpoints
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -54,11 +56,17 @@ class EndpointPatch(BaseModel):
     rotate_secret: bool = False
 
 
+def _still_signing(endpoint: WebhookEndpoint) -> str | None:
+    until = endpoint.previous_secret_until
+    return until.isoformat() if endpoint.previous_secret_ciphertext and until and until > utcnow() else None
+
+
 def _body(endpoint: WebhookEndpoint, secret: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": str(endpoint.id), "name": endpoint.name, "url": endpoint.url, "events": endpoint.events,
         "enabled": endpoint.enabled, "created_at": endpoint.created_at.isoformat(),
         "updated_at": endpoint.updated_at.isoformat(),
+        "previous_secret_until": _still_signing(endpoint),
     }
     if secret is not None:
         body["secret"] = secret
@@ -125,9 +133,11 @@ def update_webhook(endpoint_id: uuid.UUID, body: EndpointPatch, request: Request
                                         rotate_secret=body.rotate_secret)
 
     def work(session: Session) -> dict[str, Any]:
+        overlap = timedelta(hours=request.app.state.settings.webhook_secret_overlap_hours)
         endpoint, secret = endpoints.update_endpoint(session, endpoint_id, changes, box=box,
                                                      actor=principal.actor,
-                                                     correlation_id=current_correlation_id())
+                                                     correlation_id=current_correlation_id(),
+                                                     overlap=overlap)
         return _body(endpoint, secret)
 
     return _transaction(request, work)

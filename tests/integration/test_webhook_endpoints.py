@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -106,6 +107,10 @@ def test_patch_changes_fields_and_rotation_answers_the_new_secret_once(
                                headers=erp).json()
     assert rotated["secret"].startswith("whsec_") and rotated["secret"] != created["secret"]
     assert _stored(api_app, created["id"])[1] == rotated["secret"]
+    # the old secret signs too for EDIGATE_WEBHOOK_SECRET_OVERLAP_HOURS (24 by default)
+    assert created["previous_secret_until"] is None
+    until = datetime.fromisoformat(rotated["previous_secret_until"])
+    assert timedelta(hours=23) < until - datetime.now(UTC) <= timedelta(hours=24)
 
 
 def test_delete_hides_the_endpoint_and_stops_its_deliveries(api_app: FastAPI, api_client: TestClient,

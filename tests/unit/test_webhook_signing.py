@@ -30,14 +30,14 @@ def test_known_vector_from_the_standard_webhooks_spec() -> None:
 
 
 def test_headers_verify_and_a_changed_body_does_not() -> None:
-    headers = webhook_headers(SECRET, "msg_2", 1700000000, b'{"a":1}')
+    headers = webhook_headers([SECRET], "msg_2", 1700000000, b'{"a":1}')
     verify(SECRET, headers, b'{"a":1}', now=1700000010)
     with pytest.raises(SignatureError):
         verify(SECRET, headers, b'{"a":2}', now=1700000010)
 
 
 def test_stale_timestamps_and_other_secrets_are_rejected() -> None:
-    headers = webhook_headers(SECRET, "msg_3", 1700000000, b"{}")
+    headers = webhook_headers([SECRET], "msg_3", 1700000000, b"{}")
     with pytest.raises(SignatureError):
         verify(SECRET, headers, b"{}", now=1700000000 + 3600)
     with pytest.raises(SignatureError):
