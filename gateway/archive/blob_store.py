@@ -112,6 +112,13 @@ def _write_durable(path: str, data: bytes) -> None:
     os.close(fd)
 
 
+def _discard(staged: dict[str, str]) -> None:
+    """Remove staged blobs that will not be published."""
+    for path in staged.values():
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
 def _move_into_place(staged: str, final: Path) -> None:
     """Rename a staged blob to its path; no fsync: the staged name is durable already."""
     try:
@@ -236,10 +243,8 @@ class BlobBatch:
     ) -> None:
         if exc_type is None:
             self._store.publish(self._staged)
-            return
-        for staged in self._staged.values():
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(staged)
+        else:
+            _discard(self._staged)
 
 
 class BlobStore:
@@ -306,9 +311,7 @@ class BlobStore:
                 for write in writes:
                     write.result()
         except BaseException:
-            for path in staged.values():
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
+            _discard(staged)
             raise
         self.publish(staged)
         return refs
