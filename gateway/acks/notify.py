@@ -32,7 +32,6 @@ DEADLINE_AT_RISK = "deadline.at_risk"
 DEADLINE_BREACHED = "deadline.breached"
 DOCUMENT_SENT = "document.sent"
 _NAMESPACE = uuid.UUID("0b0c1f83-4c1e-4d57-8f0e-0e6f5b0f7a11")
-_WEBHOOK_NAMES = "edigate.webhook_names"
 _ENDPOINTS = "edigate.endpoints"
 
 
@@ -41,16 +40,8 @@ def subject_for(*parts: object) -> uuid.UUID:
     return uuid.uuid5(_NAMESPACE, ":".join(str(p) for p in parts))
 
 
-def know_webhook_name(session: Session, partner_id: str, name: str | None) -> None:
-    """Tell this unit of work the partner's ERP webhook name, from a profile the caller has loaded."""
-    session.info.setdefault(_WEBHOOK_NAMES, {})[partner_id] = name
-
-
 def erp_webhook_name(session: Session, partner_id: str) -> str | None:
     """The webhook endpoint name the partner's current profile sends its events to (None: all)."""
-    known: dict[str, str | None] = session.info.get(_WEBHOOK_NAMES, {})
-    if partner_id in known:
-        return known[partner_id]
     profile = session.scalars(
         select(PartnerProfileVersion.profile)
         .join(

@@ -11,8 +11,14 @@ from sqlalchemy import bindparam, case, literal, select, update
 from sqlalchemy.orm import Session
 
 from gateway.acks.expectations import RESTART_CLOCKS, due_times, restart_clock
-from gateway.acks.notify import DOCUMENT_SENT, know_webhook_name, subject_for, subscribers
-from gateway.deliveries.service import NewDelivery, RetryPolicy, create_deliveries
+from gateway.acks.notify import DOCUMENT_SENT, subject_for
+from gateway.deliveries.service import (
+    EndpointRef,
+    NewDelivery,
+    RetryPolicy,
+    create_deliveries,
+    subscribed_endpoints,
+)
 from gateway.processing.profiles import ProfileMissing, load_profile
 from gateway.processing.sending import SettledMessage
 from gateway.secrets import SecretBox
@@ -92,11 +98,16 @@ def settle_documents(
         settled = run(session, _SETTLE, params).all()
         _restart_ack_clocks(session, clocked, now, windows)
     by_id = {m.id: m for m in done}
+    listening: dict[tuple[str, str | None], list[EndpointRef]] = {}  # by event type and ERP webhook name
     news: list[NewDelivery] = []
     for document in sorted(settled, key=lambda row: (row.created_at, row.id)):
         message = by_id[document.message_id]
         event_type = DOCUMENT_SENT if document.status is DocumentStatus.SENT else DOCUMENT_FAILED
-        endpoints = subscribers(session, event_type, document.partner_id)
+        profile = profiles.get(document.partner_id)
+        key = (event_type, profile.erp.webhook if profile is not None else None)
+        if key not in listening:
+            listening[key] = subscribed_endpoints(session, event_type, name=key[1])
+        endpoints = listening[key]
         if not endpoints:
             continue  # no ERP listens: no payload to build
         payload = {
@@ -125,14 +136,13 @@ def settle_documents(
 
 
 def _profiles(session: Session, partner_ids: set[str], box: SecretBox | None) -> dict[str, PartnerProfile]:
-    """The partners' current profiles (one without a profile is left out); notify learns their webhooks."""
+    """The partners' current profiles (one without a profile is left out)."""
     profiles = {}
     for partner_id in partner_ids:
         try:
-            profiles[partner_id] = profile = load_profile(session, partner_id, box).profile
+            profiles[partner_id] = load_profile(session, partner_id, box).profile
         except ProfileMissing:
             continue
-        know_webhook_name(session, partner_id, profile.erp.webhook)
     return profiles
 
 
