@@ -219,12 +219,33 @@ class BlobBatch:
 
     def put_bytes(self, data: bytes) -> BlobRef:
         """Stage a small byte string."""
-        ref = BlobRef(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
-        if ref.sha256 not in self._staged and not self._store.path_for(ref.sha256).exists():
-            staged = self._store.staged_path(ref.sha256)
-            _write_durable(staged, data)
-            self._staged[ref.sha256] = staged
-        return ref
+        return self.put_many([data])[0]
+
+    def put_many(self, items: Sequence[bytes]) -> list[BlobRef]:
+        """Stage several small byte strings; their refs in order (known content is not written again).
+
+        The bytes are at hand, so hashes come first and files are written with plain ``os``
+        calls (about a third less CPU than a streaming writer's file object), side by side
+        when there are several, so their fsyncs share the filesystem's journal commits.
+        """
+        refs = [BlobRef(sha256=hashlib.sha256(data).hexdigest(), size=len(data)) for data in items]
+        new: dict[str, bytes] = {}
+        for ref, data in zip(refs, items, strict=True):
+            sha = ref.sha256
+            if sha not in new and sha not in self._staged and not self._store.path_for(sha).exists():
+                new[sha] = data
+        staged = {sha: self._store.staged_path(sha) for sha in new}
+        self._staged.update(staged)  # before writing: if a write fails, the batch discards them all
+        if len(staged) == 1:
+            [(sha, path)] = staged.items()
+            _write_durable(path, new[sha])
+        elif staged:
+            pool = self._store.committers()
+            writes = [pool.submit(_write_durable, path, new[sha]) for sha, path in staged.items()]
+            wait(writes)  # all of them finished before the batch discards anything
+            for write in writes:
+                write.result()
+        return refs
 
     def _keep(self, sha256: str, staged: str) -> None:
         if sha256 in self._staged:  # the same bytes twice in one batch
@@ -276,45 +297,17 @@ class BlobStore:
 
     def put_stream(self, chunks: Iterable[bytes], *, max_bytes: int | None = None) -> BlobRef:
         """Store the concatenated chunks and return their hash and size."""
-        with self.writer(max_bytes=max_bytes) as writer:
-            for chunk in chunks:
-                writer.write(chunk)
-            return writer.commit()
+        with self.batch() as batch:
+            return batch.put_stream(chunks, max_bytes=max_bytes)
 
     def put_bytes(self, data: bytes) -> BlobRef:
         """Store a small byte string (MDNs, generated acks); known content is not written again."""
         return self.put_many([data])[0]
 
     def put_many(self, items: Sequence[bytes]) -> list[BlobRef]:
-        """Store several small byte strings, in order; each is durable when this returns.
-
-        The bytes are at hand, so hashes come first and files are written with plain ``os``
-        calls (about a third less CPU than a streaming writer's file object), side by side
-        when there are several, so their fsyncs share the filesystem's journal commits.
-        """
-        refs = [BlobRef(sha256=hashlib.sha256(data).hexdigest(), size=len(data)) for data in items]
-        new: dict[str, bytes] = {}
-        for ref, data in zip(refs, items, strict=True):
-            if ref.sha256 not in new and not self.path_for(ref.sha256).exists():
-                new[ref.sha256] = data
-        if not new:
-            return refs
-        staged = {sha: self.staged_path(sha) for sha in new}
-        try:
-            if len(staged) == 1:
-                [(sha, path)] = staged.items()
-                _write_durable(path, new[sha])
-            else:
-                pool = self._committers()
-                writes = [pool.submit(_write_durable, path, new[sha]) for sha, path in staged.items()]
-                wait(writes)  # all of them finished before any cleanup below
-                for write in writes:
-                    write.result()
-        except BaseException:
-            _discard(staged)
-            raise
-        self.publish(staged)
-        return refs
+        """Store several small byte strings, in order; each is durable when this returns."""
+        with self.batch() as batch:
+            return batch.put_many(items)
 
     def staged_path(self, sha256: str) -> str:
         """A fresh staging name in ``.tmp`` for a blob with this hash."""
@@ -342,7 +335,8 @@ class BlobStore:
         self.publish({ref.sha256: staged})
         return ref
 
-    def _committers(self) -> ThreadPoolExecutor:
+    def committers(self) -> ThreadPoolExecutor:
+        """The threads a batch writes its small blobs on (made again after a fork)."""
         with self._pool_lock:
             if self._pool is None or self._pool_pid != os.getpid():  # threads do not survive a fork
                 self._pool = ThreadPoolExecutor(COMMIT_THREADS, thread_name_prefix="blob-commit")
