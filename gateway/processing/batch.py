@@ -149,8 +149,7 @@ def _write_all(
                         seen_content=seen_content)
             for snap, parsed_one in present
         ]
-        outcomes = [b for b in begun if isinstance(b, ProcessOutcome)]
-        outcomes += complete_writes(session, [b for b in begun if not isinstance(b, ProcessOutcome)])
+        outcomes = complete_writes(session, begun)
         settle_messages(session, settles)
     return outcomes
 

@@ -34,7 +34,7 @@ from gateway.processing.outcome import FINISHED, ProcessOutcome
 from gateway.processing.publisher import DELIVER, OUTBOX_PROCESS_MESSAGE, SEND_MESSAGE
 from gateway.processing.reading import parse_message, read_message
 from gateway.processing.sending import send_planned
-from gateway.processing.writing import mark_outbox_done, write_message
+from gateway.processing.writing import begin_write, complete_writes, mark_outbox_done
 from gateway.store.enums import MessageStatus, OutboxStatus
 from gateway.store.events import append_message_event
 from gateway.store.models import Message, OutboxEntry
@@ -59,8 +59,8 @@ def process_message(
         return ProcessOutcome(message_id, snap.status, skipped=True)
     parsed = parse_message(ctx, snap)
     with ctx.db.unit_of_work() as session:
-        outcome = write_message(session, ctx, snap, parsed, check_duplicates=check_duplicates,
-                                send_acks=send_acks)
+        [outcome] = complete_writes(session, [
+            begin_write(session, ctx, snap, parsed, check_duplicates=check_duplicates, send_acks=send_acks)])
     if publish:
         publish_followups(ctx, outcome)
     return outcome

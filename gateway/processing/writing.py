@@ -138,20 +138,6 @@ def _hosted_only(profile: LoadedProfile | None) -> bool:
     return sftp is not None and sftp.hosted is not None and sftp.remote is None
 
 
-def write_message(
-    session: Session,
-    ctx: PipelineContext,
-    snap: Snapshot,
-    parsed: Parsed,
-    *,
-    check_duplicates: bool,
-    send_acks: bool,
-) -> ProcessOutcome:
-    """Phase 3 for one message."""
-    begun = begin_write(session, ctx, snap, parsed, check_duplicates=check_duplicates, send_acks=send_acks)
-    return begun if isinstance(begun, ProcessOutcome) else complete_writes(session, [begun])[0]
-
-
 def begin_write(
     session: Session,
     ctx: PipelineContext,
@@ -206,14 +192,16 @@ def begin_write(
     return writer
 
 
-def complete_writes(session: Session, writers: Sequence[Writer]) -> list[ProcessOutcome]:
-    """Number and store the writers' acks together, then finish each message (its settle and events)."""
+def complete_writes(session: Session, begun: Sequence[ProcessOutcome | Writer]) -> list[ProcessOutcome]:
+    """Number and store the writers' acks together, then finish each message (its settle and events);
+    the outcomes in ``begun``'s order (a skip's as :func:`begin_write` gave it)."""
+    writers = [w for w in begun if isinstance(w, Writer)]
     store_acks(session, [w for w in writers if w.pending is not None and w.pending.acks])
     flush_together(session, writers)
     for w in writers:
         if w.pending is not None:
             _after_acks(w, w.pending)
-    return [_finish(w) for w in writers]
+    return [_finish(w) if isinstance(w, Writer) else w for w in begun]
 
 
 def _after_acks(w: Writer, pending: PendingAcks) -> None:

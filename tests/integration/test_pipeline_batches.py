@@ -145,7 +145,7 @@ def test_a_message_that_raises_in_a_batch_fails_alone_and_the_others_are_process
         return write(session, context, snap, *args, **kwargs)
 
     monkeypatch.setattr(batch_module, "begin_write", failing)
-    monkeypatch.setattr("gateway.processing.writing.begin_write", failing)  # its run on its own fails too
+    monkeypatch.setattr("gateway.processing.service.begin_write", failing)  # its run on its own fails too
     batch = process_batch(ctx, ids)
     assert list(batch.failed) == [target] and "said no" in str(batch.failed[target])
     assert sorted(o.message_id for o in batch.outcomes) == sorted(i for i in ids if i != target)
