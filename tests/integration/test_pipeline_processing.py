@@ -149,43 +149,41 @@ def test_webhook_signature_verifies_with_the_endpoint_secret(
 
 
 def test_a_rotated_secret_keeps_signing_beside_the_new_one_until_the_overlap_ends(
-    database: Database, tmp_path: Path, erp_server: RecordingServer, partner_http: RecordingServer
+    ctx: PipelineContext, erp_server: RecordingServer
 ) -> None:
     from datetime import timedelta
 
     from gateway.deliveries.signing import SignatureError
-    from gateway.secrets import SecretBox
     from gateway.store.models import WebhookEndpoint
     from gateway.store.types import utcnow
-    from gateway.webhooks.endpoints import EndpointChanges, find_endpoint_by_name, update_endpoint
+    from gateway.webhooks.endpoints import (
+        EndpointChanges,
+        endpoint_secret,
+        find_endpoint_by_name,
+        update_endpoint,
+    )
 
-    settings = Settings(data_dir=tmp_path / "data", secret_key=SecretStr(PIPELINE_SECRET_KEY))
-    _, old = setup_partner_and_webhook(database, settings, partner_url=partner_http.url,
-                                       erp_url=erp_server.url)
-    box = SecretBox.from_settings(settings)
-    context = PipelineContext(db=database, blobs=BlobStore(tmp_path / "archive"), settings=settings, box=box,
-                              publisher=RecordingPublisher())
-    with database.unit_of_work() as session:
+    with ctx.db.unit_of_work() as session:
         endpoint = find_endpoint_by_name(session, "erp-main")
         assert endpoint is not None
-        endpoint_id = endpoint.id
-        _, new = update_endpoint(session, endpoint_id, EndpointChanges(rotate_secret=True), box=box,
+        endpoint_id, old = endpoint.id, endpoint_secret(session, endpoint, ctx.box)
+        _, new = update_endpoint(session, endpoint_id, EndpointChanges(rotate_secret=True), box=ctx.box,
                                  actor="test", overlap=timedelta(hours=1))
     assert new is not None and new != old
 
-    process_message(context, receive_http(context, x12_with_control(204)))
-    _deliver_all(context)
+    process_message(ctx, receive_http(ctx, x12_with_control(204)))
+    _deliver_all(ctx)
     hook = erp_server.requests[-1]
     assert len(hook.headers["webhook-signature"].split()) == 2
     for secret in (new, old):  # the ERP may still hold either
         verify(secret, hook.headers, hook.body, now=int(time.time()))
 
-    with database.unit_of_work() as session:
+    with ctx.db.unit_of_work() as session:
         row = session.get(WebhookEndpoint, endpoint_id)
         assert row is not None
         row.previous_secret_until = utcnow() - timedelta(seconds=1)
-    process_message(context, receive_http(context, x12_with_control(205)))
-    _deliver_all(context)
+    process_message(ctx, receive_http(ctx, x12_with_control(205)))
+    _deliver_all(ctx)
     hook = erp_server.requests[-1]
     verify(new, hook.headers, hook.body, now=int(time.time()))
     with pytest.raises(SignatureError):
