@@ -9,6 +9,7 @@ Generates its own input (40-line 850s, 856s with pack/item HL trees, and in the 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import json
 import os
@@ -20,10 +21,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if importlib.util.find_spec("translators") is None:  # run from a checkout without installing
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import translators.x12.reader
 from translators.canonical import parse_document, to_json_bytes
 from translators.generate import generate_interchange
 from translators.maps import to_canonical, to_canonical_json
@@ -122,6 +126,14 @@ def read_validate_json(data: bytes | io.BufferedReader) -> int:
     return n
 
 
+def engine_build() -> str:
+    """Which interpreter runs the benchmark and whether the engine is compiled (setup.py)."""
+    compiled = translators.x12.reader.__file__.endswith(tuple(EXTENSION_SUFFIXES))
+    return (f"{os.path.realpath(sys.executable)} ({platform.python_compiler()}, "
+            f"built {platform.python_build()[1]}); engine "
+            f"{'compiled by Cython' if compiled else 'pure Python'}")
+
+
 def timed(fn: Callable[[], int]) -> tuple[float, int]:
     """Best-of-two CPU time of ``fn`` and its count.
 
@@ -206,6 +218,7 @@ def main() -> int:
     print(f"edigate translate benchmark — {datetime.now():%Y-%m-%d %H:%M}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}, one core")
+    print(f"interpreter: {engine_build()}")
     po_data, po_count = build(po_850, "PO", target)
     asn_data, asn_count = build(asn_856, "SH", target)
     for label, data in (("850 (40 segments)", po_data), ("856 (pack/item HL)", asn_data)):
