@@ -17,17 +17,26 @@ import sys
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-# The modules the inbound path spends its time in (reader, validator, maps, pipeline).
+# The modules the inbound and outbound paths spend their time in: reader, validator, maps,
+# acknowledgments, writer and the pipelines around them.
 HOT_MODULES = [
     "translators/errors.py",
+    "translators/generate.py",
     "translators/pipeline.py",
+    "translators/acks/build.py",
+    "translators/acks/outcome.py",
     "translators/canonical/_types.py",
     "translators/maps/__init__.py",
     "translators/maps/_engine.py",
     "translators/maps/_lines.py",
+    "translators/maps/ack855.py",
+    "translators/maps/asn856.py",
+    "translators/maps/inv810.py",
+    "translators/maps/po850.py",
     "translators/validation/engine.py",
     "translators/x12/model.py",
     "translators/x12/reader.py",
+    "translators/x12/writer.py",
 ]
 
 
