@@ -3,6 +3,9 @@
 Only plain DER of the expected shape is read here (definite lengths, low tag numbers, primitive
 strings); anything else raises ``Unusual`` and the caller reads the structure with asn1crypto,
 which also reports malformed input. Every piece is returned as the bytes it was encoded as.
+
+It does not walk through ``ber`` (the streaming reader over a ``Span``) on purpose: read that
+way, a signature's ~34 headers cost ~100 µs against ~20 µs here, on every signed message.
 """
 
 from __future__ import annotations
