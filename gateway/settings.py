@@ -65,11 +65,16 @@ class Settings(BaseSettings):
         500, ge=1, le=10_000, description="Most documents one POST /outbound/{partner}/{type}/batch may carry"
     )
     api_rate_per_second: float = Field(
-        200.0, ge=0, description="Requests per second one API key may make per API process (0: no limit)"
+        200.0, ge=0, description="Requests per second one API key may make (0: no limit); per API "
+        "process when the limits are not shared (rate_limit_url)"
     )
     api_rate_burst: int = Field(2000, ge=1, description="Requests one API key may make at once")
     api_failed_logins_per_minute: int = Field(
         30, ge=1, description="Failed API logins per client address per minute before 429s"
+    )
+    rate_limit_url: str | None = Field(
+        None, description="Redis shared by the API processes for their rate limits; default: the "
+        "broker when it is Redis, else each process limits on its own"
     )
     duplicate_window_days: int = Field(365, ge=0)
     webhook_retry_hours: int = Field(24, ge=0)
@@ -110,6 +115,13 @@ class Settings(BaseSettings):
             return self.broker_url
         return f"sqla+sqlite:///{self.data_dir.resolve() / 'broker.sqlite3'}"
 
+    def effective_rate_limit_url(self) -> str | None:
+        """The Redis that rate limits are shared through (None: each API process alone)."""
+        if self.rate_limit_url:
+            return self.rate_limit_url
+        broker = self.effective_broker_url()
+        return broker if broker.startswith(("redis://", "rediss://")) else None
+
     def archive_dir(self) -> Path:
         """Where content-addressed blobs live."""
         return self.data_dir / "archive"
@@ -142,6 +154,7 @@ class Settings(BaseSettings):
             "api_rate_per_second": self.api_rate_per_second,
             "api_rate_burst": self.api_rate_burst,
             "api_failed_logins_per_minute": self.api_failed_logins_per_minute,
+            "rate_limit_url": mask_url(url) if (url := self.effective_rate_limit_url()) else None,
             "duplicate_window_days": self.duplicate_window_days,
             "webhook_retry_hours": self.webhook_retry_hours,
             "webhook_secret_overlap_hours": self.webhook_secret_overlap_hours,

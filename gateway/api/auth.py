@@ -44,7 +44,8 @@ def _limits(request: Request) -> ApiRateLimits:
     if limits is None:
         settings = request.app.state.settings
         limits = request.app.state.rate_limits = ApiRateLimits.of(
-            settings.api_rate_per_second, settings.api_rate_burst, settings.api_failed_logins_per_minute
+            settings.api_rate_per_second, settings.api_rate_burst, settings.api_failed_logins_per_minute,
+            settings.effective_rate_limit_url(),
         )
     return limits
 

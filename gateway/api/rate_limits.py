@@ -1,8 +1,10 @@
 """Request rate limits of the API: a token bucket per API key, and a lockout for failed logins.
 
-Both live in each API process's memory: with ``serve`` running N API processes, a key may make
-up to N times its rate (connections are spread over the processes). They are a safety valve
-against a runaway client and against key guessing, not a quota to bill by.
+With a Redis to share (``rate_limit_url``, by default the broker's when it is Redis) every API
+process spends from the same buckets (``shared_buckets``); otherwise, as in the embedded
+default, each process keeps its own, and with ``serve`` running N API processes a key may make
+up to N times its rate. They are a safety valve against a runaway client and against key
+guessing, not a quota to bill by.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Protocol
 
 MAX_TRACKED = 10_000  # buckets kept per limiter; full (idle) ones are dropped past this
 
@@ -71,16 +74,39 @@ class TokenBuckets:
                 del self._buckets[key]
 
 
+class Buckets(Protocol):
+    """What a limit needs of its buckets, kept in this process or shared through Redis."""
+
+    def take(self, key: Hashable, cost: float = 1.0) -> float:
+        """Spend ``cost`` tokens of ``key``'s bucket: 0 when admitted, else the seconds to wait."""
+        ...
+
+    def wait(self, key: Hashable) -> float:
+        """Seconds until ``key`` has a token again (0 when it has one), spending nothing."""
+        ...
+
+
 @dataclass(frozen=True)
 class ApiRateLimits:
-    """One API process's limits: requests per key, failed logins per client address."""
+    """The API's limits: requests per key, failed logins per client address."""
 
-    requests: TokenBuckets | None  # None: unlimited
-    failed_logins: TokenBuckets
+    requests: Buckets | None  # None: unlimited
+    failed_logins: Buckets
 
     @classmethod
-    def of(cls, per_second: float, burst: int, failed_logins_per_minute: int) -> ApiRateLimits:
-        """Limits from the settings' figures (``per_second`` 0: no per-key limit)."""
-        requests = TokenBuckets(per_second, burst) if per_second > 0 else None
+    def of(cls, per_second: float, burst: int, failed_logins_per_minute: int,
+           redis_url: str | None = None) -> ApiRateLimits:
+        """Limits from the settings' figures (``per_second`` 0: no per-key limit), shared
+        through the Redis at ``redis_url`` when one is given."""
         failures = max(failed_logins_per_minute, 1)
-        return cls(requests, TokenBuckets(failures / 60.0, failures))
+        make: Callable[[str, float, int], Buckets] = _local_buckets
+        if redis_url:
+            from gateway.api.shared_buckets import shared_buckets_factory
+
+            make = shared_buckets_factory(redis_url)
+        requests = make("requests", per_second, burst) if per_second > 0 else None
+        return cls(requests, make("failed-logins", failures / 60.0, failures))
+
+
+def _local_buckets(name: str, rate: float, burst: int) -> Buckets:
+    return TokenBuckets(rate, burst)
