@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable, Hashable
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from gateway.api.rate_limits import TokenBuckets
 
@@ -99,6 +101,8 @@ class SharedTokenBuckets:
 
 
 def shared_buckets_factory(url: str) -> Callable[[str, float, int], SharedTokenBuckets]:
-    """A maker of named shared buckets on one Redis client for ``url`` (short timeouts)."""
-    client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    """A maker of named shared buckets on one Redis client for ``url``: short timeouts and no
+    retries, so a hung Redis delays one request by half a second, not by a retry schedule."""
+    client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5,
+                                  retry=Retry(NoBackoff(), 0))
     return lambda name, rate, burst: SharedTokenBuckets(client, name, rate, burst)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from gateway.api import shared_buckets
 from gateway.api.app import create_app
-from gateway.api.shared_buckets import KEY_PREFIX, SharedTokenBuckets
+from gateway.api.shared_buckets import KEY_PREFIX, SharedTokenBuckets, shared_buckets_factory
 from gateway.settings import Settings
 from tests.conftest_api import API, ApiKeys, settings_with_key
 
@@ -53,20 +53,38 @@ def test_an_idle_bucket_expires_once_it_would_be_full_again(client: redis.Redis)
     assert 2000 < ttl <= 3000  # 4 tokens at 2 per second, plus a second
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+class SilentServer:
+    """A TCP server that accepts connections and never answers (a hung Redis); counts them."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                self.accepted.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+        for connection in self.accepted:
+            connection.close()
 
 
 def test_without_redis_the_process_limits_alone_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
-    down = redis.Redis(host="127.0.0.1", port=_closed_port(), socket_connect_timeout=0.5)
-    buckets = SharedTokenBuckets(down, "requests", 0.5, 2)
-    with caplog.at_level(logging.WARNING, logger=shared_buckets.__name__):
-        assert [buckets.take("k"), buckets.take("k")] == [0.0, 0.0]
-        started = time.monotonic()
-        assert buckets.take("k") > 0  # the local bucket is spent
-        assert time.monotonic() - started < 0.1  # Redis is not asked again at once
+    hung = SilentServer()
+    buckets = shared_buckets_factory(f"redis://127.0.0.1:{hung.port}/0")("requests", 0.5, 2)
+    try:
+        with caplog.at_level(logging.WARNING, logger=shared_buckets.__name__):
+            assert [buckets.take("k"), buckets.take("k")] == [0.0, 0.0]  # the local bucket
+            assert buckets.take("k") > 0
+        assert len(hung.accepted) == 1  # after the first timeout Redis was left alone
+    finally:
+        hung.close()
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "per process" in warnings[0]
 
