@@ -21,13 +21,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 if importlib.util.find_spec("translators") is None:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import translators.x12.reader
+from translators import engine_build
 from translators.canonical import parse_document, to_json_bytes
 from translators.generate import generate_interchange
 from translators.maps import to_canonical, to_canonical_json
@@ -126,12 +125,10 @@ def read_validate_json(data: bytes | io.BufferedReader) -> int:
     return n
 
 
-def engine_build() -> str:
+def interpreter() -> str:
     """Which interpreter runs the benchmark and whether the engine is compiled (setup.py)."""
-    compiled = translators.x12.reader.__file__.endswith(tuple(EXTENSION_SUFFIXES))
     return (f"{os.path.realpath(sys.executable)} ({platform.python_compiler()}, "
-            f"built {platform.python_build()[1]}); engine "
-            f"{'compiled by Cython' if compiled else 'pure Python'}")
+            f"built {platform.python_build()[1]}); engine {engine_build()}")
 
 
 def timed(fn: Callable[[], int]) -> tuple[float, int]:
@@ -218,7 +215,7 @@ def main() -> int:
     print(f"edigate translate benchmark — {datetime.now():%Y-%m-%d %H:%M}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}, one core")
-    print(f"interpreter: {engine_build()}")
+    print(f"interpreter: {interpreter()}")
     po_data, po_count = build(po_850, "PO", target)
     asn_data, asn_count = build(asn_856, "SH", target)
     for label, data in (("850 (40 segments)", po_data), ("856 (pack/item HL)", asn_data)):

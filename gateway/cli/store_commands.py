@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from gateway.settings import Settings, SettingsError, mask_url
+from translators import engine_build
 
 
 def register(subparsers: Any) -> None:
@@ -107,7 +108,8 @@ def run_config(args: argparse.Namespace) -> int:
         return 2
     from gateway.cli.server_commands import process_settings
 
-    print(json.dumps(settings.masked() | {"processes": process_settings()}, indent=2))
+    shown = settings.masked() | {"processes": process_settings(), "x12_engine": engine_build()}
+    print(json.dumps(shown, indent=2))
     return 0
 
 

@@ -137,10 +137,11 @@ def test_config_shows_the_processes_serve_would_run(
     monkeypatch.setenv("EDIGATE_WORKER_PROCESSES", "2")
     monkeypatch.setenv("EDIGATE_WORKER_CONCURRENCY", "6")
     assert _run(["config", "--data-dir", str(data_dir)]) == 0
-    shown = json.loads(capsys.readouterr().out)["processes"]
-    assert shown == {
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["processes"] == {
         "api_workers": 3, "worker_processes": 2, "worker_pool": "threads", "worker_concurrency": 6
     }
+    assert shown["x12_engine"] == "pure Python"  # an editable install is never compiled
 
 
 def test_config_refuses_an_api_worker_count_that_is_not_a_number(

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from translators import engine_build
+
 SETUP = Path(__file__).resolve().parents[2] / "setup.py"
 HOT_MODULES: list[str] = runpy.run_path(str(SETUP), run_name="setup_under_test")["HOT_MODULES"]
 
@@ -35,3 +37,8 @@ def test_each_hot_module_is_loaded_as_built(path: str) -> None:
 def test_the_list_names_existing_modules() -> None:
     for path in HOT_MODULES:
         assert (SETUP.parent / path).is_file(), path
+
+
+def test_the_engine_says_how_it_was_built() -> None:
+    expected = "compiled" if os.environ.get("EDIGATE_EXPECT_COMPILED") == "1" else "pure Python"
+    assert engine_build() == expected  # what `edigate config` and the benchmark show
