@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.acks import deadlines, review
 from gateway.api.auth import Principal, require_roles
 from gateway.api.errors import ApiError
-from gateway.keyset import InvalidCursor
 from gateway.store.db import Database
 from gateway.store.enums import AckStatus, ApiKeyRole
 from gateway.store.types import utcnow
@@ -46,8 +45,6 @@ def _errors() -> Iterator[None]:
         yield
     except review.AckNotFound as exc:
         raise ApiError(404, "not_found", str(exc)) from exc
-    except InvalidCursor as exc:
-        raise ApiError(400, "invalid_cursor", str(exc)) from exc
 
 
 @router.get("/acks")

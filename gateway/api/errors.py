@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.keyset import InvalidCursor
 from gateway.logging import current_correlation_id
 
 log = logging.getLogger("edigate.api")
@@ -51,6 +52,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status,
                             headers=exc.headers)
+
+    @app.exception_handler(InvalidCursor)
+    async def _invalid_cursor(_: Request, exc: InvalidCursor) -> JSONResponse:
+        return JSONResponse(error_body("invalid_cursor", str(exc)), status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -42,11 +42,11 @@ class ErpOutcome(BaseModel):
 
 
 def _after(cursor: str) -> tuple[datetime, uuid.UUID]:
+    created_at, ident = decode_position(cursor, "deliveries")
     try:
-        created_at, ident = decode_position(cursor, "deliveries")
         return created_at, uuid.UUID(ident)
-    except (InvalidCursor, ValueError) as exc:
-        raise ApiError(400, "invalid_cursor", "the cursor is not valid") from exc
+    except ValueError as exc:
+        raise InvalidCursor("the cursor is not valid") from exc
 
 
 def _body(

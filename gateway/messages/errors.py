@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from gateway.keyset import InvalidCursor as InvalidCursor  # the one every paged list raises
-
 
 class ArchiveQueryError(Exception):
     """Base of the archive search and replay errors."""

@@ -16,7 +16,6 @@ from gateway.messages import service
 from gateway.messages.errors import (
     AccessDenied,
     ArchiveContentMissing,
-    InvalidCursor,
     NotFound,
     ReplayNotAllowed,
 )
@@ -60,8 +59,6 @@ def _service_errors() -> Iterator[None]:
         raise ApiError(404, "not_found", str(exc)) from None
     except AccessDenied:
         raise ApiError(403, "forbidden", "this key belongs to another partner") from None
-    except InvalidCursor as exc:
-        raise ApiError(400, "invalid_cursor", str(exc)) from None
     except ReplayNotAllowed as exc:
         raise ApiError(422, "validation_error", str(exc)) from None
     except ArchiveContentMissing as exc:

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from gateway.keyset import InvalidCursor
 from gateway.messages.cursor import EventCursor, MessageCursor
-from gateway.messages.errors import InvalidCursor
 
 
 def test_message_cursor_round_trips_timestamp_to_the_microsecond_and_id() -> None:
