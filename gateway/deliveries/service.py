@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
 from gateway.deliveries.backoff import next_attempt_at
-from gateway.deliveries.signing import webhook_headers
+from gateway.deliveries.signing import previous_secret_signs, webhook_headers
 from gateway.http_pool import HttpError, HttpPool
 from gateway.secrets import SecretBox, SecretError
 from gateway.store.core import insert_tables, run, table_of
@@ -304,8 +304,7 @@ def _prepare(session: Session, ids: Sequence[uuid.UUID], box: SecretBox) -> list
             context = f"webhook:{row.endpoint_id}"
             try:
                 secrets.append(box.decrypt_text(row.secret_ciphertext, context=context))
-                until = row.previous_secret_until
-                if row.previous_secret_ciphertext and until is not None and until > now:
+                if previous_secret_signs(row.previous_secret_ciphertext, row.previous_secret_until, now):
                     secrets.append(box.decrypt_text(row.previous_secret_ciphertext, context=context))
             except SecretError as exc:
                 problem = f"cannot decrypt the endpoint secret: {exc}"

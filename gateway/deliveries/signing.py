@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
+from datetime import datetime
 
 SECRET_PREFIX = "whsec_"
 DEFAULT_TOLERANCE_SECONDS = 300
@@ -43,6 +44,11 @@ def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
     signed = f"{webhook_id}.{timestamp}.".encode() + body
     digest = hmac.new(secret_key(secret), signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def previous_secret_signs(ciphertext: str | None, until: datetime | None, now: datetime) -> bool:
+    """Whether an endpoint's rotated-out secret still signs beside the current one (its overlap runs)."""
+    return bool(ciphertext) and until is not None and until > now
 
 
 def webhook_headers(signing_secrets: Sequence[str], webhook_id: str, timestamp: int, body: bytes

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from gateway.api.app import secret_box
 from gateway.api.auth import Principal, require_roles
 from gateway.api.errors import ApiError, not_found
+from gateway.deliveries.signing import previous_secret_signs
 from gateway.logging import current_correlation_id
 from gateway.secrets import SecretBox
 from gateway.store.enums import ApiKeyRole
@@ -58,7 +59,8 @@ class EndpointPatch(BaseModel):
 
 def _still_signing(endpoint: WebhookEndpoint) -> str | None:
     until = endpoint.previous_secret_until
-    return until.isoformat() if endpoint.previous_secret_ciphertext and until and until > utcnow() else None
+    signs = previous_secret_signs(endpoint.previous_secret_ciphertext, until, utcnow())
+    return until.isoformat() if signs and until is not None else None
 
 
 def _body(endpoint: WebhookEndpoint, secret: str | None = None) -> dict[str, Any]:
