@@ -8,8 +8,9 @@ expectation, an acknowledgment message, an alert), so a re-run never sends a sec
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -65,27 +66,36 @@ def subscribers(session: Session, event_type: str, partner_id: str) -> list[Endp
     return cache[key]
 
 
-def notify(
-    session: Session,
-    *,
-    event_type: str,
-    subject_id: uuid.UUID,
-    partner_id: str,
-    payload: dict[str, Any],
-    message_id: uuid.UUID | None,
-    document_id: uuid.UUID | None,
-    correlation_id: str,
-    policy: RetryPolicy,
-    now: datetime,
-) -> list[uuid.UUID]:
+class Notice(TypedDict):
+    """One event about a partner's message or document, before it is addressed to endpoints."""
+
+    event_type: str
+    subject_id: uuid.UUID
+    partner_id: str
+    payload: dict[str, Any]
+    message_id: uuid.UUID | None
+    document_id: uuid.UUID | None
+    correlation_id: str
+    policy: RetryPolicy
+    now: datetime
+
+
+def delivery_news(endpoints: Sequence[EndpointRef], **notice: Unpack[Notice]) -> list[NewDelivery]:
+    """A new delivery of the notice per endpoint, its payload framed with partner and message."""
+    message_id = notice["message_id"]
+    body = {"partner_id": notice["partner_id"], "message_id": str(message_id) if message_id else None,
+            **notice["payload"]}
+    return [NewDelivery(endpoint_id=endpoint.id, event_type=notice["event_type"],
+                        subject_id=notice["subject_id"], payload=body, partner_id=notice["partner_id"],
+                        document_id=notice["document_id"], message_id=message_id,
+                        correlation_id=notice["correlation_id"], policy=notice["policy"], now=notice["now"])
+            for endpoint in endpoints]
+
+
+def notify(session: Session, **notice: Unpack[Notice]) -> list[uuid.UUID]:
     """A delivery per subscribed endpoint of the partner's ERP webhook; their ids."""
-    body = {"partner_id": partner_id, "message_id": str(message_id) if message_id else None, **payload}
-    return create_deliveries(session, [
-        NewDelivery(endpoint_id=endpoint.id, event_type=event_type, subject_id=subject_id, payload=body,
-                    partner_id=partner_id, document_id=document_id, message_id=message_id,
-                    correlation_id=correlation_id, policy=policy, now=now)
-        for endpoint in subscribers(session, event_type, partner_id)
-    ])
+    endpoints = subscribers(session, notice["event_type"], notice["partner_id"])
+    return create_deliveries(session, delivery_news(endpoints, **notice))
 
 
 def expectation_payload(

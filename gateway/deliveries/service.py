@@ -158,7 +158,8 @@ _EXISTING_WEBHOOK_IDS = select(Delivery.webhook_id, Delivery.id).where(
 
 
 def create_deliveries(session: Session, news: Sequence[NewDelivery]) -> list[uuid.UUID]:
-    """``create_delivery`` for many, in two statements: their ids in order (a known webhook id's own)."""
+    """Pending deliveries, their webhook ids derived from subject and endpoint (idempotent), in two
+    statements; their ids in order (an existing delivery's own for a webhook id already known)."""
     rows = [delivery_row(**new) for new in news]
     if not rows:
         return []

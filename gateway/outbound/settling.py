@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, case, literal, select, update
 from sqlalchemy.orm import Session
 
 from gateway.acks.expectations import RESTART_CLOCKS, due_times, restart_clock
-from gateway.acks.notify import DOCUMENT_SENT, subject_for
+from gateway.acks.notify import DOCUMENT_SENT, delivery_news, subject_for
 from gateway.deliveries.service import (
     EndpointRef,
     NewDelivery,
@@ -111,8 +111,6 @@ def settle_documents(
         if not endpoints:
             continue  # no ERP listens: no payload to build
         payload = {
-            "partner_id": document.partner_id,
-            "message_id": str(message.id),
             "document_type": document.document_type,
             "document_id": str(document.id),
             "business_reference": document.business_reference,
@@ -120,14 +118,11 @@ def settle_documents(
             "data": {"status": document.status.value, "error": message.error,
                      "receipt_sha256": message.receipt_sha256},
         }
-        subject_id = subject_for(document.id, event_type)
-        news += [
-            NewDelivery(endpoint_id=endpoint.id, event_type=event_type, subject_id=subject_id,
-                        payload=payload, partner_id=document.partner_id, document_id=document.id,
-                        message_id=message.id, correlation_id=document.correlation_id, policy=policy,
-                        now=now)
-            for endpoint in endpoints
-        ]
+        news += delivery_news(endpoints, event_type=event_type,
+                              subject_id=subject_for(document.id, event_type),
+                              partner_id=document.partner_id, payload=payload, message_id=message.id,
+                              document_id=document.id, correlation_id=document.correlation_id,
+                              policy=policy, now=now)
     deliveries: dict[uuid.UUID, list[uuid.UUID]] = {}
     for new, delivery_id in zip(news, create_deliveries(session, news), strict=True):
         assert new["message_id"] is not None
