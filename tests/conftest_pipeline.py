@@ -193,6 +193,16 @@ def pipeline_ctx(
     return context
 
 
+def erp_endpoint_secret(ctx: PipelineContext) -> tuple[uuid.UUID, str]:
+    """The id and current signing secret of the "erp-main" endpoint ``pipeline_ctx`` set up."""
+    from gateway.webhooks.endpoints import endpoint_secret, find_endpoint_by_name
+
+    with ctx.db.unit_of_work() as session:
+        endpoint = find_endpoint_by_name(session, "erp-main")
+        assert endpoint is not None
+        return endpoint.id, endpoint_secret(session, endpoint, ctx.box)
+
+
 def receive_http(ctx: PipelineContext, body: bytes, content_type: str = "application/edi-x12") -> uuid.UUID:
     """Take ``body`` in from acme-retail over HTTP, as the inbound endpoint does; its message id."""
     return receive(ctx.db, ctx.blobs, partner_id="acme-retail", transport=Transport.HTTP, body=body,

@@ -6,10 +6,8 @@ import time
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from gateway.archive.blob_store import BlobStore
 from gateway.deliveries.service import send_deliveries
 from gateway.deliveries.signing import verify
 from gateway.http_pool import HttpPool
@@ -20,8 +18,6 @@ from gateway.processing.sending import send_message
 from gateway.processing.service import process_message
 from gateway.processing.sweeps import sweep_deliveries, sweep_outbox
 from gateway.processing.tuning import PipelineTuning
-from gateway.settings import Settings
-from gateway.store.db import Database
 from gateway.store.enums import (
     AckStatus,
     DeliveryStatus,
@@ -34,10 +30,9 @@ from gateway.store.models import Delivery, Document, DocumentReference, Intercha
 from gateway.transports.http import HttpTransport
 from tests.conftest_outbound import functional_ack
 from tests.conftest_pipeline import (
-    PIPELINE_SECRET_KEY,
     RecordingServer,
+    erp_endpoint_secret,
     receive_http,
-    setup_partner_and_webhook,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -52,8 +47,6 @@ def x12_with_control(number: int, body: bytes = PO) -> bytes:
 @pytest.fixture
 def ctx(pipeline_ctx: PipelineContext) -> PipelineContext:
     return pipeline_ctx
-
-
 
 
 def _deliver_all(ctx: PipelineContext) -> None:
@@ -127,23 +120,11 @@ def test_850_becomes_one_document_a_997_and_a_signed_webhook(
 
 
 def test_webhook_signature_verifies_with_the_endpoint_secret(
-    database: Database, tmp_path: Path, erp_server: RecordingServer, partner_http: RecordingServer
+    ctx: PipelineContext, erp_server: RecordingServer
 ) -> None:
-    settings = Settings(data_dir=tmp_path / "data", secret_key=SecretStr(PIPELINE_SECRET_KEY))
-    from gateway.secrets import SecretBox
-
-    _, secret = setup_partner_and_webhook(
-        database, settings, partner_url=partner_http.url, erp_url=erp_server.url
-    )
-    context = PipelineContext(
-        db=database,
-        blobs=BlobStore(tmp_path / "archive"),
-        settings=settings,
-        box=SecretBox.from_settings(settings),
-        publisher=RecordingPublisher(),
-    )
-    process_message(context, receive_http(context, x12_with_control(203)))
-    _deliver_all(context)
+    _, secret = erp_endpoint_secret(ctx)
+    process_message(ctx, receive_http(ctx, x12_with_control(203)))
+    _deliver_all(ctx)
     hook = erp_server.requests[0]
     verify(secret, hook.headers, hook.body, now=int(time.time()))
 
@@ -156,17 +137,10 @@ def test_a_rotated_secret_keeps_signing_beside_the_new_one_until_the_overlap_end
     from gateway.deliveries.signing import SignatureError
     from gateway.store.models import WebhookEndpoint
     from gateway.store.types import utcnow
-    from gateway.webhooks.endpoints import (
-        EndpointChanges,
-        endpoint_secret,
-        find_endpoint_by_name,
-        update_endpoint,
-    )
+    from gateway.webhooks.endpoints import EndpointChanges, update_endpoint
 
+    endpoint_id, old = erp_endpoint_secret(ctx)
     with ctx.db.unit_of_work() as session:
-        endpoint = find_endpoint_by_name(session, "erp-main")
-        assert endpoint is not None
-        endpoint_id, old = endpoint.id, endpoint_secret(session, endpoint, ctx.box)
         _, new = update_endpoint(session, endpoint_id, EndpointChanges(rotate_secret=True), box=ctx.box,
                                  actor="test", overlap=timedelta(hours=1))
     assert new is not None and new != old
